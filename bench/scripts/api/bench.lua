@@ -1,0 +1,36 @@
+-- Benchmark endpoints, loaded by the runtime from bench/config.lua (scripts.dir).
+-- Used only by bench/run.sh; not part of the application.
+local db = require "rt.db"
+
+local ACCOUNT_SQL = "SELECT abalance FROM pgbench_accounts WHERE aid = $1"
+
+return {
+  -- Pure runtime overhead: routing + Lua handler + JSON encoding, no database.
+  ["/bench/hello"] = {
+    GET = {
+      scope = "public",
+      handler = function()
+        return { json = { message = "hello" } }
+      end,
+    },
+  },
+
+  -- One indexed primary-key read through the runtime's connection pool.
+  ["/bench/accounts/:aid"] = {
+    GET = {
+      scope = "public",
+      handler = function(req)
+        local row, err = db.query_one(ACCOUNT_SQL, req.params.aid)
+        if err then
+          return nil, err
+        end
+
+        if not row then
+          return { status = 404, json = { error = "not_found", message = "no such account" } }
+        end
+
+        return { json = row }
+      end,
+    },
+  },
+}

@@ -1,0 +1,355 @@
+/* config: config.lua + environment overrides (see config.h). */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+enum key_type {
+    KEY_STRING,
+    KEY_INT,
+    KEY_BOOL,
+};
+
+struct key {
+    struct config_key_info info;
+    enum key_type type;
+    size_t offset;
+    long min, max;
+};
+
+#define STR(sec, k, def, doc)                                                  \
+    {{#sec "." #k, "RUNTIME_" #sec "_" #k, "string", def, doc}, KEY_STRING,   \
+     offsetof(struct config, sec##_##k), 0, 0}
+#define INT(sec, k, def, lo, hi, doc)                                          \
+    {{#sec "." #k, "RUNTIME_" #sec "_" #k, "integer", #def, doc}, KEY_INT,    \
+     offsetof(struct config, sec##_##k), lo, hi}
+#define BOOL(sec, k, def, doc)                                                 \
+    {{#sec "." #k, "RUNTIME_" #sec "_" #k, "boolean", #def, doc}, KEY_BOOL,   \
+     offsetof(struct config, sec##_##k), 0, 1}
+
+/* The environment names are upper-cased when the table is first used. */
+static struct key keys[] = {
+    STR(http, host, "127.0.0.1", "Address to listen on."),
+    INT(http, port, 8080, 1, 65535, "TCP port to listen on."),
+    INT(http, threads, 4, 1, 256,
+        "Worker threads (libmicrohttpd thread pool); each owns one Lua state."),
+    INT(http, max_body, 1048576, 0, INT_MAX,
+        "Largest request body in bytes; larger gets 413."),
+    INT(http, connection_memory_limit, 32768, 4096, 16777216,
+        "Memory per connection for the request line and headers; "
+        "beyond it 414 or 431."),
+    INT(http, connection_timeout, 30, 1, 3600,
+        "Seconds an idle or slow connection is kept."),
+    INT(http, connection_limit, 1024, 1, 1000000, "Most concurrent connections."),
+    INT(http, per_ip_connection_limit, 256, 0, 1000000,
+        "Most concurrent connections from one IP address (0: no limit)."),
+    INT(http, shutdown_grace, 10, 0, 3600,
+        "Seconds in-flight requests get to finish on SIGTERM/SIGINT."),
+    STR(database, url, "",
+        "libpq connection URL of the request role (rt_app). Required by serve."),
+    INT(database, pool_size, 8, 1, 1000,
+        "Most connections per (server, database) pool."),
+    INT(database, checkout_timeout_ms, 2000, 1, 600000,
+        "Milliseconds a request waits for a pooled connection before 504."),
+    INT(database, statement_timeout_ms, 5000, 0, 86400000,
+        "statement_timeout set in every request transaction (0: none)."),
+    INT(database, connect_timeout, 5, 1, 600, "Seconds to wait for a new connection."),
+    INT(database, retry_after, 5, 1, 3600,
+        "Retry-After seconds sent with 503 while the database is unreachable."),
+    STR(scripts, dir, "scripts",
+        "Script root (api/, migrations/, seeds/), relative to the config file."),
+    INT(json, max_depth, 64, 1, 1000, "Deepest nesting rt.json encodes or decodes."),
+    STR(log, level, "info", "Lowest level logged: debug, info, warn or error."),
+    BOOL(log, access, true, "One access-log line per request."),
+};
+#define NKEYS (sizeof keys / sizeof keys[0])
+
+static char env_names[NKEYS][64];
+
+static void env_names_init(void)
+{
+    if (env_names[0][0])
+        return;
+    for (size_t i = 0; i < NKEYS; i++) {
+        const char *s = keys[i].info.env;
+        size_t j = 0;
+        for (; s[j] && j < sizeof env_names[i] - 1; j++)
+            env_names[i][j] = (char)toupper((unsigned char)s[j]);
+        env_names[i][j] = '\0';
+        keys[i].info.env = env_names[i];
+    }
+}
+
+size_t config_key_count(void)
+{
+    env_names_init();
+    return NKEYS;
+}
+
+const struct config_key_info *config_key(size_t i)
+{
+    env_names_init();
+    return i < NKEYS ? &keys[i].info : NULL;
+}
+
+static const struct key *key_find(const char *section, const char *name)
+{
+    size_t sl = strlen(section);
+    for (size_t i = 0; i < NKEYS; i++) {
+        const char *n = keys[i].info.name;
+        if (strncmp(n, section, sl) == 0 && n[sl] == '.' && strcmp(n + sl + 1, name) == 0)
+            return &keys[i];
+    }
+    return NULL;
+}
+
+static bool section_known(const char *section)
+{
+    size_t sl = strlen(section);
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strncmp(keys[i].info.name, section, sl) == 0 && keys[i].info.name[sl] == '.')
+            return true;
+    return false;
+}
+
+static int set_string(struct config *c, const struct key *k, const char *v,
+                      struct config_error *err)
+{
+    char **slot = (char **)((char *)c + k->offset);
+    char *copy = strdup(v);
+    if (!copy) {
+        snprintf(err->msg, sizeof err->msg, "out of memory");
+        return -1;
+    }
+    free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+static int set_int(struct config *c, const struct key *k, long long v,
+                   const char *origin, struct config_error *err)
+{
+    if (v < k->min || v > k->max) {
+        snprintf(err->msg, sizeof err->msg, "%s: %s must be between %ld and %ld (got %lld)",
+                 origin, k->info.name, k->min, k->max, v);
+        return -1;
+    }
+    if (k->type == KEY_BOOL)
+        *(bool *)((char *)c + k->offset) = v != 0;
+    else
+        *(int *)((char *)c + k->offset) = (int)v;
+    return 0;
+}
+
+/* Parses a textual value (default or environment) into its slot. */
+static int set_text(struct config *c, const struct key *k, const char *v,
+                    const char *origin, struct config_error *err)
+{
+    char *end;
+    long long n;
+
+    switch (k->type) {
+    case KEY_STRING:
+        return set_string(c, k, v, err);
+    case KEY_BOOL:
+        if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0 || strcmp(v, "yes") == 0 ||
+            strcmp(v, "on") == 0)
+            return set_int(c, k, 1, origin, err);
+        if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0 || strcmp(v, "no") == 0 ||
+            strcmp(v, "off") == 0)
+            return set_int(c, k, 0, origin, err);
+        snprintf(err->msg, sizeof err->msg, "%s: %s must be true or false (got '%s')",
+                 origin, k->info.name, v);
+        return -1;
+    case KEY_INT:
+        errno = 0;
+        n = strtoll(v, &end, 10);
+        if (errno || end == v || *end) {
+            snprintf(err->msg, sizeof err->msg, "%s: %s must be an integer (got '%s')",
+                     origin, k->info.name, v);
+            return -1;
+        }
+        return set_int(c, k, n, origin, err);
+    }
+    return -1;
+}
+
+/* Reads one value from the Lua stack top into its slot. */
+static int set_lua(struct config *c, const struct key *k, lua_State *L,
+                   const char *origin, struct config_error *err)
+{
+    int t = lua_type(L, -1);
+
+    switch (k->type) {
+    case KEY_STRING:
+        if (t != LUA_TSTRING)
+            break;
+        return set_string(c, k, lua_tostring(L, -1), err);
+    case KEY_BOOL:
+        if (t != LUA_TBOOLEAN)
+            break;
+        return set_int(c, k, lua_toboolean(L, -1), origin, err);
+    case KEY_INT:
+        if (!lua_isinteger(L, -1))
+            break;
+        return set_int(c, k, (long long)lua_tointeger(L, -1), origin, err);
+    }
+    snprintf(err->msg, sizeof err->msg, "%s: %s must be a%s %s (got %s)", origin,
+             k->info.name, k->type == KEY_INT ? "n" : "", k->info.type,
+             lua_typename(L, t));
+    return -1;
+}
+
+/* Walks the table returned by config.lua. Stack: [table] -> [table]. */
+static int apply_table(struct config *c, lua_State *L, const char *origin,
+                       struct config_error *err)
+{
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            snprintf(err->msg, sizeof err->msg, "%s: top-level keys must be section names",
+                     origin);
+            return -1;
+        }
+        const char *section = lua_tostring(L, -2);
+        if (!section_known(section)) {
+            snprintf(err->msg, sizeof err->msg, "%s: unknown section '%s'", origin, section);
+            return -1;
+        }
+        if (!lua_istable(L, -1)) {
+            snprintf(err->msg, sizeof err->msg, "%s: section '%s' must be a table", origin,
+                     section);
+            return -1;
+        }
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            if (lua_type(L, -2) != LUA_TSTRING) {
+                snprintf(err->msg, sizeof err->msg, "%s: keys in '%s' must be names",
+                         origin, section);
+                return -1;
+            }
+            const struct key *k = key_find(section, lua_tostring(L, -2));
+            if (!k) {
+                snprintf(err->msg, sizeof err->msg, "%s: unknown key '%s.%s'", origin,
+                         section, lua_tostring(L, -2));
+                return -1;
+            }
+            if (set_lua(c, k, L, origin, err) < 0)
+                return -1;
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    return 0;
+}
+
+static int load_file(struct config *c, const char *path, struct config_error *err)
+{
+    lua_State *L = luaL_newstate();
+    int rc = -1;
+
+    if (!L) {
+        snprintf(err->msg, sizeof err->msg, "out of memory");
+        return -1;
+    }
+    /* No libraries are opened: the config is data, not a program. */
+    if (luaL_loadfilex(L, path, "t") != LUA_OK || lua_pcall(L, 0, 1, 0) != LUA_OK) {
+        snprintf(err->msg, sizeof err->msg, "%s", lua_tostring(L, -1));
+        goto done;
+    }
+    if (!lua_istable(L, -1)) {
+        snprintf(err->msg, sizeof err->msg, "%s: must return a table (got %s)", path,
+                 luaL_typename(L, -1));
+        goto done;
+    }
+    rc = apply_table(c, L, path, err);
+done:
+    lua_close(L);
+    return rc;
+}
+
+static char *dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return strdup(".");
+    if (slash == path)
+        return strdup("/");
+    return strndup(path, (size_t)(slash - path));
+}
+
+struct config *config_load(const char *path, struct config_error *err)
+{
+    struct config *c = calloc(1, sizeof *c);
+    bool must_exist = path != NULL;
+
+    env_names_init();
+    if (!c) {
+        snprintf(err->msg, sizeof err->msg, "out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < NKEYS; i++)
+        if (set_text(c, &keys[i], keys[i].info.def, "default", err) < 0)
+            goto fail;
+    if (!path && getenv("RUNTIME_CONFIG") && *getenv("RUNTIME_CONFIG")) {
+        path = getenv("RUNTIME_CONFIG");
+        must_exist = true;
+    }
+    if (!path)
+        path = "config.lua";
+    if (access(path, R_OK) == 0) {
+        if (load_file(c, path, err) < 0)
+            goto fail;
+        c->base_dir = dir_of(path);
+    } else if (must_exist) {
+        snprintf(err->msg, sizeof err->msg, "cannot read config file '%s': %s", path,
+                 strerror(errno));
+        goto fail;
+    } else {
+        c->base_dir = strdup(".");
+    }
+    if (!c->base_dir) {
+        snprintf(err->msg, sizeof err->msg, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < NKEYS; i++) {
+        const char *v = getenv(keys[i].info.env);
+        if (v && set_text(c, &keys[i], v, keys[i].info.env, err) < 0)
+            goto fail;
+    }
+    return c;
+fail:
+    config_free(c);
+    return NULL;
+}
+
+void config_free(struct config *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < NKEYS; i++)
+        if (keys[i].type == KEY_STRING)
+            free(*(char **)((char *)c + keys[i].offset));
+    free(c->base_dir);
+    free(c);
+}
+
+char *config_path(const struct config *c, const char *p)
+{
+    if (p[0] == '/' || strcmp(c->base_dir, ".") == 0)
+        return strdup(p);
+    size_t n = strlen(c->base_dir) + strlen(p) + 2;
+    char *out = malloc(n);
+    if (out)
+        snprintf(out, n, "%s/%s", c->base_dir, p);
+    return out;
+}

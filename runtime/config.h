@@ -1,0 +1,67 @@
+/* config: config.lua plus environment overrides, checked against one table.
+ *
+ * config.lua returns a table of sections (`http`, `database`, `scripts`,
+ * `json`, `log`); every key is declared in the key table in config.c with
+ * its type, default, bounds and environment variable (RUNTIME_<SECTION>_<KEY>,
+ * e.g. RUNTIME_DATABASE_URL). Unknown sections or keys, wrong types and
+ * out-of-range values are errors naming the key. The file is evaluated in an
+ * empty Lua state: no libraries, text chunks only. */
+#ifndef RT_CONFIG_H
+#define RT_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct config {
+    char *http_host;
+    int http_port;
+    int http_threads;
+    int http_max_body;
+    int http_connection_memory_limit;
+    int http_connection_timeout;
+    int http_connection_limit;
+    int http_per_ip_connection_limit;
+    int http_shutdown_grace;
+
+    char *database_url;
+    int database_pool_size;
+    int database_checkout_timeout_ms;
+    int database_statement_timeout_ms;
+    int database_connect_timeout;
+    int database_retry_after;
+
+    char *scripts_dir; /* absolute or relative to the config file's directory */
+    int json_max_depth;
+    char *log_level;
+    bool log_access;
+
+    char *base_dir; /* directory of the config file ("." without one) */
+};
+
+struct config_error {
+    char msg[512];
+};
+
+/* Loads path (NULL: $RUNTIME_CONFIG, else ./config.lua if it exists, else
+ * defaults only). A path that was named explicitly must exist. Environment
+ * overrides are applied after the file. Returns NULL and fills err on
+ * failure. The result is freed with config_free. */
+struct config *config_load(const char *path, struct config_error *err);
+void config_free(struct config *c);
+
+/* Resolves a path from the config (such as scripts_dir) against base_dir.
+ * Returns a malloc'd string or NULL when out of memory. */
+char *config_path(const struct config *c, const char *p);
+
+/* The key table, for documentation checks and `runtime config`. */
+struct config_key_info {
+    const char *name; /* "http.port" */
+    const char *env;  /* "RUNTIME_HTTP_PORT" */
+    const char *type; /* "string", "integer", "boolean" */
+    const char *def;  /* default, as text */
+    const char *doc;
+};
+size_t config_key_count(void);
+const struct config_key_info *config_key(size_t i);
+
+#endif

@@ -1,0 +1,607 @@
+/* db: libpq pools, pipelined transaction opening, statement cache (see db.h). */
+#include "db.h"
+
+#include "log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define STMT_SLOTS 2048 /* power of two; at most half are used */
+#define DOWN_BACKOFF_MS 1000
+
+struct stmt {
+    char *sql; /* NULL: empty slot */
+    uint64_t hash;
+    int id;
+};
+
+struct db_conn {
+    PGconn *pg;
+    bool broken;
+    struct stmt *stmts; /* STMT_SLOTS entries, allocated on first use */
+    int nstmts;
+    int next_id; /* statement names rt_1, rt_2, ... never reused */
+    struct db_conn *next; /* idle list */
+};
+
+struct db_pool {
+    char *conninfo;
+    char *name;
+    int max_size;
+    int checkout_timeout_ms;
+    int connect_timeout_s;
+    char statement_timeout[16];
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct db_conn *idle;
+    int total; /* idle + checked out + connecting */
+    struct timespec down_until;
+    char down_msg[512];
+};
+
+static void err_set(struct db_error *err, enum db_status st, const char *sqlstate,
+                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void err_set(struct db_error *err, enum db_status st, const char *sqlstate,
+                    const char *fmt, ...)
+{
+    va_list ap;
+
+    err->status = st;
+    snprintf(err->sqlstate, sizeof err->sqlstate, "%s", sqlstate ? sqlstate : "");
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+    /* libpq messages end in a newline; the log and clients do not want it. */
+    size_t n = strlen(err->message);
+    while (n && (err->message[n - 1] == '\n' || err->message[n - 1] == ' '))
+        err->message[--n] = '\0';
+}
+
+static void now_plus(struct timespec *ts, long ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+static bool ts_before(const struct timespec *a, const struct timespec *b)
+{
+    return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+struct db_pool *db_pool_new(const struct db_pool_options *opt)
+{
+    struct db_pool *p = calloc(1, sizeof *p);
+    pthread_condattr_t ca;
+
+    if (!p)
+        return NULL;
+    p->conninfo = strdup(opt->conninfo ? opt->conninfo : "");
+    p->name = strdup(opt->name ? opt->name : "main");
+    if (!p->conninfo || !p->name) {
+        free(p->conninfo);
+        free(p->name);
+        free(p);
+        return NULL;
+    }
+    p->max_size = opt->max_size > 0 ? opt->max_size : 1;
+    p->checkout_timeout_ms = opt->checkout_timeout_ms;
+    p->connect_timeout_s = opt->connect_timeout_s > 0 ? opt->connect_timeout_s : 5;
+    snprintf(p->statement_timeout, sizeof p->statement_timeout, "%d",
+             opt->statement_timeout_ms);
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    return p;
+}
+
+static void conn_close(struct db_conn *c)
+{
+    if (!c)
+        return;
+    if (c->stmts) {
+        for (int i = 0; i < STMT_SLOTS; i++)
+            free(c->stmts[i].sql);
+        free(c->stmts);
+    }
+    PQfinish(c->pg);
+    free(c);
+}
+
+void db_pool_free(struct db_pool *p)
+{
+    if (!p)
+        return;
+    while (p->idle) {
+        struct db_conn *c = p->idle;
+        p->idle = c->next;
+        conn_close(c);
+    }
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+    free(p->conninfo);
+    free(p->name);
+    free(p);
+}
+
+static bool sqlstate_unavailable(const char *s)
+{
+    return s && (strncmp(s, "08", 2) == 0 || strcmp(s, "57P01") == 0 ||
+                 strcmp(s, "57P02") == 0 || strcmp(s, "57P03") == 0 ||
+                 strcmp(s, "53300") == 0);
+}
+
+static struct db_conn *conn_open(struct db_pool *p, struct db_error *err)
+{
+    char timeout[16];
+    const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
+    const char *vals[] = {p->conninfo, timeout, "runtime", NULL};
+    struct db_conn *c;
+
+    snprintf(timeout, sizeof timeout, "%d", p->connect_timeout_s);
+    c = calloc(1, sizeof *c);
+    if (!c) {
+        err_set(err, DB_ERR_UNAVAILABLE, NULL, "out of memory");
+        return NULL;
+    }
+    /* expand_dbname = 1: the dbname value may be a full URL or conninfo. */
+    c->pg = PQconnectdbParams(keys, vals, 1);
+    if (!c->pg || PQstatus(c->pg) != CONNECTION_OK) {
+        err_set(err, DB_ERR_UNAVAILABLE, NULL, "cannot connect to %s: %s", p->name,
+                c->pg ? PQerrorMessage(c->pg) : "out of memory");
+        conn_close(c);
+        return NULL;
+    }
+    /* Pipeline mode for the connection's whole life: every round trip is
+     * sent as a batch ending in a sync, so BEGIN, the scoping settings and
+     * the first statement cost one round trip. */
+    if (PQenterPipelineMode(c->pg) != 1) {
+        err_set(err, DB_ERR_UNAVAILABLE, NULL, "cannot enter pipeline mode: %s",
+                PQerrorMessage(c->pg));
+        conn_close(c);
+        return NULL;
+    }
+    return c;
+}
+
+int db_checkout(struct db_pool *p, struct db_conn **out, struct db_error *err)
+{
+    struct timespec deadline, now;
+
+    *out = NULL;
+    now_plus(&deadline, p->checkout_timeout_ms);
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        if (p->idle) {
+            struct db_conn *c = p->idle;
+            p->idle = c->next;
+            c->next = NULL;
+            pthread_mutex_unlock(&p->mu);
+            *out = c;
+            return 0;
+        }
+        if (p->total < p->max_size) {
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            if (ts_before(&now, &p->down_until)) {
+                err_set(err, DB_ERR_UNAVAILABLE, NULL, "%s", p->down_msg);
+                pthread_mutex_unlock(&p->mu);
+                return -1;
+            }
+            p->total++;
+            pthread_mutex_unlock(&p->mu);
+            struct db_conn *c = conn_open(p, err);
+            if (c) {
+                *out = c;
+                return 0;
+            }
+            pthread_mutex_lock(&p->mu);
+            p->total--;
+            now_plus(&p->down_until, DOWN_BACKOFF_MS);
+            snprintf(p->down_msg, sizeof p->down_msg, "%s", err->message);
+            pthread_cond_signal(&p->cv);
+            pthread_mutex_unlock(&p->mu);
+            log_msg(LOG_LEVEL_WARN, NULL, "database pool %s: %s", p->name, err->message);
+            return -1;
+        }
+        if (pthread_cond_timedwait(&p->cv, &p->mu, &deadline) == ETIMEDOUT) {
+            pthread_mutex_unlock(&p->mu);
+            err_set(err, DB_ERR_POOL_TIMEOUT, NULL,
+                    "no connection to %s free within %d ms (pool size %d)", p->name,
+                    p->checkout_timeout_ms, p->max_size);
+            return -1;
+        }
+    }
+}
+
+/* Closes every idle connection: after one was found broken, the others
+ * (made before the same outage) most likely are too. */
+static void pool_drop_idle(struct db_pool *p)
+{
+    struct db_conn *list;
+
+    pthread_mutex_lock(&p->mu);
+    list = p->idle;
+    p->idle = NULL;
+    for (struct db_conn *c = list; c; c = c->next)
+        p->total--;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    while (list) {
+        struct db_conn *c = list;
+        list = c->next;
+        conn_close(c);
+    }
+}
+
+/* One batch: commands sent, then a sync. Results are read in order. */
+struct batch {
+    int ncmds;
+    int want;           /* index of the command whose result is kept, or -1 */
+    PGresult *kept;     /* result of command `want` */
+    int failed_cmd;     /* first command that failed, or -1 */
+    struct db_error *err;
+};
+
+static int batch_read(struct db_conn *c, struct batch *b)
+{
+    b->kept = NULL;
+    b->failed_cmd = -1;
+    for (int i = 0; i < b->ncmds; i++) {
+        PGresult *r;
+        while ((r = PQgetResult(c->pg)) != NULL) {
+            ExecStatusType st = PQresultStatus(r);
+            if (st == PGRES_FATAL_ERROR && b->failed_cmd < 0) {
+                const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+                const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+                enum db_status kind = DB_ERR_QUERY;
+                if (state && strcmp(state, "57014") == 0)
+                    kind = DB_ERR_STATEMENT_TIMEOUT;
+                else if (sqlstate_unavailable(state) || PQstatus(c->pg) == CONNECTION_BAD)
+                    kind = DB_ERR_UNAVAILABLE;
+                err_set(b->err, kind, state, "%s", msg ? msg : PQerrorMessage(c->pg));
+                b->failed_cmd = i;
+            }
+            if (i == b->want && !b->kept &&
+                (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK))
+                b->kept = r;
+            else
+                PQclear(r);
+        }
+        if (PQstatus(c->pg) == CONNECTION_BAD)
+            break;
+    }
+    if (PQstatus(c->pg) != CONNECTION_BAD) {
+        PGresult *r = PQgetResult(c->pg);
+        if (r && PQresultStatus(r) != PGRES_PIPELINE_SYNC)
+            c->broken = true; /* protocol out of step: never reuse */
+        PQclear(r);
+    }
+    if (PQstatus(c->pg) == CONNECTION_BAD) {
+        c->broken = true;
+        if (b->failed_cmd < 0 || b->err->status != DB_ERR_UNAVAILABLE) {
+            err_set(b->err, DB_ERR_UNAVAILABLE, NULL, "connection lost: %s",
+                    PQerrorMessage(c->pg));
+            if (b->failed_cmd < 0)
+                b->failed_cmd = 0;
+        }
+    }
+    if (b->failed_cmd >= 0) {
+        PQclear(b->kept);
+        b->kept = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+/* The cache slot for sql: its entry if prepared, else the empty slot where
+ * it would go. NULL when the cache cannot take more. */
+static struct stmt *stmt_slot(struct db_conn *c, const char *sql, uint64_t h)
+{
+    if (!c->stmts) {
+        c->stmts = calloc(STMT_SLOTS, sizeof *c->stmts);
+        if (!c->stmts)
+            return NULL;
+    }
+    for (size_t i = h & (STMT_SLOTS - 1);; i = (i + 1) & (STMT_SLOTS - 1)) {
+        struct stmt *s = &c->stmts[i];
+        if (!s->sql)
+            return c->nstmts < STMT_SLOTS / 2 ? s : NULL;
+        if (s->hash == h && strcmp(s->sql, sql) == 0)
+            return s;
+    }
+}
+
+/* Queues sql with its parameters: prepared and cached when possible.
+ * Returns the number of commands queued (1 or 2), or -1 if sending failed.
+ * *newslot is set when a PREPARE was queued and must be recorded on success. */
+static int send_statement(struct db_conn *c, const char *sql, int nparams,
+                          const char *const *values, struct stmt **newslot,
+                          int *newid)
+{
+    uint64_t h = fnv1a(sql);
+    struct stmt *s = stmt_slot(c, sql, h);
+    char name[24];
+
+    *newslot = NULL;
+    if (!s)
+        return PQsendQueryParams(c->pg, sql, nparams, NULL, values, NULL, NULL, 0) ? 1
+                                                                                     : -1;
+    if (s->sql) {
+        snprintf(name, sizeof name, "rt_%d", s->id);
+        return PQsendQueryPrepared(c->pg, name, nparams, values, NULL, NULL, 0) ? 1 : -1;
+    }
+    *newid = ++c->next_id;
+    snprintf(name, sizeof name, "rt_%d", *newid);
+    if (!PQsendPrepare(c->pg, name, sql, 0, NULL))
+        return -1;
+    if (!PQsendQueryPrepared(c->pg, name, nparams, values, NULL, NULL, 0))
+        return -1;
+    *newslot = s;
+    return 2;
+}
+
+static void stmt_record(struct db_conn *c, struct stmt *slot, const char *sql, int id)
+{
+    slot->sql = strdup(sql);
+    if (!slot->sql)
+        return; /* not cached; the next use prepares under a new name */
+    slot->hash = fnv1a(sql);
+    slot->id = id;
+    c->nstmts++;
+}
+
+static const char settings_sql[][96] = {
+    "SELECT set_config($1, $2, true)",
+    "SELECT set_config($1, $2, true), set_config($3, $4, true)",
+    "SELECT set_config($1, $2, true), set_config($3, $4, true), set_config($5, $6, true)",
+};
+#define MAX_SETTINGS 3
+
+/* libpq tracks the server's transaction state from every ReadyForQuery, so
+ * it is right after ROLLBACK TO SAVEPOINT as well as after errors. */
+static bool conn_in_tx(const struct db_conn *c)
+{
+    PGTransactionStatusType st = PQtransactionStatus(c->pg);
+    return st == PQTRANS_INTRANS || st == PQTRANS_INERROR;
+}
+
+static int query_once(struct db_pool *p, struct db_conn *c, const char *sql, int nparams,
+                      const char *const *values, const struct db_setting *settings,
+                      int nsettings, PGresult **res, struct db_error *err)
+{
+    struct batch b = {0, -1, NULL, -1, err};
+    struct stmt *slot = NULL, *set_slot = NULL;
+    int id = 0, set_id = 0, n;
+    bool opening = !conn_in_tx(c);
+    int begin_cmds = 0;
+    const char *set_sql = NULL;
+
+    if (opening) {
+        const char *sv[2 * MAX_SETTINGS];
+        int ns = 0;
+        sv[ns++] = "statement_timeout";
+        sv[ns++] = p->statement_timeout;
+        for (int i = 0; i < nsettings && ns < 2 * MAX_SETTINGS; i++) {
+            sv[ns++] = settings[i].name;
+            sv[ns++] = settings[i].value;
+        }
+        if (!PQsendQueryParams(c->pg, "BEGIN", 0, NULL, NULL, NULL, NULL, 0))
+            goto send_failed;
+        set_sql = settings_sql[ns / 2 - 1];
+        n = send_statement(c, set_sql, ns, sv, &set_slot, &set_id);
+        if (n < 0)
+            goto send_failed;
+        begin_cmds = 1 + n;
+    }
+    n = send_statement(c, sql, nparams, values, &slot, &id);
+    if (n < 0 || !PQpipelineSync(c->pg))
+        goto send_failed;
+    b.ncmds = begin_cmds + n;
+    b.want = b.ncmds - 1;
+    int rc = batch_read(c, &b);
+    if (set_slot && (b.failed_cmd < 0 || b.failed_cmd > 1))
+        stmt_record(c, set_slot, set_sql, set_id);
+    if (slot && (b.failed_cmd < 0 || b.failed_cmd > begin_cmds))
+        stmt_record(c, slot, sql, id);
+    if (rc < 0)
+        return -1;
+    *res = b.kept;
+    return 0;
+
+send_failed:
+    c->broken = PQstatus(c->pg) == CONNECTION_BAD;
+    err_set(err, c->broken ? DB_ERR_UNAVAILABLE : DB_ERR_QUERY, NULL,
+            "cannot send statement: %s", PQerrorMessage(c->pg));
+    /* Whatever was queued is unreadable now: this connection is done. */
+    c->broken = true;
+    return -1;
+}
+
+int db_query(struct db_pool *p, struct db_conn **conn, const char *sql, int nparams,
+             const char *const *values, const struct db_setting *settings,
+             int nsettings, PGresult **res, struct db_error *err)
+{
+    *res = NULL;
+    if (nsettings > MAX_SETTINGS - 1) {
+        err_set(err, DB_ERR_REFUSED, NULL, "too many transaction settings");
+        return -1;
+    }
+    for (int attempt = 0; attempt < 2; attempt++) {
+        bool fresh = *conn == NULL;
+        if (fresh && db_checkout(p, conn, err) < 0)
+            return -1;
+        struct db_conn *c = *conn;
+        bool opening = !conn_in_tx(c);
+        if (query_once(p, c, sql, nparams, values, settings, nsettings, res, err) == 0)
+            return 0;
+        /* A pooled connection that died while idle (database restart) is
+         * replaced once: nothing of this transaction reached the server. */
+        if (!(c->broken && opening && attempt == 0))
+            return -1;
+        log_msg(LOG_LEVEL_WARN, NULL, "database pool %s: dropping broken connections (%s)",
+                p->name, err->message);
+        db_checkin(p, c);
+        *conn = NULL;
+        pool_drop_idle(p);
+    }
+    return -1;
+}
+
+bool db_in_transaction(const struct db_conn *conn)
+{
+    return conn && !conn->broken && conn_in_tx(conn);
+}
+
+bool db_transaction_failed(const struct db_conn *conn)
+{
+    return conn && !conn->broken && PQtransactionStatus(conn->pg) == PQTRANS_INERROR;
+}
+
+static int simple_batch(struct db_conn *c, const char *sql, PGresult **keep,
+                        struct db_error *err)
+{
+    struct batch b = {1, keep ? 0 : -1, NULL, -1, err};
+
+    if (c->broken) {
+        err_set(err, DB_ERR_UNAVAILABLE, NULL, "connection lost");
+        return -1;
+    }
+    if (!PQsendQueryParams(c->pg, sql, 0, NULL, NULL, NULL, NULL, 0) ||
+        !PQpipelineSync(c->pg)) {
+        c->broken = true;
+        err_set(err, DB_ERR_UNAVAILABLE, NULL, "cannot send: %s", PQerrorMessage(c->pg));
+        return -1;
+    }
+    int rc = batch_read(c, &b);
+    if (keep)
+        *keep = b.kept;
+    return rc;
+}
+
+int db_end(struct db_conn *c, bool commit, struct db_error *err)
+{
+    PGresult *r = NULL;
+    int rc;
+
+    if (!db_in_transaction(c))
+        return 0;
+    bool was_failed = db_transaction_failed(c);
+    rc = simple_batch(c, commit && !was_failed ? "COMMIT" : "ROLLBACK", &r, err);
+    if (rc == 0 && commit && was_failed) {
+        err_set(err, DB_ERR_QUERY, "25P02",
+                "the transaction had failed and was rolled back");
+        rc = -1;
+    }
+    PQclear(r);
+    if (rc < 0 && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+        c->broken = true;
+    return rc;
+}
+
+void db_checkin(struct db_pool *p, struct db_conn *c)
+{
+    struct db_error err;
+
+    if (!c)
+        return;
+    if (db_in_transaction(c) && db_end(c, false, &err) < 0)
+        c->broken = true;
+    if (c->broken || PQstatus(c->pg) != CONNECTION_OK ||
+        PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
+        conn_close(c);
+        pthread_mutex_lock(&p->mu);
+        p->total--;
+        pthread_cond_signal(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    c->next = p->idle;
+    p->idle = c;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+int db_ping(struct db_pool *p, struct db_error *err)
+{
+    struct db_conn *c = NULL;
+    PGresult *r = NULL;
+    int rc = db_query(p, &c, "SELECT 1", 0, NULL, NULL, 0, &r, err);
+
+    PQclear(r);
+    if (c && db_end(c, false, err) < 0)
+        rc = -1;
+    db_checkin(p, c);
+    return rc;
+}
+
+/* Skips whitespace and SQL comments (nested block comments included). */
+static const char *skip_space(const char *s)
+{
+    for (;;) {
+        while (isspace((unsigned char)*s))
+            s++;
+        if (s[0] == '-' && s[1] == '-') {
+            while (*s && *s != '\n')
+                s++;
+        } else if (s[0] == '/' && s[1] == '*') {
+            int depth = 0;
+            do {
+                if (s[0] == '/' && s[1] == '*') {
+                    depth++;
+                    s += 2;
+                } else if (s[0] == '*' && s[1] == '/') {
+                    depth--;
+                    s += 2;
+                } else {
+                    s++;
+                }
+            } while (*s && depth > 0);
+        } else {
+            return s;
+        }
+    }
+}
+
+const char *db_refused_statement(const char *sql)
+{
+    static const char *const refused[] = {
+        "BEGIN",   "START",   "COMMIT",  "END",     "ROLLBACK", "ABORT",
+        "SAVEPOINT", "RELEASE", "PREPARE", "SET",    "RESET",    "DISCARD",
+        "COPY",    "LISTEN",  "UNLISTEN", "LOAD",   "VACUUM",   "CHECKPOINT",
+        "DEALLOCATE", "EXECUTE",
+    };
+    const char *s = skip_space(sql);
+    size_t n = 0;
+
+    while (isalpha((unsigned char)s[n]))
+        n++;
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        if (strlen(refused[i]) == n && strncasecmp(s, refused[i], n) == 0)
+            return refused[i];
+    return NULL;
+}

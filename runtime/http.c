@@ -1,0 +1,531 @@
+/* http: libmicrohttpd daemon, limits, per-request state (see http.h). */
+#include "http.h"
+
+#include "buf.h"
+#include "errors.h"
+#include "log.h"
+#include "router.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+/* Bodies past max_body are read and dropped (so the client gets its 413)
+ * up to this many bytes more; beyond that the connection is closed. */
+#define DISCARD_LIMIT (8u << 20)
+
+struct http_server {
+    struct MHD_Daemon *d;
+    const struct config *cfg;
+    const struct vm_scripts *scripts;
+    struct db_pool *pool;
+
+    pthread_mutex_t mu; /* guards vms and inflight waits */
+    pthread_cond_t idle;
+    struct vm **vms; /* one per worker thread that served a request */
+    size_t nvms, capvms;
+    atomic_int inflight;
+};
+
+enum request_kind {
+    REQ_ROUTE,
+    REQ_HEALTHZ,
+    REQ_READYZ,
+    REQ_EARLY, /* answered on the first callback */
+};
+
+struct request {
+    struct http_server *srv;
+    enum request_kind kind;
+    char id[72];
+    char *method;
+    char *path;
+    struct timespec start;
+    struct router_match match;
+    struct buf body;
+    bool has_body;
+    bool too_big;
+    size_t discarded;
+    int status;
+    size_t bytes;
+};
+
+static _Thread_local struct vm *tls_vm;
+static _Thread_local uint64_t tls_rng[2];
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static uint64_t rng_next(void)
+{
+    /* xorshift128+, seeded per thread from the kernel. Request ids need to
+     * be unique, not secret. */
+    if (!tls_rng[0] && !tls_rng[1]) {
+        if (getrandom(tls_rng, sizeof tls_rng, 0) != sizeof tls_rng || !(tls_rng[0] | tls_rng[1])) {
+            tls_rng[0] = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)&tls_rng;
+            tls_rng[1] = 0x9e3779b97f4a7c15ULL;
+        }
+    }
+    uint64_t s1 = tls_rng[0];
+    const uint64_t s0 = tls_rng[1];
+    tls_rng[0] = s0;
+    s1 ^= s1 << 23;
+    tls_rng[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+    return tls_rng[1] + s0;
+}
+
+/* Accepts a client's X-Request-Id (from a load balancer) when it is short and
+ * plain; otherwise makes one. */
+static void request_id(struct MHD_Connection *c, char *out, size_t cap)
+{
+    const char *in = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
+    if (in) {
+        size_t n = 0;
+        while (in[n] && n < 64 &&
+               ((in[n] >= 'a' && in[n] <= 'z') || (in[n] >= 'A' && in[n] <= 'Z') ||
+                (in[n] >= '0' && in[n] <= '9') || in[n] == '-' || in[n] == '_' ||
+                in[n] == '.'))
+            n++;
+        if (n > 0 && in[n] == '\0') {
+            snprintf(out, cap, "%s", in);
+            return;
+        }
+    }
+    snprintf(out, cap, "%016llx", (unsigned long long)rng_next());
+}
+
+static double ms_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+static struct vm *worker_vm(struct http_server *s, const char *rid)
+{
+    struct vm_error err;
+    struct vm *vm;
+
+    if (tls_vm)
+        return tls_vm;
+    vm = vm_new(s->scripts, &err);
+    if (!vm) {
+        log_msg(LOG_LEVEL_ERROR, rid, "cannot create a worker Lua state: %s", err.msg);
+        return NULL;
+    }
+    pthread_mutex_lock(&s->mu);
+    if (s->nvms == s->capvms) {
+        size_t cap = s->capvms ? s->capvms * 2 : 8;
+        struct vm **v = realloc(s->vms, cap * sizeof *v);
+        if (!v) {
+            pthread_mutex_unlock(&s->mu);
+            vm_free(vm);
+            return NULL;
+        }
+        s->vms = v;
+        s->capvms = cap;
+    }
+    s->vms[s->nvms++] = vm;
+    pthread_mutex_unlock(&s->mu);
+    tls_vm = vm;
+    return vm;
+}
+
+/* ---- responses ---------------------------------------------------------- */
+
+/* Queues resp (whose body this takes over) with the runtime's headers. */
+static enum MHD_Result respond(struct MHD_Connection *c, struct request *r,
+                            struct vm_response *vr, const char *allow)
+{
+    struct MHD_Response *resp;
+    enum MHD_Result ret;
+    char retry[16];
+
+    if (!vr->body) {
+        vm_response_free(vr);
+        return MHD_NO;
+    }
+    resp = MHD_create_response_from_buffer(vr->body_len, vr->body, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        vm_response_free(vr);
+        return MHD_NO;
+    }
+    vr->body = NULL; /* owned by resp now */
+    if (vr->content_type)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, vr->content_type);
+    MHD_add_response_header(resp, "X-Request-Id", r->id);
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    for (int i = 0; i < vr->nheaders; i++)
+        if (MHD_add_response_header(resp, vr->headers[i].name, vr->headers[i].value) != MHD_YES)
+            log_msg(LOG_LEVEL_WARN, r->id, "response header '%s' was refused",
+                    vr->headers[i].name);
+    if (allow)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    if (vr->retry_later) {
+        snprintf(retry, sizeof retry, "%d", r->srv->cfg->database_retry_after);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry);
+    }
+    r->status = vr->status;
+    r->bytes = vr->body_len;
+    ret = MHD_queue_response(c, (unsigned)vr->status, resp);
+    MHD_destroy_response(resp);
+    vm_response_free(vr);
+    return ret;
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *c, struct request *r, int status,
+                                  const char *message, const char *allow)
+{
+    struct vm_response vr;
+    memset(&vr, 0, sizeof vr);
+    vm_response_error(&vr, status, NULL, message, r->id);
+    return respond(c, r, &vr, allow);
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *c, struct request *r, int status,
+                                 const char *json)
+{
+    struct vm_response vr;
+    memset(&vr, 0, sizeof vr);
+    vr.status = status;
+    vr.body = strdup(json);
+    vr.body_len = vr.body ? strlen(json) : 0;
+    vr.content_type = strdup("application/json");
+    return respond(c, r, &vr, NULL);
+}
+
+/* ---- request collection ------------------------------------------------- */
+
+struct kv_list {
+    struct vm_kv *v;
+    int n, cap;
+};
+
+static enum MHD_Result kv_collect(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
+{
+    struct kv_list *l = cls;
+    (void)kind;
+    if (l->n < l->cap) {
+        l->v[l->n].key = key;
+        l->v[l->n].value = value;
+        l->v[l->n].value_len = value ? strlen(value) : 0;
+        l->n++;
+    }
+    return MHD_YES;
+}
+
+static int kv_fill(struct MHD_Connection *c, enum MHD_ValueKind kind, struct kv_list *l)
+{
+    int n = MHD_get_connection_values(c, kind, NULL, NULL);
+    l->n = 0;
+    l->cap = n;
+    l->v = n > 0 ? calloc((size_t)n, sizeof *l->v) : NULL;
+    if (n > 0 && !l->v)
+        return -1;
+    if (n > 0)
+        MHD_get_connection_values(c, kind, kv_collect, l);
+    return 0;
+}
+
+static enum MHD_Result run_route(struct MHD_Connection *c, struct request *r)
+{
+    struct http_server *s = r->srv;
+    struct kv_list headers = {NULL, 0, 0}, query = {NULL, 0, 0};
+    struct vm_response vr;
+    struct vm *vm = worker_vm(s, r->id);
+    const struct vm_route *route = vm_scripts_route(s->scripts, r->match.route_id);
+
+    if (!vm)
+        return send_error(c, r, 500, NULL, NULL);
+    if (strcmp(route->scope, "public") != 0)
+        /* Authentication arrives with the auth issue; until then only public
+         * routes can be served, and the others say what is missing. */
+        return send_error(c, r, 401, "this route requires a bearer token", NULL);
+    if (kv_fill(c, MHD_HEADER_KIND, &headers) < 0 ||
+        kv_fill(c, MHD_GET_ARGUMENT_KIND, &query) < 0) {
+        free(headers.v);
+        free(query.v);
+        return send_error(c, r, 500, NULL, NULL);
+    }
+    struct vm_request req = {
+        .id = r->id,
+        .method = r->method,
+        .path = r->path,
+        .match = &r->match,
+        .query = query.v,
+        .nquery = query.n,
+        .headers = headers.v,
+        .nheaders = headers.n,
+        .body = r->has_body ? buf_cstr(&r->body) : NULL,
+        .body_len = r->has_body ? r->body.len : 0,
+        .pool = s->pool,
+    };
+    vm_handle(vm, &req, &vr);
+    free(headers.v);
+    free(query.v);
+    return respond(c, r, &vr, NULL);
+}
+
+static enum MHD_Result run_builtin(struct MHD_Connection *c, struct request *r)
+{
+    struct db_error err;
+
+    if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0)
+        return send_error(c, r, 405, "use GET", "GET, HEAD");
+    if (r->kind == REQ_HEALTHZ)
+        return send_json(c, r, 200, "{\"status\":\"ok\"}");
+    if (db_ping(r->srv->pool, &err) == 0)
+        return send_json(c, r, 200, "{\"status\":\"ready\"}");
+    log_msg(LOG_LEVEL_WARN, r->id, "readyz: %s", err.message);
+    struct vm_response vr;
+    memset(&vr, 0, sizeof vr);
+    vm_response_error(&vr, 503, NULL, NULL, r->id);
+    vr.retry_later = true;
+    return respond(c, r, &vr, NULL);
+}
+
+/* ---- libmicrohttpd callbacks -------------------------------------------- */
+
+static struct request *request_new(struct http_server *s, struct MHD_Connection *c,
+                                   const char *url, const char *method)
+{
+    struct request *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->srv = s;
+    r->method = strdup(method);
+    r->path = strdup(url);
+    if (!r->method || !r->path) {
+        free(r->method);
+        free(r->path);
+        free(r);
+        return NULL;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &r->start);
+    request_id(c, r->id, sizeof r->id);
+    atomic_fetch_add(&s->inflight, 1);
+    return r;
+}
+
+static enum MHD_Result on_first_call(struct MHD_Connection *c, struct request *r)
+{
+    struct http_server *s = r->srv;
+    const char *cl;
+
+    if (strcmp(r->path, "/healthz") == 0) {
+        r->kind = REQ_HEALTHZ;
+        return MHD_YES;
+    }
+    if (strcmp(r->path, "/readyz") == 0) {
+        r->kind = REQ_READYZ;
+        return MHD_YES;
+    }
+    switch (router_match(vm_scripts_router(s->scripts), r->method, r->path, &r->match)) {
+    case ROUTER_NOT_FOUND:
+        r->kind = REQ_EARLY;
+        return send_error(c, r, 404, "no route for this path", NULL);
+    case ROUTER_METHOD_NOT_ALLOWED:
+        r->kind = REQ_EARLY;
+        return send_error(c, r, 405, "method not allowed for this path", r->match.allow);
+    case ROUTER_MATCH:
+        break;
+    }
+    cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl && strtoull(cl, NULL, 10) > (unsigned long long)s->cfg->http_max_body) {
+        r->kind = REQ_EARLY;
+        return send_error(c, r, 413, "request body too large", NULL);
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url,
+                                 const char *method, const char *version,
+                                 const char *upload_data, size_t *upload_data_size,
+                                 void **con_cls)
+{
+    struct http_server *s = cls;
+    struct request *r = *con_cls;
+    (void)version;
+
+    if (!r) {
+        r = request_new(s, c, url, method);
+        if (!r)
+            return MHD_NO;
+        *con_cls = r;
+        return on_first_call(c, r);
+    }
+    if (r->kind == REQ_EARLY) {
+        *upload_data_size = 0; /* answered already; drop what is left */
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (!r->too_big && r->body.len + n > (size_t)s->cfg->http_max_body) {
+            r->too_big = true;
+            buf_free(&r->body);
+        }
+        if (r->too_big) {
+            r->discarded += n;
+            return r->discarded > DISCARD_LIMIT ? MHD_NO : MHD_YES;
+        }
+        buf_append(&r->body, upload_data, n);
+        r->has_body = true;
+        return r->body.failed ? MHD_NO : MHD_YES;
+    }
+    if (r->too_big)
+        return send_error(c, r, 413, "request body too large", NULL);
+    if (r->kind != REQ_ROUTE)
+        return run_builtin(c, r);
+    return run_route(c, r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct http_server *s = cls;
+    struct request *r = *con_cls;
+    (void)c;
+
+    if (!r)
+        return;
+    *con_cls = NULL;
+    if (s->cfg->log_access) {
+        struct log_access a = {
+            .request_id = r->id,
+            .method = r->method,
+            .path = r->path,
+            .tenant = NULL,
+            .status = r->status,
+            .duration_ms = ms_since(&r->start),
+            .bytes = r->bytes,
+        };
+        log_access(&a);
+    }
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && r->status)
+        log_msg(LOG_LEVEL_DEBUG, r->id, "request ended early (code %d)", (int)toe);
+    buf_free(&r->body);
+    free(r->method);
+    free(r->path);
+    free(r);
+    if (atomic_fetch_sub(&s->inflight, 1) == 1) {
+        pthread_mutex_lock(&s->mu);
+        pthread_cond_broadcast(&s->idle);
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    struct buf b = BUF_INIT;
+    (void)cls;
+    buf_vprintf(&b, fmt, ap);
+    while (b.len && b.data[b.len - 1] == '\n')
+        b.data[--b.len] = '\0';
+    log_msg(LOG_LEVEL_WARN, NULL, "libmicrohttpd: %s", buf_cstr(&b));
+    buf_free(&b);
+}
+
+/* ---- start and stop ----------------------------------------------------- */
+
+struct http_server *http_start(const struct config *cfg, const struct vm_scripts *scripts,
+                               struct db_pool *pool, char *err, size_t errlen)
+{
+    struct http_server *s = calloc(1, sizeof *s);
+    struct sockaddr_in a4;
+    struct sockaddr_in6 a6;
+    struct sockaddr *addr;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    pthread_condattr_t ca;
+
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->cfg = cfg;
+    s->scripts = scripts;
+    s->pool = pool;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->idle, &ca);
+    pthread_condattr_destroy(&ca);
+
+    memset(&a4, 0, sizeof a4);
+    memset(&a6, 0, sizeof a6);
+    if (inet_pton(AF_INET, cfg->http_host, &a4.sin_addr) == 1) {
+        a4.sin_family = AF_INET;
+        a4.sin_port = htons((uint16_t)cfg->http_port);
+        addr = (struct sockaddr *)&a4;
+    } else if (inet_pton(AF_INET6, cfg->http_host, &a6.sin6_addr) == 1) {
+        a6.sin6_family = AF_INET6;
+        a6.sin6_port = htons((uint16_t)cfg->http_port);
+        addr = (struct sockaddr *)&a6;
+        flags |= MHD_USE_IPv6;
+    } else {
+        snprintf(err, errlen, "http.host '%s' is not an IP address", cfg->http_host);
+        http_stop(s);
+        return NULL;
+    }
+
+    s->d = MHD_start_daemon(
+        flags, (uint16_t)cfg->http_port, NULL, NULL, on_access, s,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, /* must come first */
+        MHD_OPTION_SOCK_ADDR, addr,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->http_connection_limit,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->http_per_ip_connection_limit,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->http_connection_timeout,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->http_connection_memory_limit,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_END);
+    if (!s->d) {
+        snprintf(err, errlen, "cannot listen on %s:%d (in use, or not allowed)",
+                 cfg->http_host, cfg->http_port);
+        http_stop(s);
+        return NULL;
+    }
+    return s;
+}
+
+void http_stop(struct http_server *s)
+{
+    if (!s)
+        return;
+    if (s->d) {
+        MHD_socket fd = MHD_quiesce_daemon(s->d);
+        if (fd != MHD_INVALID_SOCKET)
+            close(fd);
+        struct timespec deadline;
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_sec += s->cfg->http_shutdown_grace;
+        pthread_mutex_lock(&s->mu);
+        while (atomic_load(&s->inflight) > 0 &&
+               pthread_cond_timedwait(&s->idle, &s->mu, &deadline) != ETIMEDOUT)
+            ;
+        int left = atomic_load(&s->inflight);
+        pthread_mutex_unlock(&s->mu);
+        if (left > 0)
+            log_msg(LOG_LEVEL_WARN, NULL, "shutdown grace over with %d requests in flight",
+                    left);
+        MHD_stop_daemon(s->d);
+    }
+    for (size_t i = 0; i < s->nvms; i++)
+        vm_free(s->vms[i]);
+    free(s->vms);
+    pthread_cond_destroy(&s->idle);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}

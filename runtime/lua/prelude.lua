@@ -1,0 +1,210 @@
+-- prelude: the Lua half of vm.c, compiled into the binary.
+--
+-- Loaded once into every worker state with the internals it needs as
+-- arguments. It validates route tables (`collect`) and runs one request
+-- (`dispatch`): it calls the handler, turns what it returns into status,
+-- body and headers, and reports which channel failed, so the C side decides
+-- commit or rollback and shapes the error body.
+
+local traceback, encode, decode = ...
+
+local HttpError = {}
+
+-- Raises an error that becomes a 4xx response with the one error shape.
+local function http_error(status, code, message)
+  error(setmetatable({ status = status, code = code, message = message },
+    HttpError), 0)
+end
+
+local function on_error(e)
+  if getmetatable(e) == HttpError then
+    return e
+  end
+  return traceback(tostring(e), 2)
+end
+
+local function is_json_type(ctype)
+  local base = ctype:match("^%s*([^;%s]+)")
+  if not base then
+    return false
+  end
+  base = base:lower()
+  return base == "application/json" or base:find("^application/[%w.-]+%+json$")
+end
+
+local function body_json(req)
+  local ctype = req.headers["content-type"]
+  if not ctype or not is_json_type(ctype) then
+    http_error(415, "unsupported_media_type",
+      "expected a JSON body with Content-Type: application/json")
+  end
+  if req.body == nil or req.body == "" then
+    http_error(400, "invalid_json", "the request body is empty; expected JSON")
+  end
+  local value, err = decode(req.body)
+  if value == nil and err then
+    http_error(400, "invalid_json", "the request body is not valid JSON: " .. err)
+  end
+  return value
+end
+
+local header_name = "^[%w!#$%%&'*+.^_`|~-]+$"
+
+-- Checks and flattens a handler's response table.
+-- Returns status, body, content type, {name, value, ...} or nil, message.
+local function response_of(res)
+  if type(res) ~= "table" then
+    return nil, "handler returned " .. type(res) .. ", expected a response table"
+  end
+  local status = res.status or 200
+  if math.type(status) ~= "integer" or status < 200 or status > 599 then
+    return nil, "response status must be an integer from 200 to 599"
+  end
+  local body, ctype = "", nil
+  if res.json ~= nil then
+    local ok, s = pcall(encode, res.json)
+    if not ok then
+      return nil, "cannot encode the response as JSON: " .. tostring(s)
+    end
+    body, ctype = s, "application/json"
+  elseif res.body ~= nil then
+    if type(res.body) ~= "string" then
+      return nil, "response body must be a string (use json = ... for tables)"
+    end
+    body, ctype = res.body, "text/plain; charset=utf-8"
+  end
+  local flat = {}
+  if res.headers ~= nil then
+    if type(res.headers) ~= "table" then
+      return nil, "response headers must be a table"
+    end
+    for name, value in pairs(res.headers) do
+      if type(name) ~= "string" or not name:find(header_name) then
+        return nil, "bad response header name " .. tostring(name)
+      end
+      if type(value) == "number" then
+        value = tostring(value)
+      end
+      if type(value) ~= "string" or value:find("[%c]") then
+        return nil, "bad value for response header " .. name
+      end
+      if name:lower() == "content-type" then
+        ctype = value
+      else
+        flat[#flat + 1] = name
+        flat[#flat + 1] = value
+      end
+    end
+  end
+  return status, body, ctype, flat
+end
+
+-- Runs one request. Returns a kind and its values:
+--   "ok", status, body, content_type, headers   (commit)
+--   "http_error", status, code, message          (rollback)
+--   "error", log_text                            (rollback; a bug: 500)
+--   "fail", log_text                             (rollback; nil, err: 500)
+local function dispatch(handler, req)
+  local parsed
+  req.json = function()
+    if parsed == nil then
+      parsed = body_json(req)
+    end
+    return parsed
+  end
+  local ok, res, err = xpcall(handler, on_error, req)
+  if not ok then
+    if getmetatable(res) == HttpError then
+      return "http_error", res.status, res.code, res.message
+    end
+    return "error", tostring(res)
+  end
+  if res == nil then
+    if err == nil then
+      return "fail", "handler returned nothing"
+    end
+    return "fail", "handler failed: " .. tostring(err)
+  end
+  local status, body, ctype, headers = response_of(res)
+  if not status then
+    return "error", body
+  end
+  return "ok", status, body, ctype, headers
+end
+
+local methods = {
+  GET = true, HEAD = true, POST = true, PUT = true, PATCH = true,
+  DELETE = true, OPTIONS = true,
+}
+local scopes = { public = true, core = true, tenant = true, any = true }
+local fields = {
+  handler = "function", scope = "string", permission = "string",
+  summary = "string", description = "string",
+}
+local reserved = { ["/healthz"] = true, ["/readyz"] = true }
+
+local function sorted_keys(t, what, file)
+  local keys = {}
+  for k in pairs(t) do
+    if type(k) ~= "string" then
+      error(file .. ": " .. what .. " keys must be strings, got " .. type(k), 0)
+    end
+    keys[#keys + 1] = k
+  end
+  table.sort(keys)
+  return keys
+end
+
+-- Validates the table a route file returned and flattens it, in a fixed
+-- order, into a list of { method, pattern, handler, scope, permission,
+-- summary }. Errors name the file and the route.
+local function collect(file, routes)
+  if type(routes) ~= "table" then
+    error(file .. ": must return a table of routes, got " .. type(routes), 0)
+  end
+  local out = {}
+  for _, pattern in ipairs(sorted_keys(routes, "route", file)) do
+    if reserved[pattern] then
+      error(file .. ": route " .. pattern .. " is reserved by the runtime", 0)
+    end
+    local verbs = routes[pattern]
+    if type(verbs) ~= "table" then
+      error(file .. ": route " .. pattern .. " must map methods to handlers", 0)
+    end
+    for _, method in ipairs(sorted_keys(verbs, "method", file)) do
+      local where = file .. ": route " .. method .. " " .. pattern
+      if not methods[method] then
+        error(where .. ": unknown method (expected GET, HEAD, POST, PUT, "
+          .. "PATCH, DELETE or OPTIONS)", 0)
+      end
+      local spec = verbs[method]
+      if type(spec) == "function" then
+        spec = { handler = spec }
+      elseif type(spec) ~= "table" then
+        error(where .. ": expected a handler function or a route table", 0)
+      end
+      for k, v in pairs(spec) do
+        if not fields[k] then
+          error(where .. ": unknown field '" .. tostring(k) .. "'", 0)
+        end
+        if type(v) ~= fields[k] then
+          error(where .. ": field '" .. k .. "' must be a " .. fields[k], 0)
+        end
+      end
+      if not spec.handler then
+        error(where .. ": missing handler function", 0)
+      end
+      local scope = spec.scope or "tenant"
+      if not scopes[scope] then
+        error(where .. ": scope must be public, core, tenant or any", 0)
+      end
+      out[#out + 1] = {
+        method = method, pattern = pattern, handler = spec.handler,
+        scope = scope, permission = spec.permission, summary = spec.summary,
+      }
+    end
+  end
+  return out
+end
+
+return { dispatch = dispatch, collect = collect }

@@ -1,0 +1,343 @@
+/* rt.db: Lua binding for request database work (see rt_db.h). */
+#include "lua/rt_db.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+
+#define CTX_KEY "rt.db.ctx"
+#define RESULT_MT "rt.db.result"
+#define MAX_PARAMS 1000
+
+/* A PGresult boxed in a userdata, so that an error raised while its rows are
+ * converted still frees it (the box is created empty first). */
+struct result_box {
+    PGresult *res;
+};
+
+static int result_gc(lua_State *L)
+{
+    struct result_box *box = luaL_checkudata(L, 1, RESULT_MT);
+    PQclear(box->res);
+    box->res = NULL;
+    return 0;
+}
+
+void rt_db_bind(lua_State *L, struct rt_db_ctx *ctx)
+{
+    lua_pushlightuserdata(L, ctx);
+    lua_setfield(L, LUA_REGISTRYINDEX, CTX_KEY);
+}
+
+static struct rt_db_ctx *ctx_get(lua_State *L, const char *fn)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, CTX_KEY);
+    struct rt_db_ctx *ctx = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (!ctx)
+        luaL_error(L, "rt.db.%s: not available here (only while a request runs)", fn);
+    return ctx;
+}
+
+static const char *kind_name(enum db_status st)
+{
+    switch (st) {
+    case DB_ERR_STATEMENT_TIMEOUT: return "timeout";
+    case DB_ERR_UNAVAILABLE: return "unavailable";
+    case DB_ERR_POOL_TIMEOUT: return "pool_timeout";
+    case DB_ERR_REFUSED: return "refused";
+    default: return "query";
+    }
+}
+
+/* Pushes nil, message, err_t. Returns 3. */
+static int push_failure(lua_State *L, struct rt_db_ctx *ctx, const struct db_error *err)
+{
+    ctx->failure = err->status;
+    lua_pushnil(L);
+    lua_pushstring(L, err->message);
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, err->message);
+    lua_setfield(L, -2, "message");
+    lua_pushstring(L, err->sqlstate);
+    lua_setfield(L, -2, "sqlstate");
+    lua_pushstring(L, kind_name(err->status));
+    lua_setfield(L, -2, "kind");
+    return 3;
+}
+
+/* Turns arguments first..top into text parameters in values[]. Numbers and
+ * booleans are replaced on the stack by their text so the pointers stay
+ * valid while the arguments are. */
+static void params_collect(lua_State *L, int first, int n, const char **values)
+{
+    for (int i = 0; i < n; i++) {
+        int idx = first + i;
+        char num[64];
+        size_t len;
+
+        switch (lua_type(L, idx)) {
+        case LUA_TNIL:
+            values[i] = NULL;
+            break;
+        case LUA_TLIGHTUSERDATA:
+            if (lua_touserdata(L, idx) != NULL)
+                luaL_argerror(L, idx, "unsupported parameter type (userdata)");
+            values[i] = NULL; /* rt.null */
+            break;
+        case LUA_TBOOLEAN:
+            values[i] = lua_toboolean(L, idx) ? "true" : "false";
+            break;
+        case LUA_TNUMBER:
+            if (lua_isinteger(L, idx)) {
+                snprintf(num, sizeof num, "%lld", (long long)lua_tointeger(L, idx));
+            } else {
+                double d = lua_tonumber(L, idx);
+                if (!isfinite(d))
+                    luaL_argerror(L, idx, "number is not finite");
+                snprintf(num, sizeof num, "%.17g", d);
+            }
+            lua_pushstring(L, num);
+            lua_replace(L, idx);
+            values[i] = lua_tostring(L, idx);
+            break;
+        case LUA_TSTRING:
+            values[i] = lua_tolstring(L, idx, &len);
+            if (strlen(values[i]) != len)
+                luaL_argerror(L, idx, "string contains a NUL byte");
+            break;
+        default:
+            luaL_argerror(L, idx,
+                          lua_pushfstring(L, "unsupported parameter type (%s); encode "
+                                             "tables with rt.json.encode",
+                                          luaL_typename(L, idx)));
+        }
+    }
+}
+
+/* Pushes one field converted by its type OID. */
+static void push_value(lua_State *L, const PGresult *res, int row, int col)
+{
+    const char *v = PQgetvalue(res, row, col);
+    int len = PQgetlength(res, row, col);
+
+    switch (PQftype(res, col)) {
+    case 16: /* bool */
+        lua_pushboolean(L, v[0] == 't');
+        return;
+    case 20: /* int8 */
+    case 21: /* int2 */
+    case 23: /* int4 */
+    case 26: /* oid */
+        lua_pushinteger(L, (lua_Integer)strtoll(v, NULL, 10));
+        return;
+    case 700: /* float4 */
+    case 701: /* float8 */
+        lua_pushnumber(L, strtod(v, NULL));
+        return;
+    case 114:  /* json */
+    case 3802: /* jsonb */
+        if (lua_getfield(L, LUA_REGISTRYINDEX, "rt.json.decode") == LUA_TFUNCTION) {
+            lua_pushlstring(L, v, (size_t)len);
+            lua_call(L, 1, 1);
+            return;
+        }
+        lua_pop(L, 1);
+        break;
+    default:
+        break;
+    }
+    /* numeric stays text so no precision is lost; everything else is text. */
+    lua_pushlstring(L, v, (size_t)len);
+}
+
+/* Pushes row `row` as a table. The column names are at names..names+ncols-1. */
+static void push_row(lua_State *L, const PGresult *res, int row, int names)
+{
+    int ncols = PQnfields(res);
+
+    lua_createtable(L, 0, ncols);
+    for (int c = 0; c < ncols; c++) {
+        lua_pushvalue(L, names + c);
+        if (PQgetisnull(res, row, c))
+            lua_pushlightuserdata(L, NULL);
+        else
+            push_value(L, res, row, c);
+        lua_rawset(L, -3);
+    }
+}
+
+enum shape {
+    SHAPE_ROWS,
+    SHAPE_ONE,
+    SHAPE_COUNT,
+};
+
+/* Runs sql with the given parameters on the request's transaction. Used for
+ * the binding's own statements (SAVEPOINT) as well as the caller's. Returns
+ * 0 with the boxed result on the stack top, or -1 with err filled. */
+static int run(lua_State *L, struct rt_db_ctx *ctx, const char *sql, int n,
+               const char **values, struct db_error *err)
+{
+    struct result_box *box = lua_newuserdatauv(L, sizeof *box, 0);
+    box->res = NULL;
+    luaL_setmetatable(L, RESULT_MT);
+    if (db_query(ctx->pool, &ctx->conn, sql, n, values, ctx->settings, ctx->nsettings,
+                 &box->res, err) < 0) {
+        lua_pop(L, 1);
+        return -1;
+    }
+    return 0;
+}
+
+static int statement(lua_State *L, const char *fn, enum shape shape)
+{
+    struct rt_db_ctx *ctx = ctx_get(L, fn);
+    const char *sql = luaL_checkstring(L, 1);
+    const char *refused = db_refused_statement(sql);
+    int n = lua_gettop(L) - 1;
+    const char *small[16], **values = small;
+    struct db_error err;
+
+    if (refused)
+        return luaL_error(L,
+                          "rt.db.%s: %s statements are not allowed: the runtime "
+                          "owns the request's transaction and its settings",
+                          fn, refused);
+    if (n > MAX_PARAMS)
+        return luaL_error(L, "rt.db.%s: too many parameters (%d)", fn, n);
+    if (n > 16)
+        values = lua_newuserdatauv(L, sizeof *values * (size_t)n, 0);
+    params_collect(L, 2, n, values);
+    if (run(L, ctx, sql, n, values, &err) < 0)
+        return push_failure(L, ctx, &err);
+
+    struct result_box *box = lua_touserdata(L, -1);
+    PGresult *res = box->res;
+    int nrows = PQntuples(res), ncols = PQnfields(res);
+
+    if (shape == SHAPE_COUNT) {
+        const char *t = PQcmdTuples(res);
+        lua_pushinteger(L, *t ? (lua_Integer)strtoll(t, NULL, 10) : nrows);
+    } else if (shape == SHAPE_ONE && nrows == 0) {
+        lua_pushnil(L);
+    } else {
+        luaL_checkstack(L, ncols + 4, "too many columns");
+        int names = lua_gettop(L) + 1;
+        for (int c = 0; c < ncols; c++)
+            lua_pushstring(L, PQfname(res, c));
+        if (shape == SHAPE_ONE) {
+            push_row(L, res, 0, names);
+        } else {
+            lua_createtable(L, nrows, 0);
+            for (int r = 0; r < nrows; r++) {
+                push_row(L, res, r, names);
+                lua_rawseti(L, -2, r + 1);
+            }
+        }
+        lua_replace(L, names);
+        lua_settop(L, names);
+    }
+    PQclear(box->res);
+    box->res = NULL;
+    return 1;
+}
+
+static int l_query(lua_State *L)
+{
+    return statement(L, "query", SHAPE_ROWS);
+}
+
+static int l_query_one(lua_State *L)
+{
+    return statement(L, "query_one", SHAPE_ONE);
+}
+
+static int l_exec(lua_State *L)
+{
+    return statement(L, "exec", SHAPE_COUNT);
+}
+
+/* Runs one of the binding's own statements; 0 or -1 with err filled. */
+static int run_internal(lua_State *L, struct rt_db_ctx *ctx, const char *sql,
+                        struct db_error *err)
+{
+    if (run(L, ctx, sql, 0, NULL, err) < 0)
+        return -1;
+    lua_pop(L, 1); /* the box; its __gc clears the result */
+    return 0;
+}
+
+/* db.transaction(fn): fn runs inside a savepoint of the request transaction.
+ * A normal return releases it; `nil, err` or an error rolls back to it (the
+ * error is raised again). Returns fn's results. */
+static int l_transaction(lua_State *L)
+{
+    struct rt_db_ctx *ctx = ctx_get(L, "transaction");
+    struct db_error err;
+    char sql[64];
+
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_settop(L, 1);
+    int depth = ++ctx->savepoint_depth;
+    snprintf(sql, sizeof sql, "SAVEPOINT rt_sp_%d", depth);
+    if (run_internal(L, ctx, sql, &err) < 0) {
+        ctx->savepoint_depth--;
+        return push_failure(L, ctx, &err);
+    }
+    int status = lua_pcall(L, 0, LUA_MULTRET, 0);
+    int nres = lua_gettop(L);
+    bool keep = status == LUA_OK && nres >= 1 && lua_toboolean(L, 1);
+    snprintf(sql, sizeof sql, "%s rt_sp_%d", keep ? "RELEASE SAVEPOINT" : "ROLLBACK TO SAVEPOINT",
+             depth);
+    ctx->savepoint_depth--;
+    if (run_internal(L, ctx, sql, &err) < 0 && status == LUA_OK) {
+        lua_settop(L, 0);
+        return push_failure(L, ctx, &err);
+    }
+    if (status != LUA_OK)
+        return lua_error(L); /* the error value is on top */
+    return nres;
+}
+
+int luaopen_rt_db(lua_State *L)
+{
+    static const luaL_Reg funcs[] = {
+        {"query", l_query},
+        {"query_one", l_query_one},
+        {"exec", l_exec},
+        {"transaction", l_transaction},
+        {NULL, NULL},
+    };
+
+    if (luaL_newmetatable(L, RESULT_MT)) {
+        lua_pushcfunction(L, result_gc);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, result_gc);
+        lua_setfield(L, -2, "__close");
+    }
+    lua_pop(L, 1);
+    luaL_newlib(L, funcs);
+    lua_pushlightuserdata(L, NULL);
+    lua_setfield(L, -2, "null");
+    return 1;
+}
+
+int rt_db_finish(struct rt_db_ctx *ctx, bool commit, struct db_error *err)
+{
+    int rc = 0;
+
+    if (!ctx->conn)
+        return 0;
+    if (db_end(ctx->conn, commit, err) < 0) {
+        ctx->failure = err->status;
+        rc = -1;
+    }
+    db_checkin(ctx->pool, ctx->conn);
+    ctx->conn = NULL;
+    ctx->savepoint_depth = 0;
+    return rc;
+}

@@ -1,0 +1,44 @@
+/* rt.db: the Lua binding over db.c for request handlers.
+ *
+ *   db.query(sql, ...)      -> rows (array of tables)      | nil, msg, err_t
+ *   db.query_one(sql, ...)  -> row or nil (no row)          | nil, msg, err_t
+ *   db.exec(sql, ...)       -> number of rows affected      | nil, msg, err_t
+ *   db.transaction(fn)      -> fn's results, inside a savepoint
+ *   db.null                 -> SQL NULL (the same value as rt.null)
+ *
+ * Parameters are $1..$n only; nil and db.null are NULL. err_t carries
+ * `sqlstate`, `message` and `kind` ("query", "timeout", "unavailable",
+ * "pool_timeout"). Statements that would escape the request transaction are
+ * refused with an error. The binding finds its request through the
+ * lua_State's registry (rt_db_bind), never a C global. */
+#ifndef RT_LUA_RT_DB_H
+#define RT_LUA_RT_DB_H
+
+#include <stdbool.h>
+
+#include <lua.h>
+
+#include "db.h"
+
+/* One request's database state. Owned by the caller (vm.c), lives for one
+ * request. */
+struct rt_db_ctx {
+    struct db_pool *pool;              /* borrowed */
+    struct db_conn *conn;              /* checked out on first use */
+    const struct db_setting *settings; /* per-transaction scoping, borrowed */
+    int nsettings;
+    enum db_status failure;            /* last failure, for the HTTP status */
+    int savepoint_depth;
+};
+
+int luaopen_rt_db(lua_State *L);
+
+/* Makes ctx the current request of L (NULL: none; rt.db then raises). */
+void rt_db_bind(lua_State *L, struct rt_db_ctx *ctx);
+
+/* Ends the request's transaction (COMMIT when commit is set, else ROLLBACK)
+ * and returns the connection to its pool. Returns -1 with err filled when
+ * the COMMIT failed (the transaction was rolled back). Does not touch Lua. */
+int rt_db_finish(struct rt_db_ctx *ctx, bool commit, struct db_error *err);
+
+#endif

@@ -1,0 +1,162 @@
+/* main: subcommand dispatch, start-up and shutdown order, signals.
+ *
+ * Start-up: config -> log level -> scripts (routes validated) -> database
+ * pool (connects lazily) -> HTTP. Shutdown on SIGTERM/SIGINT runs it in
+ * reverse after in-flight requests finish. */
+#include "config.h"
+#include "db.h"
+#include "http.h"
+#include "log.h"
+#include "vm.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: runtime <command> [options]\n"
+            "\n"
+            "commands:\n"
+            "  serve [--config PATH]   serve the HTTP API from scripts/api\n"
+            "  version                 print the version\n"
+            "  help                    show this help\n"
+            "\n"
+            "The config file defaults to $RUNTIME_CONFIG, else ./config.lua.\n"
+            "Every config key can be overridden by RUNTIME_<SECTION>_<KEY>,\n"
+            "for example RUNTIME_DATABASE_URL or RUNTIME_HTTP_PORT.\n");
+}
+
+static void serve_usage(FILE *out)
+{
+    fprintf(out, "usage: runtime serve [--config PATH]\n"
+                 "\n"
+                 "Serves GET /healthz, GET /readyz and the routes of scripts/api on\n"
+                 "http.host:http.port until SIGTERM or SIGINT; in-flight requests\n"
+                 "get http.shutdown_grace seconds to finish.\n");
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    const char *cfg_file = NULL;
+    struct config_error cerr;
+    struct vm_error verr;
+    struct config *cfg = NULL;
+    struct vm_scripts *scripts = NULL;
+    struct db_pool *pool = NULL;
+    struct http_server *srv = NULL;
+    char *scripts_dir = NULL;
+    char herr[256];
+    sigset_t sigs;
+    int sig, rc = 1;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            serve_usage(stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            cfg_file = argv[++i];
+        } else {
+            fprintf(stderr, "runtime serve: unknown option '%s'\n", argv[i]);
+            serve_usage(stderr);
+            return 2;
+        }
+    }
+
+    cfg = config_load(cfg_file, &cerr);
+    if (!cfg) {
+        fprintf(stderr, "runtime: config: %s\n", cerr.msg);
+        return 1;
+    }
+    int level = log_level_parse(cfg->log_level);
+    if (level < 0) {
+        fprintf(stderr, "runtime: config: log.level must be debug, info, warn or error\n");
+        goto done;
+    }
+    log_set_level((enum log_level)level);
+    if (!cfg->database_url[0]) {
+        fprintf(stderr, "runtime: config: database.url is not set "
+                        "(set RUNTIME_DATABASE_URL, or run ./dev up)\n");
+        goto done;
+    }
+    scripts_dir = config_path(cfg, cfg->scripts_dir);
+    if (!scripts_dir) {
+        fprintf(stderr, "runtime: out of memory\n");
+        goto done;
+    }
+    scripts = vm_scripts_load(scripts_dir, cfg->json_max_depth, &verr);
+    if (!scripts) {
+        fprintf(stderr, "runtime: scripts: %s\n", verr.msg);
+        goto done;
+    }
+    struct db_pool_options po = {
+        .conninfo = cfg->database_url,
+        .name = "main",
+        .max_size = cfg->database_pool_size,
+        .checkout_timeout_ms = cfg->database_checkout_timeout_ms,
+        .connect_timeout_s = cfg->database_connect_timeout,
+        .statement_timeout_ms = cfg->database_statement_timeout_ms,
+    };
+    pool = db_pool_new(&po);
+    if (!pool) {
+        fprintf(stderr, "runtime: out of memory\n");
+        goto done;
+    }
+
+    /* Signals are taken synchronously by this thread; every thread started
+     * from here on inherits the mask. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    srv = http_start(cfg, scripts, pool, herr, sizeof herr);
+    if (!srv) {
+        fprintf(stderr, "runtime: http: %s\n", herr);
+        goto done;
+    }
+    log_msg(LOG_LEVEL_INFO, NULL,
+            "listening on http://%s:%d (%d threads, %zu script files, %zu routes)",
+            cfg->http_host, cfg->http_port, cfg->http_threads,
+            vm_scripts_file_count(scripts), router_count(vm_scripts_router(scripts)));
+    if (sigwait(&sigs, &sig) != 0)
+        sig = SIGTERM;
+    log_msg(LOG_LEVEL_INFO, NULL, "%s received: finishing in-flight requests",
+            sig == SIGINT ? "SIGINT" : "SIGTERM");
+    http_stop(srv);
+    log_msg(LOG_LEVEL_INFO, NULL, "stopped");
+    rc = 0;
+done:
+    db_pool_free(pool);
+    vm_scripts_free(scripts);
+    free(scripts_dir);
+    config_free(cfg);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "serve") == 0)
+        return cmd_serve(argc - 1, argv + 1);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("runtime %s\n", RT_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "runtime: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,736 @@
+/* vm: worker Lua states, the script set and request dispatch (see vm.h). */
+#include "vm.h"
+
+#include "errors.h"
+#include "log.h"
+#include "lua/rt_db.h"
+#include "lua/rt_json.h"
+#include "lua/rt_log.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "prelude.lua.h"
+
+struct script_file {
+    char *path;
+    char *source;
+    size_t len;
+};
+
+struct vm_scripts {
+    struct script_file *files;
+    size_t nfiles;
+    struct router *router;
+    struct vm_route *routes;
+    size_t nroutes;
+    int json_max_depth;
+};
+
+struct vm {
+    lua_State *L;
+    const struct vm_scripts *scripts;
+    int prelude_ref;  /* {dispatch=, collect=} */
+    int handlers_ref; /* route id + 1 -> handler function */
+};
+
+/* ---- the sandboxed state ---------------------------------------------- */
+
+/* load() for scripts: text chunks only, never bytecode. */
+static int safe_load(lua_State *L)
+{
+    int n = lua_gettop(L);
+
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2);
+    lua_pushliteral(L, "t");
+    if (n >= 4) {
+        lua_pushvalue(L, 4);
+        lua_call(L, 4, LUA_MULTRET);
+    } else {
+        lua_call(L, 3, LUA_MULTRET);
+    }
+    return lua_gettop(L) - n;
+}
+
+static int open_rt(lua_State *L)
+{
+    lua_createtable(L, 0, 4);
+    luaL_requiref(L, "rt.db", luaopen_rt_db, 0);
+    lua_setfield(L, -2, "db");
+    luaL_requiref(L, "rt.json", luaopen_rt_json, 0);
+    lua_setfield(L, -2, "json");
+    luaL_requiref(L, "rt.log", luaopen_rt_log, 0);
+    lua_setfield(L, -2, "log");
+    lua_pushlightuserdata(L, NULL);
+    lua_setfield(L, -2, "null");
+    return 1;
+}
+
+static const luaL_Reg rt_modules[] = {
+    {"rt", open_rt},
+    {"rt.db", luaopen_rt_db},
+    {"rt.json", luaopen_rt_json},
+    {"rt.log", luaopen_rt_log},
+    {NULL, NULL},
+};
+
+/* require(name) for scripts: only the rt modules. */
+static int safe_require(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+
+    lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    if (lua_getfield(L, -1, name) != LUA_TNIL)
+        return 1;
+    for (const luaL_Reg *m = rt_modules; m->name; m++)
+        if (strcmp(m->name, name) == 0) {
+            luaL_requiref(L, name, m->func, 0);
+            return 1;
+        }
+    return luaL_error(L, "module '%s' not found: scripts can require rt, rt.db, "
+                         "rt.json and rt.log", name);
+}
+
+static int l_print(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_getfield(L, -1, "rt.log");
+    lua_getfield(L, -1, "info");
+    lua_insert(L, 1);
+    lua_settop(L, lua_gettop(L) - 2);
+    lua_call(L, lua_gettop(L) - 1, 0);
+    return 0;
+}
+
+/* Builds the sandbox and loads the prelude. Runs under lua_pcall so a
+ * memory error cannot escape. Stack: [] -> [prelude]. */
+static int state_init(lua_State *L)
+{
+    static const luaL_Reg libs[] = {
+        {LUA_GNAME, luaopen_base},       {LUA_TABLIBNAME, luaopen_table},
+        {LUA_STRLIBNAME, luaopen_string}, {LUA_MATHLIBNAME, luaopen_math},
+        {LUA_UTF8LIBNAME, luaopen_utf8}, {LUA_COLIBNAME, luaopen_coroutine},
+        {NULL, NULL},
+    };
+    static const char *const os_allowed[] = {"time", "clock", "date", "difftime", NULL};
+
+    for (const luaL_Reg *l = libs; l->name; l++) {
+        luaL_requiref(L, l->name, l->func, 1);
+        lua_pop(L, 1);
+    }
+    /* os: only the clock functions. */
+    luaL_requiref(L, LUA_OSLIBNAME, luaopen_os, 0);
+    lua_createtable(L, 0, 4);
+    for (int i = 0; os_allowed[i]; i++) {
+        lua_getfield(L, -2, os_allowed[i]);
+        lua_setfield(L, -2, os_allowed[i]);
+    }
+    lua_setglobal(L, "os");
+    lua_pop(L, 1);
+
+    lua_pushnil(L);
+    lua_setglobal(L, "dofile");
+    lua_pushnil(L);
+    lua_setglobal(L, "loadfile");
+    lua_getglobal(L, "load");
+    lua_pushcclosure(L, safe_load, 1);
+    lua_setglobal(L, "load");
+    lua_pushcfunction(L, safe_require);
+    lua_setglobal(L, "require");
+    lua_pushcfunction(L, l_print);
+    lua_setglobal(L, "print");
+
+    luaL_requiref(L, "rt", open_rt, 0);
+    lua_pop(L, 1);
+
+    /* The prelude gets debug.traceback without the debug library being
+     * reachable from scripts. */
+    if (luaL_loadbufferx(L, rt_prelude_lua, sizeof rt_prelude_lua, "=prelude", "t") !=
+        LUA_OK)
+        return lua_error(L);
+    luaopen_debug(L);
+    lua_getfield(L, -1, "traceback");
+    lua_replace(L, -2);
+    lua_getfield(L, LUA_REGISTRYINDEX, "rt.json.encode");
+    lua_getfield(L, LUA_REGISTRYINDEX, "rt.json.decode");
+    lua_call(L, 3, 1);
+    return 1;
+}
+
+static lua_State *state_new(int json_max_depth, int *prelude_ref, struct vm_error *err)
+{
+    lua_State *L = luaL_newstate();
+
+    if (!L) {
+        snprintf(err->msg, sizeof err->msg, "cannot create a Lua state: out of memory");
+        return NULL;
+    }
+    lua_pushinteger(L, json_max_depth);
+    lua_setfield(L, LUA_REGISTRYINDEX, "rt.json.max_depth");
+    lua_pushcfunction(L, state_init);
+    if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
+        snprintf(err->msg, sizeof err->msg, "cannot set up a Lua state: %s",
+                 lua_tostring(L, -1));
+        lua_close(L);
+        return NULL;
+    }
+    *prelude_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return L;
+}
+
+/* Runs a route file and validates what it returns.
+ * Stack: [] -> [routes list] on success, [] on failure (err filled). */
+static int file_routes(lua_State *L, int prelude_ref, const struct script_file *f,
+                       struct vm_error *err)
+{
+    char chunkname[1024];
+
+    snprintf(chunkname, sizeof chunkname, "@%s", f->path);
+    if (luaL_loadbufferx(L, f->source, f->len, chunkname, "t") != LUA_OK ||
+        lua_pcall(L, 0, 1, 0) != LUA_OK)
+        goto fail;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, prelude_ref);
+    lua_getfield(L, -1, "collect");
+    lua_remove(L, -2);
+    lua_pushstring(L, f->path);
+    lua_pushvalue(L, -3);
+    if (lua_pcall(L, 2, 1, 0) != LUA_OK)
+        goto fail;
+    lua_remove(L, -2); /* the file's table */
+    return 0;
+fail:
+    snprintf(err->msg, sizeof err->msg, "%s", lua_tostring(L, -1));
+    lua_settop(L, 0);
+    return -1;
+}
+
+/* ---- the script set ----------------------------------------------------- */
+
+static int read_file(const char *path, struct script_file *f, struct vm_error *err)
+{
+    FILE *fp = fopen(path, "rb");
+    long size;
+
+    if (!fp || fseek(fp, 0, SEEK_END) != 0 || (size = ftell(fp)) < 0 ||
+        fseek(fp, 0, SEEK_SET) != 0) {
+        snprintf(err->msg, sizeof err->msg, "cannot read %s: %s", path, strerror(errno));
+        if (fp)
+            fclose(fp);
+        return -1;
+    }
+    f->source = malloc((size_t)size + 1);
+    f->path = strdup(path);
+    if (!f->source || !f->path || fread(f->source, 1, (size_t)size, fp) != (size_t)size) {
+        snprintf(err->msg, sizeof err->msg, "cannot read %s", path);
+        fclose(fp);
+        return -1;
+    }
+    f->source[size] = '\0';
+    f->len = (size_t)size;
+    fclose(fp);
+    return 0;
+}
+
+struct path_list {
+    char **v;
+    size_t n, cap;
+};
+
+static int path_push(struct path_list *l, char *p)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        char **v = realloc(l->v, cap * sizeof *v);
+        if (!v) {
+            free(p);
+            return -1;
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = p;
+    return 0;
+}
+
+/* Collects *.lua under dir, recursively. */
+static int list_lua(const char *dir, struct path_list *out, struct vm_error *err)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int rc = 0;
+
+    if (!d) {
+        snprintf(err->msg, sizeof err->msg, "cannot open %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        struct stat st;
+        size_t n = strlen(e->d_name);
+        if (e->d_name[0] == '.')
+            continue; /* hidden files and editor droppings */
+        char *p = malloc(strlen(dir) + n + 2);
+        if (!p) {
+            rc = -1;
+            break;
+        }
+        sprintf(p, "%s/%s", dir, e->d_name);
+        if (stat(p, &st) != 0) {
+            free(p);
+            continue;
+        }
+        if (S_ISDIR(st.st_mode)) {
+            rc = list_lua(p, out, err);
+            free(p);
+        } else if (S_ISREG(st.st_mode) && n > 4 && strcmp(e->d_name + n - 4, ".lua") == 0) {
+            if (path_push(out, p) < 0) {
+                snprintf(err->msg, sizeof err->msg, "out of memory");
+                rc = -1;
+            }
+        } else {
+            free(p);
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static char *opt_strdup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+/* Registers the routes listed on the stack top (from collect) with the
+ * router. Stack unchanged. */
+static int register_routes(lua_State *L, struct vm_scripts *s, const char *file,
+                           struct vm_error *err)
+{
+    lua_Integer n = luaL_len(L, -1);
+    struct vm_route *routes = realloc(s->routes, (s->nroutes + (size_t)n + 1) * sizeof *routes);
+
+    if (!routes) {
+        snprintf(err->msg, sizeof err->msg, "out of memory");
+        return -1;
+    }
+    s->routes = routes;
+    for (lua_Integer i = 1; i <= n; i++) {
+        struct router_error rerr;
+        struct vm_route *r = &s->routes[s->nroutes];
+        lua_rawgeti(L, -1, i);
+        lua_getfield(L, -1, "method");
+        lua_getfield(L, -2, "pattern");
+        lua_getfield(L, -3, "scope");
+        lua_getfield(L, -4, "permission");
+        r->method = strdup(lua_tostring(L, -4));
+        r->pattern = strdup(lua_tostring(L, -3));
+        r->scope = strdup(lua_tostring(L, -2));
+        r->permission = opt_strdup(lua_tostring(L, -1));
+        r->file = strdup(file);
+        lua_pop(L, 5);
+        s->nroutes++;
+        if (!r->method || !r->pattern || !r->scope || !r->file) {
+            snprintf(err->msg, sizeof err->msg, "out of memory");
+            return -1;
+        }
+        if (router_add(s->router, r->method, r->pattern, (int)s->nroutes - 1, file, &rerr) <
+            0) {
+            snprintf(err->msg, sizeof err->msg, "%s: %s", file, rerr.msg);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+struct vm_scripts *vm_scripts_load(const char *scripts_dir, int json_max_depth,
+                                   struct vm_error *err)
+{
+    struct vm_scripts *s = calloc(1, sizeof *s);
+    struct path_list paths = {NULL, 0, 0};
+    struct stat st;
+    lua_State *L = NULL;
+    int prelude_ref = LUA_NOREF;
+    char *api = NULL;
+
+    if (!s || !(s->router = router_new())) {
+        snprintf(err->msg, sizeof err->msg, "out of memory");
+        goto fail;
+    }
+    s->json_max_depth = json_max_depth;
+    if (stat(scripts_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(err->msg, sizeof err->msg, "scripts directory '%s' not found", scripts_dir);
+        goto fail;
+    }
+    api = malloc(strlen(scripts_dir) + 5);
+    if (!api) {
+        snprintf(err->msg, sizeof err->msg, "out of memory");
+        goto fail;
+    }
+    sprintf(api, "%s/api", scripts_dir);
+    if (stat(api, &st) == 0 && list_lua(api, &paths, err) < 0)
+        goto fail;
+    qsort(paths.v, paths.n, sizeof *paths.v, cmp_str);
+    s->files = calloc(paths.n ? paths.n : 1, sizeof *s->files);
+    if (!s->files) {
+        snprintf(err->msg, sizeof err->msg, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < paths.n; i++) {
+        s->nfiles++;
+        if (read_file(paths.v[i], &s->files[i], err) < 0)
+            goto fail;
+    }
+    if (!(L = state_new(json_max_depth, &prelude_ref, err)))
+        goto fail;
+    for (size_t i = 0; i < s->nfiles; i++) {
+        if (file_routes(L, prelude_ref, &s->files[i], err) < 0 ||
+            register_routes(L, s, s->files[i].path, err) < 0)
+            goto fail;
+        lua_settop(L, 0);
+    }
+    lua_close(L);
+    for (size_t i = 0; i < paths.n; i++)
+        free(paths.v[i]);
+    free(paths.v);
+    free(api);
+    return s;
+fail:
+    if (L)
+        lua_close(L);
+    for (size_t i = 0; i < paths.n; i++)
+        free(paths.v[i]);
+    free(paths.v);
+    free(api);
+    vm_scripts_free(s);
+    return NULL;
+}
+
+void vm_scripts_free(struct vm_scripts *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->nfiles; i++) {
+        free(s->files[i].path);
+        free(s->files[i].source);
+    }
+    free(s->files);
+    for (size_t i = 0; i < s->nroutes; i++) {
+        struct vm_route *r = &s->routes[i];
+        free(r->method);
+        free(r->pattern);
+        free(r->scope);
+        free(r->permission);
+        free(r->file);
+    }
+    free(s->routes);
+    router_free(s->router);
+    free(s);
+}
+
+const struct router *vm_scripts_router(const struct vm_scripts *s)
+{
+    return s->router;
+}
+
+const struct vm_route *vm_scripts_route(const struct vm_scripts *s, int id)
+{
+    return id >= 0 && (size_t)id < s->nroutes ? &s->routes[id] : NULL;
+}
+
+size_t vm_scripts_file_count(const struct vm_scripts *s)
+{
+    return s->nfiles;
+}
+
+/* ---- worker states ------------------------------------------------------ */
+
+struct vm *vm_new(const struct vm_scripts *s, struct vm_error *err)
+{
+    struct vm *vm = calloc(1, sizeof *vm);
+    size_t id = 0;
+
+    if (!vm) {
+        snprintf(err->msg, sizeof err->msg, "out of memory");
+        return NULL;
+    }
+    vm->scripts = s;
+    if (!(vm->L = state_new(s->json_max_depth, &vm->prelude_ref, err))) {
+        free(vm);
+        return NULL;
+    }
+    lua_State *L = vm->L;
+    lua_createtable(L, (int)s->nroutes, 0);
+    for (size_t i = 0; i < s->nfiles; i++) {
+        if (file_routes(L, vm->prelude_ref, &s->files[i], err) < 0)
+            goto fail;
+        lua_Integer n = luaL_len(L, -1);
+        for (lua_Integer j = 1; j <= n; j++, id++) {
+            lua_rawgeti(L, -1, j);
+            lua_getfield(L, -1, "method");
+            lua_getfield(L, -2, "pattern");
+            const struct vm_route *r = vm_scripts_route(s, (int)id);
+            if (!r || strcmp(r->method, lua_tostring(L, -2)) != 0 ||
+                strcmp(r->pattern, lua_tostring(L, -1)) != 0) {
+                snprintf(err->msg, sizeof err->msg,
+                         "%s: the route table differs from the one validated at "
+                         "load (module code must not depend on when it runs)",
+                         s->files[i].path);
+                goto fail;
+            }
+            lua_pop(L, 2);
+            lua_getfield(L, -1, "handler");
+            lua_rawseti(L, -4, (lua_Integer)id + 1);
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    vm->handlers_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return vm;
+fail:
+    lua_close(vm->L);
+    free(vm);
+    return NULL;
+}
+
+void vm_free(struct vm *vm)
+{
+    if (!vm)
+        return;
+    lua_close(vm->L);
+    free(vm);
+}
+
+/* ---- one request ------------------------------------------------------- */
+
+/* Sets t[key] = value, joining repeated keys with ", " as HTTP allows.
+ * Stack: [t] -> [t]. */
+static void set_joined(lua_State *L, const char *key, size_t keylen, const char *value,
+                       size_t len)
+{
+    lua_pushlstring(L, key, keylen);
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, -3) == LUA_TSTRING) {
+        lua_pushliteral(L, ", ");
+        lua_pushlstring(L, value, len);
+        lua_concat(L, 3);
+    } else {
+        lua_pop(L, 1);
+        lua_pushlstring(L, value, len);
+    }
+    lua_rawset(L, -3);
+}
+
+static size_t value_len(const struct vm_kv *kv)
+{
+    return kv->value ? kv->value_len : 0;
+}
+
+/* Builds `req` and calls the prelude's dispatch. Runs under lua_pcall.
+ * Stack: [vm, req lightuserdata] -> dispatch's results. */
+static int run_request(lua_State *L)
+{
+    struct vm *vm = lua_touserdata(L, 1);
+    const struct vm_request *req = lua_touserdata(L, 2);
+    const struct router_match *m = req->match;
+    char lower[256];
+
+    lua_settop(L, 0);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->prelude_ref);
+    lua_getfield(L, -1, "dispatch");
+    lua_remove(L, -2);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->handlers_ref);
+    lua_rawgeti(L, -1, m->route_id + 1);
+    lua_remove(L, -2);
+
+    lua_createtable(L, 0, 12);
+    lua_pushstring(L, req->method);
+    lua_setfield(L, -2, "method");
+    lua_pushstring(L, req->path);
+    lua_setfield(L, -2, "path");
+    lua_pushstring(L, req->id);
+    lua_setfield(L, -2, "id");
+    if (req->body) {
+        lua_pushlstring(L, req->body, req->body_len);
+        lua_setfield(L, -2, "body");
+    }
+
+    lua_createtable(L, 0, m->nparams);
+    for (int i = 0; i < m->nparams; i++) {
+        lua_pushlstring(L, m->params[i].value, m->params[i].value_len);
+        lua_setfield(L, -2, m->params[i].name);
+    }
+    lua_setfield(L, -2, "params");
+
+    lua_createtable(L, 0, req->nquery);
+    for (int i = 0; i < req->nquery; i++)
+        set_joined(L, req->query[i].key, strlen(req->query[i].key), req->query[i].value ? req->query[i].value : "",
+                   value_len(&req->query[i]));
+    lua_setfield(L, -2, "query");
+
+    lua_createtable(L, 0, req->nheaders);
+    for (int i = 0; i < req->nheaders; i++) {
+        size_t n = strlen(req->headers[i].key);
+        if (n >= sizeof lower)
+            continue; /* no header name is that long */
+        for (size_t j = 0; j < n; j++)
+            lower[j] = (char)tolower((unsigned char)req->headers[i].key[j]);
+        set_joined(L, lower, n, req->headers[i].value ? req->headers[i].value : "",
+                   value_len(&req->headers[i]));
+    }
+    lua_setfield(L, -2, "headers");
+
+    lua_call(L, 2, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+static char *dup_lua(lua_State *L, int idx, size_t *len)
+{
+    size_t n = 0;
+    const char *s = lua_tolstring(L, idx, &n);
+    char *p;
+
+    if (!s)
+        return NULL;
+    p = malloc(n + 1);
+    if (p) {
+        memcpy(p, s, n);
+        p[n] = '\0';
+    }
+    if (len)
+        *len = p ? n : 0;
+    return p;
+}
+
+void vm_response_error(struct vm_response *resp, int status, const char *code,
+                       const char *message, const char *request_id)
+{
+    vm_response_free(resp);
+    resp->status = status;
+    resp->body = errors_body(status, code, message, request_id, &resp->body_len);
+    resp->content_type = strdup("application/json");
+}
+
+void vm_response_free(struct vm_response *resp)
+{
+    free(resp->body);
+    free(resp->content_type);
+    for (int i = 0; i < resp->nheaders; i++) {
+        free(resp->headers[i].name);
+        free(resp->headers[i].value);
+    }
+    free(resp->headers);
+    memset(resp, 0, sizeof *resp);
+}
+
+/* Copies "ok" results (status, body, content type, flat headers) at base. */
+static int take_response(lua_State *L, int base, struct vm_response *resp)
+{
+    resp->status = (int)lua_tointeger(L, base);
+    resp->body = dup_lua(L, base + 1, &resp->body_len);
+    if (!resp->body)
+        return -1;
+    if (lua_isstring(L, base + 2) && !(resp->content_type = dup_lua(L, base + 2, NULL)))
+        return -1;
+    int n = (int)lua_rawlen(L, base + 3) / 2;
+    if (n > 0) {
+        resp->headers = calloc((size_t)n, sizeof *resp->headers);
+        if (!resp->headers)
+            return -1;
+        for (int i = 0; i < n; i++) {
+            lua_rawgeti(L, base + 3, 2 * i + 1);
+            lua_rawgeti(L, base + 3, 2 * i + 2);
+            resp->headers[i].name = dup_lua(L, -2, NULL);
+            resp->headers[i].value = dup_lua(L, -1, NULL);
+            resp->nheaders = i + 1;
+            lua_pop(L, 2);
+            if (!resp->headers[i].name || !resp->headers[i].value)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+/* The status for a failed request, from the last database failure. */
+static int failure_status(const struct rt_db_ctx *ctx, struct vm_response *resp)
+{
+    switch (ctx->failure) {
+    case DB_ERR_UNAVAILABLE:
+        resp->retry_later = true;
+        return 503;
+    case DB_ERR_POOL_TIMEOUT:
+    case DB_ERR_STATEMENT_TIMEOUT:
+        return 504;
+    default:
+        return 500;
+    }
+}
+
+void vm_handle(struct vm *vm, const struct vm_request *req, struct vm_response *resp)
+{
+    lua_State *L = vm->L;
+    struct rt_db_ctx ctx = {req->pool, NULL, NULL, 0, DB_OK, 0};
+    const struct vm_route *route = vm_scripts_route(vm->scripts, req->match->route_id);
+    struct db_error dberr;
+    const char *kind = "error";
+    int status;
+
+    memset(resp, 0, sizeof *resp);
+    rt_db_bind(L, &ctx);
+    lua_pushstring(L, req->id);
+    lua_setfield(L, LUA_REGISTRYINDEX, "rt.request_id");
+
+    lua_settop(L, 0);
+    lua_pushcfunction(L, run_request);
+    lua_pushlightuserdata(L, vm);
+    lua_pushlightuserdata(L, (void *)req);
+    status = lua_pcall(L, 2, LUA_MULTRET, 0);
+    if (status == LUA_OK && lua_type(L, 1) == LUA_TSTRING)
+        kind = lua_tostring(L, 1);
+
+    bool ok = strcmp(kind, "ok") == 0;
+    bool tx_failed = db_transaction_failed(ctx.conn);
+    int rc = rt_db_finish(&ctx, ok && !tx_failed, &dberr);
+
+    if (ok && rc == 0 && !(tx_failed && lua_tointeger(L, 2) < 400)) {
+        if (take_response(L, 2, resp) < 0)
+            vm_response_error(resp, 500, NULL, NULL, req->id);
+    } else if (ok && rc < 0) {
+        log_msg(LOG_LEVEL_ERROR, req->id, "%s %s (%s): commit failed: %s", route->method,
+                route->pattern, route->file, dberr.message);
+        vm_response_error(resp, failure_status(&ctx, resp), NULL, NULL, req->id);
+    } else if (ok) {
+        log_msg(LOG_LEVEL_ERROR, req->id,
+                "%s %s (%s): handler returned status %d after a failed statement; "
+                "the transaction was rolled back",
+                route->method, route->pattern, route->file, (int)lua_tointeger(L, 2));
+        vm_response_error(resp, 500, NULL, NULL, req->id);
+    } else if (strcmp(kind, "http_error") == 0) {
+        vm_response_error(resp, (int)lua_tointeger(L, 2), lua_tostring(L, 3),
+                          lua_tostring(L, 4), req->id);
+    } else {
+        const char *detail = status == LUA_OK ? lua_tostring(L, 2) : lua_tostring(L, -1);
+        char what[512];
+        snprintf(what, sizeof what, "%s %s (%s): %s", route->method, route->pattern,
+                 route->file, status != LUA_OK ? "runtime error" : kind);
+        log_msg_detail(LOG_LEVEL_ERROR, req->id, what, "detail", detail ? detail : "?");
+        vm_response_error(resp, failure_status(&ctx, resp), NULL, NULL, req->id);
+    }
+    lua_settop(L, 0);
+    rt_db_bind(L, NULL);
+    lua_pushnil(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, "rt.request_id");
+}

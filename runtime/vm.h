@@ -1,0 +1,101 @@
+/* vm: Lua states for request handling and the script set they run.
+ *
+ * A script set (struct vm_scripts) is what was read from scripts/api at one
+ * moment: each file's source, the router built from the route tables they
+ * return, and each route's metadata. It is validated once, in a scratch
+ * state, and is then immutable and shared by all workers.
+ *
+ * A vm is one lua_State owned by one worker thread: the sandboxed standard
+ * libraries, the rt.* modules, and the handlers compiled from a script set.
+ * vm_handle runs one request in it: builds `req`, calls the handler through
+ * the prelude, ends the request transaction (commit on a normal return,
+ * rollback otherwise) and produces the response.
+ *
+ * Uses: router.c, db.c, log.c, errors.c, lua/ bindings. */
+#ifndef RT_VM_H
+#define RT_VM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "db.h"
+#include "router.h"
+
+struct vm_error {
+    char msg[1024];
+};
+
+struct vm_route {
+    char *method;
+    char *pattern;
+    char *file;
+    char *scope;      /* public, core, tenant, any */
+    char *permission; /* NULL when none */
+};
+
+struct vm_scripts;
+
+/* Reads and validates every *.lua under <scripts_dir>/api (sorted by path):
+ * each compiles, returns a valid route table, and no route is declared twice.
+ * Errors carry the file (and line, for syntax errors). json_max_depth
+ * configures rt.json. Returns NULL with err filled on failure. */
+struct vm_scripts *vm_scripts_load(const char *scripts_dir, int json_max_depth,
+                                   struct vm_error *err);
+void vm_scripts_free(struct vm_scripts *s);
+const struct router *vm_scripts_router(const struct vm_scripts *s);
+/* Route metadata by route id; borrowed from s. */
+const struct vm_route *vm_scripts_route(const struct vm_scripts *s, int id);
+size_t vm_scripts_file_count(const struct vm_scripts *s);
+
+struct vm;
+
+/* Creates a state running script set s (borrowed: s must outlive the vm). */
+struct vm *vm_new(const struct vm_scripts *s, struct vm_error *err);
+void vm_free(struct vm *vm);
+
+struct vm_kv {
+    const char *key;
+    const char *value;
+    size_t value_len;
+};
+
+struct vm_request {
+    const char *id; /* request id */
+    const char *method;
+    const char *path;
+    const struct router_match *match;
+    const struct vm_kv *query;
+    int nquery;
+    const struct vm_kv *headers; /* names in any case; req.headers is lower-case */
+    int nheaders;
+    const char *body; /* NULL when there is none */
+    size_t body_len;
+    struct db_pool *pool; /* borrowed */
+};
+
+struct vm_header {
+    char *name;
+    char *value;
+};
+
+struct vm_response {
+    int status;
+    char *body; /* malloc'd, owned by the response */
+    size_t body_len;
+    char *content_type; /* malloc'd or NULL */
+    struct vm_header *headers; /* malloc'd array, owned */
+    int nheaders;
+    bool retry_later; /* the database is unavailable: send Retry-After */
+};
+
+/* Runs req in vm and fills resp, which the caller frees with
+ * vm_response_free. Never fails: internal failures become a 5xx response
+ * (the detail is logged with the request id, never sent). */
+void vm_handle(struct vm *vm, const struct vm_request *req, struct vm_response *resp);
+void vm_response_free(struct vm_response *resp);
+
+/* Fills resp with the JSON error shape for status. */
+void vm_response_error(struct vm_response *resp, int status, const char *code,
+                       const char *message, const char *request_id);
+
+#endif

@@ -1,0 +1,119 @@
+/* Unit tests for config.c: defaults, file values, environment overrides,
+ * errors naming the key, and every key documented in README.md. */
+#include "config.h"
+
+#include "check.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+static char path[] = "/tmp/rt_test_config_XXXXXX";
+
+static void write_config(const char *text)
+{
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+}
+
+static struct config *load(const char *text, struct config_error *err)
+{
+    write_config(text);
+    return config_load(path, err);
+}
+
+static void test_defaults_and_file(void)
+{
+    struct config_error err;
+    struct config *c = load("return { http = { port = 9000, threads = 3 }, "
+                            "log = { access = false } }",
+                            &err);
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    CHECK(c->http_port == 9000);
+    CHECK(c->http_threads == 3);
+    CHECK(c->log_access == false);
+    CHECK_STR(c->http_host, "127.0.0.1");
+    CHECK(c->http_max_body == 1048576);
+    CHECK_STR(c->base_dir, "/tmp");
+    char *p = config_path(c, "scripts");
+    CHECK_STR(p, "/tmp/scripts");
+    free(p);
+    config_free(c);
+}
+
+static void test_env_overrides(void)
+{
+    struct config_error err;
+    setenv("RUNTIME_HTTP_PORT", "9100", 1);
+    setenv("RUNTIME_DATABASE_URL", "postgresql://x@127.0.0.1/db", 1);
+    setenv("RUNTIME_LOG_ACCESS", "off", 1);
+    struct config *c = load("return { http = { port = 9000 } }", &err);
+    CHECK(c && c->http_port == 9100);
+    CHECK(c && strcmp(c->database_url, "postgresql://x@127.0.0.1/db") == 0);
+    CHECK(c && !c->log_access);
+    config_free(c);
+    setenv("RUNTIME_HTTP_PORT", "nine", 1);
+    c = load("return {}", &err);
+    CHECK(c == NULL && strstr(err.msg, "RUNTIME_HTTP_PORT") && strstr(err.msg, "integer"));
+    config_free(c);
+    unsetenv("RUNTIME_HTTP_PORT");
+    unsetenv("RUNTIME_DATABASE_URL");
+    unsetenv("RUNTIME_LOG_ACCESS");
+}
+
+static void test_errors(void)
+{
+    struct config_error err;
+    CHECK(load("return { http = { prot = 1 } }", &err) == NULL);
+    CHECK(strstr(err.msg, "unknown key 'http.prot'") != NULL);
+    CHECK(load("return { htp = {} }", &err) == NULL);
+    CHECK(strstr(err.msg, "unknown section 'htp'") != NULL);
+    CHECK(load("return { http = { port = \"80\" } }", &err) == NULL);
+    CHECK(strstr(err.msg, "http.port must be an integer") != NULL);
+    CHECK(load("return { http = { port = 70000 } }", &err) == NULL);
+    CHECK(strstr(err.msg, "between") != NULL);
+    CHECK(load("return 42", &err) == NULL);
+    CHECK(strstr(err.msg, "must return a table") != NULL);
+    CHECK(load("return {", &err) == NULL);
+    CHECK(strstr(err.msg, path) != NULL); /* syntax errors name the file */
+    CHECK(load("return os.exit(1)", &err) == NULL); /* no libraries */
+    CHECK(config_load("/nonexistent/config.lua", &err) == NULL);
+    CHECK(strstr(err.msg, "cannot read") != NULL);
+}
+
+static void test_keys_documented(void)
+{
+    FILE *f = fopen("README.md", "r");
+    static char text[1 << 18];
+    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    if (f)
+        fclose(f);
+    text[n] = '\0';
+    CHECK(n > 0);
+    for (size_t i = 0; i < config_key_count(); i++) {
+        const struct config_key_info *k = config_key(i);
+        char want[128];
+        snprintf(want, sizeof want, "`%s`", k->name);
+        if (!strstr(text, want))
+            fprintf(stderr, "README.md does not document %s\n", k->name);
+        CHECK(strstr(text, want) != NULL);
+        snprintf(want, sizeof want, "`%s`", k->env);
+        CHECK(strstr(text, want) != NULL);
+    }
+}
+
+int main(void)
+{
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return 1;
+    close(fd);
+    test_defaults_and_file();
+    test_env_overrides();
+    test_errors();
+    test_keys_documented();
+    unlink(path);
+    return check_done();
+}
