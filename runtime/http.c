@@ -292,7 +292,6 @@ static enum MHD_Result run_builtin(struct MHD_Connection *c, struct request *r)
     struct vm_response vr;
     memset(&vr, 0, sizeof vr);
     vm_response_error(&vr, 503, NULL, NULL, r->id);
-    vr.retry_later = true;
     return respond(c, r, &vr, NULL);
 }
 

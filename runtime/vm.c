@@ -50,17 +50,20 @@ static int safe_load(lua_State *L)
 {
     int n = lua_gettop(L);
 
+    lua_settop(L, 4);
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_pushvalue(L, 1);
     lua_pushvalue(L, 2);
     lua_pushliteral(L, "t");
     if (n >= 4) {
+        /* Only an env that was passed: load(s, name, mode, nil) would give
+         * the chunk a nil _ENV. */
         lua_pushvalue(L, 4);
         lua_call(L, 4, LUA_MULTRET);
     } else {
         lua_call(L, 3, LUA_MULTRET);
     }
-    return lua_gettop(L) - n;
+    return lua_gettop(L) - 4;
 }
 
 static int open_rt(lua_State *L)
@@ -622,6 +625,8 @@ void vm_response_error(struct vm_response *resp, int status, const char *code,
     resp->status = status;
     resp->body = errors_body(status, code, message, request_id, &resp->body_len);
     resp->content_type = strdup("application/json");
+    /* The runtime answers 503 only while the database is unreachable. */
+    resp->retry_later = status == 503;
 }
 
 void vm_response_free(struct vm_response *resp)
@@ -665,11 +670,10 @@ static int take_response(lua_State *L, int base, struct vm_response *resp)
 }
 
 /* The status for a failed request, from the last database failure. */
-static int failure_status(const struct rt_db_ctx *ctx, struct vm_response *resp)
+static int failure_status(const struct rt_db_ctx *ctx)
 {
     switch (ctx->failure) {
     case DB_ERR_UNAVAILABLE:
-        resp->retry_later = true;
         return 503;
     case DB_ERR_POOL_TIMEOUT:
     case DB_ERR_STATEMENT_TIMEOUT:
@@ -711,7 +715,7 @@ void vm_handle(struct vm *vm, const struct vm_request *req, struct vm_response *
     } else if (ok && rc < 0) {
         log_msg(LOG_LEVEL_ERROR, req->id, "%s %s (%s): commit failed: %s", route->method,
                 route->pattern, route->file, dberr.message);
-        vm_response_error(resp, failure_status(&ctx, resp), NULL, NULL, req->id);
+        vm_response_error(resp, failure_status(&ctx), NULL, NULL, req->id);
     } else if (ok) {
         log_msg(LOG_LEVEL_ERROR, req->id,
                 "%s %s (%s): handler returned status %d after a failed statement; "
@@ -727,7 +731,7 @@ void vm_handle(struct vm *vm, const struct vm_request *req, struct vm_response *
         snprintf(what, sizeof what, "%s %s (%s): %s", route->method, route->pattern,
                  route->file, status != LUA_OK ? "runtime error" : kind);
         log_msg_detail(LOG_LEVEL_ERROR, req->id, what, "detail", detail ? detail : "?");
-        vm_response_error(resp, failure_status(&ctx, resp), NULL, NULL, req->id);
+        vm_response_error(resp, failure_status(&ctx), NULL, NULL, req->id);
     }
     lua_settop(L, 0);
     rt_db_bind(L, NULL);

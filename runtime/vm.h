@@ -94,7 +94,7 @@ struct vm_response {
 void vm_handle(struct vm *vm, const struct vm_request *req, struct vm_response *resp);
 void vm_response_free(struct vm_response *resp);
 
-/* Fills resp with the JSON error shape for status. */
+/* Fills resp with the JSON error shape for status (a 503 gets Retry-After). */
 void vm_response_error(struct vm_response *resp, int status, const char *code,
                        const char *message, const char *request_id);
 

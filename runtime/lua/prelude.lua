@@ -41,9 +41,10 @@ local function body_json(req)
   if req.body == nil or req.body == "" then
     http_error(400, "invalid_json", "the request body is empty; expected JSON")
   end
-  local value, err = decode(req.body)
-  if value == nil and err then
-    http_error(400, "invalid_json", "the request body is not valid JSON: " .. err)
+  local ok, value = pcall(decode, req.body)
+  if not ok then
+    http_error(400, "invalid_json",
+      "the request body is not valid JSON: " .. tostring(value))
   end
   return value
 end

@@ -1,6 +1,8 @@
 /* rt.db: Lua binding for request database work (see rt_db.h). */
 #include "lua/rt_db.h"
 
+#include "lua/rt_json.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -233,6 +235,8 @@ static int statement(lua_State *L, const char *fn, enum shape shape)
             push_row(L, res, 0, names);
         } else {
             lua_createtable(L, nrows, 0);
+            /* Marked as an array so no rows encode as [] in JSON. */
+            luaL_setmetatable(L, RT_JSON_ARRAY_MT);
             for (int r = 0; r < nrows; r++) {
                 push_row(L, res, r, names);
                 lua_rawseti(L, -2, r + 1);

@@ -1,19 +1,165 @@
-/* rt.json: lua-cjson, configured and wrapped (see rt_json.h). */
+/* rt.json: JSON encoder, lua-cjson decoder (see rt_json.h). */
 #include "lua/rt_json.h"
+
+#include "buf.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include <lauxlib.h>
 #include <lua-cjson.h>
 
-/* Calls cjson's setting function `name` with one argument: an integer, or a
- * boolean when as_bool >= 0. Stack: [cjson] -> [cjson]. */
-static void call_setting(lua_State *L, const char *name, lua_Integer a, int as_bool)
+#define BUF_MT "rt.json.buf"
+
+/* The output buffer lives in a userdata so that an error raised halfway
+ * (bad value, too deep) still frees it when the userdata is collected. */
+static int buf_gc(lua_State *L)
 {
-    lua_getfield(L, -1, name);
-    if (as_bool >= 0)
-        lua_pushboolean(L, as_bool);
-    else
-        lua_pushinteger(L, a);
-    lua_call(L, 1, 0);
+    buf_free(luaL_checkudata(L, 1, BUF_MT));
+    return 0;
+}
+
+static void encode_value(lua_State *L, struct buf *b, int idx, int depth, int max);
+
+static void encode_number(lua_State *L, struct buf *b, int idx)
+{
+    char num[32];
+
+    if (lua_isinteger(L, idx)) {
+        buf_printf(b, "%lld", (long long)lua_tointeger(L, idx));
+        return;
+    }
+    double d = lua_tonumber(L, idx);
+    if (!isfinite(d))
+        luaL_error(L, "rt.json.encode: cannot encode NaN or infinity");
+    /* The shortest of 15..17 significant digits that reads back exactly. */
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(num, sizeof num, "%.*g", prec, d);
+        if (prec == 17 || strtod(num, NULL) == d)
+            break;
+    }
+    buf_puts(b, num);
+}
+
+/* Number of elements if the table at idx is an array (keys exactly 1..n),
+ * else -1. */
+static lua_Integer array_length(lua_State *L, int idx)
+{
+    lua_Integer count = 0, max = 0;
+
+    if (lua_getmetatable(L, idx)) {
+        luaL_getmetatable(L, RT_JSON_ARRAY_MT);
+        int marked = lua_rawequal(L, -1, -2);
+        lua_pop(L, 2);
+        if (marked)
+            return (lua_Integer)lua_rawlen(L, idx);
+    }
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1) {
+            lua_pop(L, 1);
+            return -1;
+        }
+        lua_Integer k = lua_tointeger(L, -1);
+        if (k > max)
+            max = k;
+        count++;
+    }
+    return count > 0 && count == max ? count : -1;
+}
+
+static void encode_table(lua_State *L, struct buf *b, int idx, int depth, int max)
+{
+    if (depth > max)
+        luaL_error(L, "rt.json.encode: nesting deeper than %d (or a cycle)", max);
+    luaL_checkstack(L, 6, "rt.json.encode: too deep");
+    lua_Integer n = array_length(L, idx);
+    if (n >= 0) {
+        buf_putc(b, '[');
+        for (lua_Integer i = 1; i <= n; i++) {
+            if (i > 1)
+                buf_putc(b, ',');
+            lua_rawgeti(L, idx, i);
+            encode_value(L, b, lua_gettop(L), depth + 1, max);
+            lua_pop(L, 1);
+        }
+        buf_putc(b, ']');
+        return;
+    }
+    bool first = true;
+    buf_putc(b, '{');
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if (!first)
+            buf_putc(b, ',');
+        first = false;
+        if (lua_type(L, -2) == LUA_TSTRING) {
+            size_t len;
+            const char *k = lua_tolstring(L, -2, &len);
+            buf_json_str(b, k, len);
+        } else if (lua_isinteger(L, -2)) {
+            buf_printf(b, "\"%lld\"", (long long)lua_tointeger(L, -2));
+        } else {
+            luaL_error(L, "rt.json.encode: cannot encode a table key of type %s",
+                       luaL_typename(L, -2));
+        }
+        buf_putc(b, ':');
+        encode_value(L, b, lua_gettop(L), depth + 1, max);
+        lua_pop(L, 1);
+    }
+    buf_putc(b, '}');
+}
+
+static void encode_value(lua_State *L, struct buf *b, int idx, int depth, int max)
+{
+    size_t len;
+    const char *s;
+
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL:
+        buf_puts(b, "null");
+        break;
+    case LUA_TBOOLEAN:
+        buf_puts(b, lua_toboolean(L, idx) ? "true" : "false");
+        break;
+    case LUA_TNUMBER:
+        encode_number(L, b, idx);
+        break;
+    case LUA_TSTRING:
+        s = lua_tolstring(L, idx, &len);
+        buf_json_str(b, s, len);
+        break;
+    case LUA_TTABLE:
+        encode_table(L, b, idx, depth, max);
+        break;
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) == NULL) {
+            buf_puts(b, "null");
+            break;
+        }
+        /* fall through */
+    default:
+        luaL_error(L, "rt.json.encode: cannot encode a %s", luaL_typename(L, idx));
+    }
+    if (b->failed)
+        luaL_error(L, "rt.json.encode: out of memory");
+}
+
+static int l_encode(lua_State *L)
+{
+    int max = (int)lua_tointeger(L, lua_upvalueindex(1));
+
+    luaL_checkany(L, 1);
+    lua_settop(L, 1);
+    struct buf *b = lua_newuserdatauv(L, sizeof *b, 0);
+    *b = (struct buf)BUF_INIT;
+    luaL_setmetatable(L, BUF_MT);
+    encode_value(L, b, 1, 1, max);
+    lua_pushlstring(L, buf_cstr(b), b->len);
+    buf_free(b);
+    return 1;
 }
 
 static int l_decode(lua_State *L)
@@ -30,6 +176,27 @@ static int l_decode(lua_State *L)
     return 1;
 }
 
+static int l_array(lua_State *L)
+{
+    if (lua_isnoneornil(L, 1)) {
+        lua_settop(L, 0);
+        lua_newtable(L);
+    }
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    luaL_setmetatable(L, RT_JSON_ARRAY_MT);
+    return 1;
+}
+
+/* Calls cjson's setting function `name` with one integer argument.
+ * Stack: [cjson] -> [cjson]. */
+static void cjson_setting(lua_State *L, const char *name, lua_Integer v)
+{
+    lua_getfield(L, -1, name);
+    lua_pushinteger(L, v);
+    lua_call(L, 1, 0);
+}
+
 int luaopen_rt_json(lua_State *L)
 {
     lua_Integer depth = 64;
@@ -38,35 +205,36 @@ int luaopen_rt_json(lua_State *L)
         depth = lua_tointeger(L, -1);
     lua_pop(L, 1);
 
-    luaopen_cjson(L); /* a fresh cjson instance with its own settings */
-    call_setting(L, "encode_max_depth", depth, -1);
-    call_setting(L, "decode_max_depth", depth, -1);
-    call_setting(L, "encode_invalid_numbers", 0, 0);
-    call_setting(L, "decode_invalid_numbers", 0, 0);
-    /* Sparse arrays such as {[1000] = 1} are an error, not 999 nulls. */
-    lua_getfield(L, -1, "encode_sparse_array");
-    lua_pushboolean(L, 0);
-    lua_pushinteger(L, 2);
-    lua_pushinteger(L, 10);
-    lua_call(L, 3, 0);
+    if (luaL_newmetatable(L, BUF_MT)) {
+        lua_pushcfunction(L, buf_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+    luaL_newmetatable(L, RT_JSON_ARRAY_MT);
+    lua_pop(L, 1);
 
-    lua_getfield(L, -1, "encode");
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, depth);
+    lua_pushcclosure(L, l_encode, 1);
     lua_pushvalue(L, -1);
     lua_setfield(L, LUA_REGISTRYINDEX, "rt.json.encode");
-    lua_getfield(L, -2, "decode");
+    lua_setfield(L, -2, "encode");
+
+    luaopen_cjson(L); /* a fresh cjson instance with its own settings */
+    cjson_setting(L, "decode_max_depth", depth);
+    lua_getfield(L, -1, "decode_invalid_numbers");
+    lua_pushboolean(L, 0);
+    lua_call(L, 1, 0);
+    lua_getfield(L, -1, "decode");
     lua_pushvalue(L, -1);
     lua_setfield(L, LUA_REGISTRYINDEX, "rt.json.decode");
-
-    /* Stack: cjson, encode, decode. */
-    lua_createtable(L, 0, 3);
-    lua_pushvalue(L, -3);
-    lua_setfield(L, -2, "encode");
-    lua_pushvalue(L, -2);
     lua_pushcclosure(L, l_decode, 1);
-    lua_setfield(L, -2, "decode");
-    lua_getfield(L, -4, "null");
-    lua_setfield(L, -2, "null");
-    lua_replace(L, -4);
-    lua_pop(L, 2);
+    lua_setfield(L, -3, "decode");
+    lua_getfield(L, -1, "null");
+    lua_setfield(L, -3, "null");
+    lua_pop(L, 1); /* cjson */
+
+    lua_pushcfunction(L, l_array);
+    lua_setfield(L, -2, "array");
     return 1;
 }

@@ -1,18 +1,29 @@
-/* rt.json: JSON for scripts, on lua-cjson.
+/* rt.json: JSON for scripts.
  *
- *   json.encode(value)   -> string (raises on values JSON cannot hold,
- *                           including cycles: the depth limit stops them)
+ *   json.encode(value)   -> string; raises on values JSON cannot hold
+ *                           (functions, NaN, infinities, nesting deeper
+ *                           than the limit, which also stops cycles)
  *   json.decode(string)  -> value | nil, message
+ *   json.array([t])      -> t (or a new table) marked as an array, so an
+ *                           empty one encodes as [] rather than {}
  *   json.null            -> JSON null (the same value as rt.null)
  *
- * Encode and decode depth are limited to the registry integer
- * "rt.json.max_depth" (set before opening); NaN and infinities are refused in
- * both directions. The raw cjson functions are also left in the registry as
- * "rt.json.encode" / "rt.json.decode" for other bindings and the prelude. */
+ * Encoding is our own so integers are exact to 64 bits and floats print
+ * the shortest text that reads back the same (lua-cjson 2.1 rounds every
+ * number to 14 digits, which corrupts large ids). A table is an array when
+ * it carries the array marker or its keys are exactly 1..n; otherwise an
+ * object (integer keys become strings). Decoding uses lua-cjson.
+ *
+ * The depth limit is the registry integer "rt.json.max_depth" at open time.
+ * The encoder and cjson's raw decoder are left in the registry as
+ * "rt.json.encode" / "rt.json.decode" for other bindings and the prelude;
+ * the array metatable is the registry entry "rt.json.array". */
 #ifndef RT_LUA_RT_JSON_H
 #define RT_LUA_RT_JSON_H
 
 #include <lua.h>
+
+#define RT_JSON_ARRAY_MT "rt.json.array"
 
 int luaopen_rt_json(lua_State *L);
 
