@@ -96,9 +96,8 @@ int main(int argc, char **argv)
 
     response = MHD_create_response_from_buffer(sizeof(hello_body) - 1, hello_body,
                                                MHD_RESPMEM_PERSISTENT);
-    if (response == NULL ||
-        MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json") !=
-            MHD_YES) {
+    if (response == NULL || MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                                    "application/json") != MHD_YES) {
         fprintf(stderr, "bare_mhd: cannot create response\n");
         if (response != NULL) {
             MHD_destroy_response(response);
@@ -111,11 +110,10 @@ int main(int argc, char **argv)
     addr.sin_port = htons((uint16_t)port);
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 
-    daemon = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port,
-                              NULL, NULL, handle_request, response,
-                              MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-                              MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)threads,
-                              MHD_OPTION_END);
+    daemon = MHD_start_daemon(
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL,
+        handle_request, response, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)threads, MHD_OPTION_END);
     if (daemon == NULL) {
         fprintf(stderr, "bare_mhd: cannot start daemon on 127.0.0.1:%ld\n", port);
         MHD_destroy_response(response);

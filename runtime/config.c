@@ -27,14 +27,20 @@ struct key {
 };
 
 #define STR(sec, k, def, doc)                                                  \
-    {{#sec "." #k, "RUNTIME_" #sec "_" #k, "string", def, doc}, KEY_STRING,   \
-     offsetof(struct config, sec##_##k), 0, 0}
-#define INT(sec, k, def, lo, hi, doc)                                          \
-    {{#sec "." #k, "RUNTIME_" #sec "_" #k, "integer", #def, doc}, KEY_INT,    \
-     offsetof(struct config, sec##_##k), lo, hi}
+    {                                                                          \
+        {#sec "." #k, "RUNTIME_" #sec "_" #k, "string", def, doc}, KEY_STRING, \
+            offsetof(struct config, sec##_##k), 0, 0                           \
+    }
+#define INT(sec, k, def, lo, hi, doc)                                         \
+    {                                                                         \
+        {#sec "." #k, "RUNTIME_" #sec "_" #k, "integer", #def, doc}, KEY_INT, \
+            offsetof(struct config, sec##_##k), lo, hi                        \
+    }
 #define BOOL(sec, k, def, doc)                                                 \
-    {{#sec "." #k, "RUNTIME_" #sec "_" #k, "boolean", #def, doc}, KEY_BOOL,   \
-     offsetof(struct config, sec##_##k), 0, 1}
+    {                                                                          \
+        {#sec "." #k, "RUNTIME_" #sec "_" #k, "boolean", #def, doc}, KEY_BOOL, \
+            offsetof(struct config, sec##_##k), 0, 1                           \
+    }
 
 /* The environment names are upper-cased when the table is first used. */
 static struct key keys[] = {
@@ -56,8 +62,7 @@ static struct key keys[] = {
         "Seconds in-flight requests get to finish on SIGTERM/SIGINT."),
     STR(database, url, "",
         "libpq connection URL of the request role (rt_app). Required by serve."),
-    INT(database, pool_size, 8, 1, 1000,
-        "Most connections per (server, database) pool."),
+    INT(database, pool_size, 8, 1, 1000, "Most connections per (server, database) pool."),
     INT(database, checkout_timeout_ms, 2000, 1, 600000,
         "Milliseconds a request waits for a pooled connection before 504."),
     INT(database, statement_timeout_ms, 5000, 0, 86400000,
@@ -135,8 +140,8 @@ static int set_string(struct config *c, const struct key *k, const char *v,
     return 0;
 }
 
-static int set_int(struct config *c, const struct key *k, long long v,
-                   const char *origin, struct config_error *err)
+static int set_int(struct config *c, const struct key *k, long long v, const char *origin,
+                   struct config_error *err)
 {
     if (v < k->min || v > k->max) {
         snprintf(err->msg, sizeof err->msg, "%s: %s must be between %ld and %ld (got %lld)",
@@ -158,8 +163,7 @@ static int set_text(struct config *c, const struct key *k, const char *v,
     long long n;
 
     switch (k->type) {
-    case KEY_STRING:
-        return set_string(c, k, v, err);
+    case KEY_STRING: return set_string(c, k, v, err);
     case KEY_BOOL:
         if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0 || strcmp(v, "yes") == 0 ||
             strcmp(v, "on") == 0)
@@ -184,8 +188,8 @@ static int set_text(struct config *c, const struct key *k, const char *v,
 }
 
 /* Reads one value from the Lua stack top into its slot. */
-static int set_lua(struct config *c, const struct key *k, lua_State *L,
-                   const char *origin, struct config_error *err)
+static int set_lua(struct config *c, const struct key *k, lua_State *L, const char *origin,
+                   struct config_error *err)
 {
     int t = lua_type(L, -1);
 
@@ -204,8 +208,7 @@ static int set_lua(struct config *c, const struct key *k, lua_State *L,
         return set_int(c, k, (long long)lua_tointeger(L, -1), origin, err);
     }
     snprintf(err->msg, sizeof err->msg, "%s: %s must be a%s %s (got %s)", origin,
-             k->info.name, k->type == KEY_INT ? "n" : "", k->info.type,
-             lua_typename(L, t));
+             k->info.name, k->type == KEY_INT ? "n" : "", k->info.type, lua_typename(L, t));
     return -1;
 }
 
@@ -222,7 +225,8 @@ static int apply_table(struct config *c, lua_State *L, const char *origin,
         }
         const char *section = lua_tostring(L, -2);
         if (!section_known(section)) {
-            snprintf(err->msg, sizeof err->msg, "%s: unknown section '%s'", origin, section);
+            snprintf(err->msg, sizeof err->msg, "%s: unknown section '%s'", origin,
+                     section);
             return -1;
         }
         if (!lua_istable(L, -1)) {

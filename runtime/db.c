@@ -14,7 +14,7 @@
 #include <strings.h>
 #include <time.h>
 
-#define STMT_SLOTS 2048 /* power of two; at most half are used */
+#define STMT_SLOTS      2048 /* power of two; at most half are used */
 #define DOWN_BACKOFF_MS 1000
 
 struct stmt {
@@ -28,7 +28,7 @@ struct db_conn {
     bool broken;
     struct stmt *stmts; /* STMT_SLOTS entries, allocated on first use */
     int nstmts;
-    int next_id; /* statement names rt_1, rt_2, ... never reused */
+    int next_id;          /* statement names rt_1, rt_2, ... never reused */
     struct db_conn *next; /* idle list */
 };
 
@@ -142,9 +142,9 @@ void db_pool_free(struct db_pool *p)
 
 static bool sqlstate_unavailable(const char *s)
 {
-    return s && (strncmp(s, "08", 2) == 0 || strcmp(s, "57P01") == 0 ||
-                 strcmp(s, "57P02") == 0 || strcmp(s, "57P03") == 0 ||
-                 strcmp(s, "53300") == 0);
+    return s &&
+           (strncmp(s, "08", 2) == 0 || strcmp(s, "57P01") == 0 ||
+            strcmp(s, "57P02") == 0 || strcmp(s, "57P03") == 0 || strcmp(s, "53300") == 0);
 }
 
 static struct db_conn *conn_open(struct db_pool *p, struct db_error *err)
@@ -252,9 +252,9 @@ static void pool_drop_idle(struct db_pool *p)
 /* One batch: commands sent, then a sync. Results are read in order. */
 struct batch {
     int ncmds;
-    int want;           /* index of the command whose result is kept, or -1 */
-    PGresult *kept;     /* result of command `want` */
-    int failed_cmd;     /* first command that failed, or -1 */
+    int want;       /* index of the command whose result is kept, or -1 */
+    PGresult *kept; /* result of command `want` */
+    int failed_cmd; /* first command that failed, or -1 */
     struct db_error *err;
 };
 
@@ -339,8 +339,7 @@ static struct stmt *stmt_slot(struct db_conn *c, const char *sql, uint64_t h)
  * Returns the number of commands queued (1 or 2), or -1 if sending failed.
  * *newslot is set when a PREPARE was queued and must be recorded on success. */
 static int send_statement(struct db_conn *c, const char *sql, int nparams,
-                          const char *const *values, struct stmt **newslot,
-                          int *newid)
+                          const char *const *values, struct stmt **newslot, int *newid)
 {
     uint64_t h = fnv1a(sql);
     struct stmt *s = stmt_slot(c, sql, h);
@@ -348,8 +347,7 @@ static int send_statement(struct db_conn *c, const char *sql, int nparams,
 
     *newslot = NULL;
     if (!s)
-        return PQsendQueryParams(c->pg, sql, nparams, NULL, values, NULL, NULL, 0) ? 1
-                                                                                     : -1;
+        return PQsendQueryParams(c->pg, sql, nparams, NULL, values, NULL, NULL, 0) ? 1 : -1;
     if (s->sql) {
         snprintf(name, sizeof name, "rt_%d", s->id);
         return PQsendQueryPrepared(c->pg, name, nparams, values, NULL, NULL, 0) ? 1 : -1;
@@ -442,8 +440,8 @@ send_failed:
 }
 
 int db_query(struct db_pool *p, struct db_conn **conn, const char *sql, int nparams,
-             const char *const *values, const struct db_setting *settings,
-             int nsettings, PGresult **res, struct db_error *err)
+             const char *const *values, const struct db_setting *settings, int nsettings,
+             PGresult **res, struct db_error *err)
 {
     *res = NULL;
     if (nsettings > MAX_SETTINGS - 1) {
@@ -590,10 +588,9 @@ static const char *skip_space(const char *s)
 const char *db_refused_statement(const char *sql)
 {
     static const char *const refused[] = {
-        "BEGIN",   "START",   "COMMIT",  "END",     "ROLLBACK", "ABORT",
-        "SAVEPOINT", "RELEASE", "PREPARE", "SET",    "RESET",    "DISCARD",
-        "COPY",    "LISTEN",  "UNLISTEN", "LOAD",   "VACUUM",   "CHECKPOINT",
-        "DEALLOCATE", "EXECUTE",
+        "BEGIN",    "START",   "COMMIT", "END",        "ROLLBACK",   "ABORT",   "SAVEPOINT",
+        "RELEASE",  "PREPARE", "SET",    "RESET",      "DISCARD",    "COPY",    "LISTEN",
+        "UNLISTEN", "LOAD",    "VACUUM", "CHECKPOINT", "DEALLOCATE", "EXECUTE",
     };
     const char *s = skip_space(sql);
     size_t n = 0;

@@ -22,10 +22,10 @@
 
 enum db_status {
     DB_OK,
-    DB_ERR_QUERY,       /* the statement failed (see sqlstate) */
-    DB_ERR_REFUSED,     /* refused before reaching the server */
+    DB_ERR_QUERY,        /* the statement failed (see sqlstate) */
+    DB_ERR_REFUSED,      /* refused before reaching the server */
     DB_ERR_POOL_TIMEOUT, /* no connection free in time */
-    DB_ERR_UNAVAILABLE, /* cannot connect, or the connection broke */
+    DB_ERR_UNAVAILABLE,  /* cannot connect, or the connection broke */
     DB_ERR_STATEMENT_TIMEOUT,
 };
 
@@ -73,9 +73,8 @@ struct db_setting {
  * yet, a broken pooled connection is replaced by a fresh one once, so a
  * database restart costs no request. */
 int db_query(struct db_pool *p, struct db_conn **conn, const char *sql, int nparams,
-             const char *const *values, const struct db_setting *settings,
-             int nsettings, PGresult **res, struct db_error *err)
-    __attribute__((warn_unused_result));
+             const char *const *values, const struct db_setting *settings, int nsettings,
+             PGresult **res, struct db_error *err) __attribute__((warn_unused_result));
 
 /* True when a transaction is open on the connection. */
 bool db_in_transaction(const struct db_conn *conn);

@@ -40,17 +40,14 @@ const char *errors_code(int status)
 const char *errors_server_message(int status)
 {
     switch (status) {
-    case 503:
-        return "the service is temporarily unavailable; retry later";
-    case 504:
-        return "the request timed out";
-    default:
-        return "internal error; quote the request_id when reporting it";
+    case 503: return "the service is temporarily unavailable; retry later";
+    case 504: return "the request timed out";
+    default: return "internal error; quote the request_id when reporting it";
     }
 }
 
-char *errors_body(int status, const char *code, const char *message,
-                  const char *request_id, size_t *len)
+char *errors_body(int status, const char *code, const char *message, const char *request_id,
+                  size_t *len)
 {
     struct buf b = BUF_INIT;
 

@@ -21,7 +21,7 @@ const char *errors_server_message(int status);
 /* Builds the error body. code may be NULL (the default for status is used);
  * message may be NULL for 4xx (the code is used). Returns a malloc'd string
  * the caller frees, and its length in *len, or NULL when out of memory. */
-char *errors_body(int status, const char *code, const char *message,
-                  const char *request_id, size_t *len);
+char *errors_body(int status, const char *code, const char *message, const char *request_id,
+                  size_t *len);
 
 #endif

@@ -72,7 +72,8 @@ static uint64_t rng_next(void)
     /* xorshift128+, seeded per thread from the kernel. Request ids need to
      * be unique, not secret. */
     if (!tls_rng[0] && !tls_rng[1]) {
-        if (getrandom(tls_rng, sizeof tls_rng, 0) != sizeof tls_rng || !(tls_rng[0] | tls_rng[1])) {
+        if (getrandom(tls_rng, sizeof tls_rng, 0) != sizeof tls_rng ||
+            !(tls_rng[0] | tls_rng[1])) {
             tls_rng[0] = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)&tls_rng;
             tls_rng[1] = 0x9e3779b97f4a7c15ULL;
         }
@@ -146,7 +147,7 @@ static struct vm *worker_vm(struct http_server *s, const char *rid)
 
 /* Queues resp (whose body this takes over) with the runtime's headers. */
 static enum MHD_Result respond(struct MHD_Connection *c, struct request *r,
-                            struct vm_response *vr, const char *allow)
+                               struct vm_response *vr, const char *allow)
 {
     struct MHD_Response *resp;
     enum MHD_Result ret;
@@ -167,7 +168,8 @@ static enum MHD_Result respond(struct MHD_Connection *c, struct request *r,
     MHD_add_response_header(resp, "X-Request-Id", r->id);
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     for (int i = 0; i < vr->nheaders; i++)
-        if (MHD_add_response_header(resp, vr->headers[i].name, vr->headers[i].value) != MHD_YES)
+        if (MHD_add_response_header(resp, vr->headers[i].name, vr->headers[i].value) !=
+            MHD_YES)
             log_msg(LOG_LEVEL_WARN, r->id, "response header '%s' was refused",
                     vr->headers[i].name);
     if (allow)
@@ -338,8 +340,7 @@ static enum MHD_Result on_first_call(struct MHD_Connection *c, struct request *r
     case ROUTER_METHOD_NOT_ALLOWED:
         r->kind = REQ_EARLY;
         return send_error(c, r, 405, "method not allowed for this path", r->match.allow);
-    case ROUTER_MATCH:
-        break;
+    case ROUTER_MATCH: break;
     }
     cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl && strtoull(cl, NULL, 10) > (unsigned long long)s->cfg->http_max_body) {
@@ -482,14 +483,13 @@ struct http_server *http_start(const struct config *cfg, const struct vm_scripts
     s->d = MHD_start_daemon(
         flags, (uint16_t)cfg->http_port, NULL, NULL, on_access, s,
         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, /* must come first */
-        MHD_OPTION_SOCK_ADDR, addr,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->http_connection_limit,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->http_per_ip_connection_limit,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->http_connection_timeout,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->http_connection_memory_limit,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_END);
+        MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)cfg->http_threads, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)cfg->http_connection_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)cfg->http_per_ip_connection_limit, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)cfg->http_connection_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)cfg->http_connection_memory_limit, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, s, MHD_OPTION_END);
     if (!s->d) {
         snprintf(err, errlen, "cannot listen on %s:%d (in use, or not allowed)",
                  cfg->http_host, cfg->http_port);

@@ -41,8 +41,8 @@ static void line_begin(struct buf *b, enum log_level level, const char *rid)
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-    buf_printf(b, "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\"", when,
-               ts.tv_nsec / 1000000, level_names[level]);
+    buf_printf(b, "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\"", when, ts.tv_nsec / 1000000,
+               level_names[level]);
     if (rid) {
         buf_puts(b, ",\"request_id\":");
         buf_json_cstr(b, rid);
@@ -79,8 +79,8 @@ void log_msg(enum log_level level, const char *request_id, const char *fmt, ...)
     line_end(&b);
 }
 
-void log_msg_detail(enum log_level level, const char *request_id,
-                    const char *msg, const char *key, const char *value)
+void log_msg_detail(enum log_level level, const char *request_id, const char *msg,
+                    const char *key, const char *value)
 {
     struct buf b = BUF_INIT;
 
@@ -111,7 +111,7 @@ void log_access(const struct log_access *a)
         buf_puts(&b, ",\"tenant\":");
         buf_json_cstr(&b, a->tenant);
     }
-    buf_printf(&b, ",\"status\":%d,\"duration_ms\":%.3f,\"bytes\":%llu",
-               a->status, a->duration_ms, a->bytes);
+    buf_printf(&b, ",\"status\":%d,\"duration_ms\":%.3f,\"bytes\":%llu", a->status,
+               a->duration_ms, a->bytes);
     line_end(&b);
 }

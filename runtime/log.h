@@ -25,8 +25,8 @@ void log_msg(enum log_level level, const char *request_id, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Writes msg plus one extra string field (e.g. a traceback). */
-void log_msg_detail(enum log_level level, const char *request_id,
-                    const char *msg, const char *key, const char *value);
+void log_msg_detail(enum log_level level, const char *request_id, const char *msg,
+                    const char *key, const char *value);
 
 struct log_access {
     const char *request_id;

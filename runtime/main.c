@@ -17,17 +17,16 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: runtime <command> [options]\n"
-            "\n"
-            "commands:\n"
-            "  serve [--config PATH]   serve the HTTP API from scripts/api\n"
-            "  version                 print the version\n"
-            "  help                    show this help\n"
-            "\n"
-            "The config file defaults to $RUNTIME_CONFIG, else ./config.lua.\n"
-            "Every config key can be overridden by RUNTIME_<SECTION>_<KEY>,\n"
-            "for example RUNTIME_DATABASE_URL or RUNTIME_HTTP_PORT.\n");
+    fprintf(out, "usage: runtime <command> [options]\n"
+                 "\n"
+                 "commands:\n"
+                 "  serve [--config PATH]   serve the HTTP API from scripts/api\n"
+                 "  version                 print the version\n"
+                 "  help                    show this help\n"
+                 "\n"
+                 "The config file defaults to $RUNTIME_CONFIG, else ./config.lua.\n"
+                 "Every config key can be overridden by RUNTIME_<SECTION>_<KEY>,\n"
+                 "for example RUNTIME_DATABASE_URL or RUNTIME_HTTP_PORT.\n");
 }
 
 static void serve_usage(FILE *out)

@@ -27,7 +27,7 @@ struct router {
     size_t n, cap;
 };
 
-static const char *const methods[] = {"GET", "HEAD", "POST", "PUT",
+static const char *const methods[] = {"GET",   "HEAD",   "POST",   "PUT",
                                       "PATCH", "DELETE", "OPTIONS"};
 #define NMETHODS (sizeof methods / sizeof methods[0])
 
@@ -75,15 +75,14 @@ static bool name_char(char c, bool first)
 }
 
 /* Splits a pattern into segments. With out == NULL it only validates. */
-static int pattern_split(const char *pattern, struct route *out,
-                         struct router_error *err)
+static int pattern_split(const char *pattern, struct route *out, struct router_error *err)
 {
     const char *p = pattern;
     int n = 0;
 
     if (!pattern || pattern[0] != '/') {
-        snprintf(err->msg, sizeof err->msg,
-                 "route pattern '%s' must start with '/'", pattern ? pattern : "");
+        snprintf(err->msg, sizeof err->msg, "route pattern '%s' must start with '/'",
+                 pattern ? pattern : "");
         return -1;
     }
     if (strcmp(pattern, "/") == 0)
@@ -95,8 +94,8 @@ static int pattern_split(const char *pattern, struct route *out,
         size_t len = (size_t)(p - s);
         bool param = len > 0 && s[0] == ':';
         if (len == 0) {
-            snprintf(err->msg, sizeof err->msg,
-                     "route pattern '%s' has an empty segment", pattern);
+            snprintf(err->msg, sizeof err->msg, "route pattern '%s' has an empty segment",
+                     pattern);
             return -1;
         }
         if (n == ROUTER_MAX_SEGMENTS) {
@@ -109,7 +108,8 @@ static int pattern_split(const char *pattern, struct route *out,
             if (len < 2 || !name_char(s[1], true)) {
                 snprintf(err->msg, sizeof err->msg,
                          "route pattern '%s': parameter names start with a letter "
-                         "or '_'", pattern);
+                         "or '_'",
+                         pattern);
                 return -1;
             }
             for (size_t i = 2; i < len; i++)
@@ -124,8 +124,7 @@ static int pattern_split(const char *pattern, struct route *out,
                 if (s[i] == ':' || s[i] == '?' || s[i] == '#' ||
                     (unsigned char)s[i] <= ' ') {
                     snprintf(err->msg, sizeof err->msg,
-                             "route pattern '%s': bad character in segment",
-                             pattern);
+                             "route pattern '%s': bad character in segment", pattern);
                     return -1;
                 }
         }
@@ -146,8 +145,7 @@ static int pattern_split(const char *pattern, struct route *out,
         n++;
     }
     if (*p) { /* cannot happen: the loop only stops at NUL */
-        snprintf(err->msg, sizeof err->msg, "route pattern '%s' is malformed",
-                 pattern);
+        snprintf(err->msg, sizeof err->msg, "route pattern '%s' is malformed", pattern);
         return -1;
     }
     if (out) {
@@ -194,15 +192,16 @@ static bool same_shape(const struct route *a, const struct route *b)
     return true;
 }
 
-int router_add(struct router *r, const char *method, const char *pattern,
-               int route_id, const char *source, struct router_error *err)
+int router_add(struct router *r, const char *method, const char *pattern, int route_id,
+               const char *source, struct router_error *err)
 {
     struct route rt;
 
     if (!method_known(method)) {
         snprintf(err->msg, sizeof err->msg,
                  "unknown HTTP method '%s' for route '%s' (expected GET, HEAD, "
-                 "POST, PUT, PATCH, DELETE or OPTIONS)", method, pattern);
+                 "POST, PUT, PATCH, DELETE or OPTIONS)",
+                 method, pattern);
         return -1;
     }
     memset(&rt, 0, sizeof rt);
@@ -214,8 +213,8 @@ int router_add(struct router *r, const char *method, const char *pattern,
         const struct route *o = &r->routes[i];
         if (strcmp(o->method, method) == 0 && same_shape(o, &rt)) {
             snprintf(err->msg, sizeof err->msg,
-                     "duplicate route %s %s: declared in %s (as %s) and in %s",
-                     method, pattern, o->source, o->pattern, source);
+                     "duplicate route %s %s: declared in %s (as %s) and in %s", method,
+                     pattern, o->source, o->pattern, source);
             route_clear(&rt);
             return -1;
         }
@@ -294,7 +293,7 @@ enum router_result router_match(const struct router *r, const char *method,
         size_t len = (size_t)(p - s);
         if (len == 0) {
             if (*p == '\0')
-                break; /* "/" itself or one trailing slash */
+                break;               /* "/" itself or one trailing slash */
             return ROUTER_NOT_FOUND; /* "//" */
         }
         if (n == ROUTER_MAX_SEGMENTS)

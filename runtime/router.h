@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-#define ROUTER_MAX_PARAMS 16
+#define ROUTER_MAX_PARAMS   16
 #define ROUTER_MAX_SEGMENTS 32
 
 struct router;
@@ -27,7 +27,7 @@ enum router_result {
 };
 
 struct router_param {
-    const char *name; /* borrowed from the router */
+    const char *name;  /* borrowed from the router */
     const char *value; /* borrowed from the matched path, not NUL-terminated */
     size_t value_len;
 };
@@ -49,8 +49,8 @@ int router_pattern_check(const char *pattern, struct router_error *err);
  * OPTIONS). source names the file that declared it; both strings are copied.
  * Fails (-1, err filled) on a bad method or pattern, or when the same method
  * and pattern shape was already added: the message names both sources. */
-int router_add(struct router *r, const char *method, const char *pattern,
-               int route_id, const char *source, struct router_error *err)
+int router_add(struct router *r, const char *method, const char *pattern, int route_id,
+               const char *source, struct router_error *err)
     __attribute__((warn_unused_result));
 
 /* Matches path (no query string). On ROUTER_MATCH, m->params point into path,

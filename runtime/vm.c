@@ -101,8 +101,10 @@ static int safe_require(lua_State *L)
             luaL_requiref(L, name, m->func, 0);
             return 1;
         }
-    return luaL_error(L, "module '%s' not found: scripts can require rt, rt.db, "
-                         "rt.json and rt.log", name);
+    return luaL_error(L,
+                      "module '%s' not found: scripts can require rt, rt.db, "
+                      "rt.json and rt.log",
+                      name);
 }
 
 static int l_print(lua_State *L)
@@ -121,9 +123,12 @@ static int l_print(lua_State *L)
 static int state_init(lua_State *L)
 {
     static const luaL_Reg libs[] = {
-        {LUA_GNAME, luaopen_base},       {LUA_TABLIBNAME, luaopen_table},
-        {LUA_STRLIBNAME, luaopen_string}, {LUA_MATHLIBNAME, luaopen_math},
-        {LUA_UTF8LIBNAME, luaopen_utf8}, {LUA_COLIBNAME, luaopen_coroutine},
+        {LUA_GNAME, luaopen_base},
+        {LUA_TABLIBNAME, luaopen_table},
+        {LUA_STRLIBNAME, luaopen_string},
+        {LUA_MATHLIBNAME, luaopen_math},
+        {LUA_UTF8LIBNAME, luaopen_utf8},
+        {LUA_COLIBNAME, luaopen_coroutine},
         {NULL, NULL},
     };
     static const char *const os_allowed[] = {"time", "clock", "date", "difftime", NULL};
@@ -324,7 +329,8 @@ static int register_routes(lua_State *L, struct vm_scripts *s, const char *file,
                            struct vm_error *err)
 {
     lua_Integer n = luaL_len(L, -1);
-    struct vm_route *routes = realloc(s->routes, (s->nroutes + (size_t)n + 1) * sizeof *routes);
+    struct vm_route *routes =
+        realloc(s->routes, (s->nroutes + (size_t)n + 1) * sizeof *routes);
 
     if (!routes) {
         snprintf(err->msg, sizeof err->msg, "out of memory");
@@ -375,7 +381,8 @@ struct vm_scripts *vm_scripts_load(const char *scripts_dir, int json_max_depth,
     }
     s->json_max_depth = json_max_depth;
     if (stat(scripts_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        snprintf(err->msg, sizeof err->msg, "scripts directory '%s' not found", scripts_dir);
+        snprintf(err->msg, sizeof err->msg, "scripts directory '%s' not found",
+                 scripts_dir);
         goto fail;
     }
     api = malloc(strlen(scripts_dir) + 5);
@@ -580,7 +587,8 @@ static int run_request(lua_State *L)
 
     lua_createtable(L, 0, req->nquery);
     for (int i = 0; i < req->nquery; i++)
-        set_joined(L, req->query[i].key, strlen(req->query[i].key), req->query[i].value ? req->query[i].value : "",
+        set_joined(L, req->query[i].key, strlen(req->query[i].key),
+                   req->query[i].value ? req->query[i].value : "",
                    value_len(&req->query[i]));
     lua_setfield(L, -2, "query");
 
@@ -673,13 +681,10 @@ static int take_response(lua_State *L, int base, struct vm_response *resp)
 static int failure_status(const struct rt_db_ctx *ctx)
 {
     switch (ctx->failure) {
-    case DB_ERR_UNAVAILABLE:
-        return 503;
+    case DB_ERR_UNAVAILABLE: return 503;
     case DB_ERR_POOL_TIMEOUT:
-    case DB_ERR_STATEMENT_TIMEOUT:
-        return 504;
-    default:
-        return 500;
+    case DB_ERR_STATEMENT_TIMEOUT: return 504;
+    default: return 500;
     }
 }
 

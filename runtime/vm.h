@@ -82,7 +82,7 @@ struct vm_response {
     int status;
     char *body; /* malloc'd, owned by the response */
     size_t body_len;
-    char *content_type; /* malloc'd or NULL */
+    char *content_type;        /* malloc'd or NULL */
     struct vm_header *headers; /* malloc'd array, owned */
     int nheaders;
     bool retry_later; /* the database is unavailable: send Retry-After */

@@ -10,8 +10,8 @@
 
 #include <lauxlib.h>
 
-#define CTX_KEY "rt.db.ctx"
-#define RESULT_MT "rt.db.result"
+#define CTX_KEY    "rt.db.ctx"
+#define RESULT_MT  "rt.db.result"
 #define MAX_PARAMS 1000
 
 /* A PGresult boxed in a userdata, so that an error raised while its rows are
@@ -82,17 +82,13 @@ static void params_collect(lua_State *L, int first, int n, const char **values)
         size_t len;
 
         switch (lua_type(L, idx)) {
-        case LUA_TNIL:
-            values[i] = NULL;
-            break;
+        case LUA_TNIL: values[i] = NULL; break;
         case LUA_TLIGHTUSERDATA:
             if (lua_touserdata(L, idx) != NULL)
                 luaL_argerror(L, idx, "unsupported parameter type (userdata)");
             values[i] = NULL; /* rt.null */
             break;
-        case LUA_TBOOLEAN:
-            values[i] = lua_toboolean(L, idx) ? "true" : "false";
-            break;
+        case LUA_TBOOLEAN: values[i] = lua_toboolean(L, idx) ? "true" : "false"; break;
         case LUA_TNUMBER:
             if (lua_isinteger(L, idx)) {
                 snprintf(num, sizeof num, "%lld", (long long)lua_tointeger(L, idx));
@@ -113,8 +109,9 @@ static void params_collect(lua_State *L, int first, int n, const char **values)
             break;
         default:
             luaL_argerror(L, idx,
-                          lua_pushfstring(L, "unsupported parameter type (%s); encode "
-                                             "tables with rt.json.encode",
+                          lua_pushfstring(L,
+                                          "unsupported parameter type (%s); encode "
+                                          "tables with rt.json.encode",
                                           luaL_typename(L, idx)));
         }
     }
@@ -127,19 +124,13 @@ static void push_value(lua_State *L, const PGresult *res, int row, int col)
     int len = PQgetlength(res, row, col);
 
     switch (PQftype(res, col)) {
-    case 16: /* bool */
-        lua_pushboolean(L, v[0] == 't');
-        return;
+    case 16: /* bool */ lua_pushboolean(L, v[0] == 't'); return;
     case 20: /* int8 */
     case 21: /* int2 */
     case 23: /* int4 */
-    case 26: /* oid */
-        lua_pushinteger(L, (lua_Integer)strtoll(v, NULL, 10));
-        return;
+    case 26: /* oid */ lua_pushinteger(L, (lua_Integer)strtoll(v, NULL, 10)); return;
     case 700: /* float4 */
-    case 701: /* float8 */
-        lua_pushnumber(L, strtod(v, NULL));
-        return;
+    case 701: /* float8 */ lua_pushnumber(L, strtod(v, NULL)); return;
     case 114:  /* json */
     case 3802: /* jsonb */
         if (lua_getfield(L, LUA_REGISTRYINDEX, "rt.json.decode") == LUA_TFUNCTION) {
@@ -149,8 +140,7 @@ static void push_value(lua_State *L, const PGresult *res, int row, int col)
         }
         lua_pop(L, 1);
         break;
-    default:
-        break;
+    default: break;
     }
     /* numeric stays text so no precision is lost; everything else is text. */
     lua_pushlstring(L, v, (size_t)len);
@@ -295,8 +285,8 @@ static int l_transaction(lua_State *L)
     int status = lua_pcall(L, 0, LUA_MULTRET, 0);
     int nres = lua_gettop(L);
     bool keep = status == LUA_OK && nres >= 1 && lua_toboolean(L, 1);
-    snprintf(sql, sizeof sql, "%s rt_sp_%d", keep ? "RELEASE SAVEPOINT" : "ROLLBACK TO SAVEPOINT",
-             depth);
+    snprintf(sql, sizeof sql, "%s rt_sp_%d",
+             keep ? "RELEASE SAVEPOINT" : "ROLLBACK TO SAVEPOINT", depth);
     ctx->savepoint_depth--;
     if (run_internal(L, ctx, sql, &err) < 0 && status == LUA_OK) {
         lua_settop(L, 0);
@@ -310,10 +300,8 @@ static int l_transaction(lua_State *L)
 int luaopen_rt_db(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
-        {"query", l_query},
-        {"query_one", l_query_one},
-        {"exec", l_exec},
-        {"transaction", l_transaction},
+        {"query", l_query}, {"query_one", l_query_one},
+        {"exec", l_exec},   {"transaction", l_transaction},
         {NULL, NULL},
     };
 

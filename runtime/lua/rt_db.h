@@ -27,7 +27,7 @@ struct rt_db_ctx {
     struct db_conn *conn;              /* checked out on first use */
     const struct db_setting *settings; /* per-transaction scoping, borrowed */
     int nsettings;
-    enum db_status failure;            /* last failure, for the HTTP status */
+    enum db_status failure; /* last failure, for the HTTP status */
     int savepoint_depth;
 };
 

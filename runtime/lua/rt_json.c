@@ -118,30 +118,21 @@ static void encode_value(lua_State *L, struct buf *b, int idx, int depth, int ma
     const char *s;
 
     switch (lua_type(L, idx)) {
-    case LUA_TNIL:
-        buf_puts(b, "null");
-        break;
-    case LUA_TBOOLEAN:
-        buf_puts(b, lua_toboolean(L, idx) ? "true" : "false");
-        break;
-    case LUA_TNUMBER:
-        encode_number(L, b, idx);
-        break;
+    case LUA_TNIL: buf_puts(b, "null"); break;
+    case LUA_TBOOLEAN: buf_puts(b, lua_toboolean(L, idx) ? "true" : "false"); break;
+    case LUA_TNUMBER: encode_number(L, b, idx); break;
     case LUA_TSTRING:
         s = lua_tolstring(L, idx, &len);
         buf_json_str(b, s, len);
         break;
-    case LUA_TTABLE:
-        encode_table(L, b, idx, depth, max);
-        break;
+    case LUA_TTABLE: encode_table(L, b, idx, depth, max); break;
     case LUA_TLIGHTUSERDATA:
         if (lua_touserdata(L, idx) == NULL) {
             buf_puts(b, "null");
             break;
         }
         /* fall through */
-    default:
-        luaL_error(L, "rt.json.encode: cannot encode a %s", luaL_typename(L, idx));
+    default: luaL_error(L, "rt.json.encode: cannot encode a %s", luaL_typename(L, idx));
     }
     if (b->failed)
         luaL_error(L, "rt.json.encode: out of memory");

@@ -48,11 +48,8 @@ static int l_error(lua_State *L)
 int luaopen_rt_log(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
-        {"debug", l_debug},
-        {"info", l_info},
-        {"warn", l_warn},
-        {"error", l_error},
-        {NULL, NULL},
+        {"debug", l_debug}, {"info", l_info}, {"warn", l_warn},
+        {"error", l_error}, {NULL, NULL},
     };
     luaL_newlib(L, funcs);
     return 1;

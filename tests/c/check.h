@@ -9,28 +9,26 @@
 
 static int check_passed, check_failed;
 
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (cond) {                                                            \
-            check_passed++;                                                    \
-        } else {                                                               \
-            check_failed++;                                                    \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__,   \
-                    #cond);                                                    \
-        }                                                                      \
+#define CHECK(cond)                                                                  \
+    do {                                                                             \
+        if (cond) {                                                                  \
+            check_passed++;                                                          \
+        } else {                                                                     \
+            check_failed++;                                                          \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+        }                                                                            \
     } while (0)
 
-#define CHECK_STR(a, b)                                                        \
-    do {                                                                       \
-        const char *check_a_ = (a), *check_b_ = (b);                           \
-        if (check_a_ && check_b_ && strcmp(check_a_, check_b_) == 0) {         \
-            check_passed++;                                                    \
-        } else {                                                               \
-            check_failed++;                                                    \
-            fprintf(stderr, "%s:%d: expected \"%s\", got \"%s\"\n", __FILE__,  \
-                    __LINE__, check_b_ ? check_b_ : "(null)",                  \
-                    check_a_ ? check_a_ : "(null)");                           \
-        }                                                                      \
+#define CHECK_STR(a, b)                                                                 \
+    do {                                                                                \
+        const char *check_a_ = (a), *check_b_ = (b);                                    \
+        if (check_a_ && check_b_ && strcmp(check_a_, check_b_) == 0) {                  \
+            check_passed++;                                                             \
+        } else {                                                                        \
+            check_failed++;                                                             \
+            fprintf(stderr, "%s:%d: expected \"%s\", got \"%s\"\n", __FILE__, __LINE__, \
+                    check_b_ ? check_b_ : "(null)", check_a_ ? check_a_ : "(null)");    \
+        }                                                                               \
     } while (0)
 
 static int check_done(void)

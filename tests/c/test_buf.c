@@ -47,7 +47,7 @@ static void test_json_escaping(void)
     CHECK_STR(json("\xff", 1), "\"\xef\xbf\xbd\"");
     CHECK_STR(json("\xc0\xaf", 2), "\"\xef\xbf\xbd\xef\xbf\xbd\""); /* overlong */
     CHECK_STR(json("\xed\xa0\x80", 3),
-              "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\""); /* surrogate */
+              "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"");          /* surrogate */
     CHECK_STR(json("\xe2\x82", 2), "\"\xef\xbf\xbd\xef\xbf\xbd\""); /* truncated */
     struct buf b = BUF_INIT;
     buf_json_cstr(&b, NULL);

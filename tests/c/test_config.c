@@ -77,7 +77,7 @@ static void test_errors(void)
     CHECK(load("return 42", &err) == NULL);
     CHECK(strstr(err.msg, "must return a table") != NULL);
     CHECK(load("return {", &err) == NULL);
-    CHECK(strstr(err.msg, path) != NULL); /* syntax errors name the file */
+    CHECK(strstr(err.msg, path) != NULL);           /* syntax errors name the file */
     CHECK(load("return os.exit(1)", &err) == NULL); /* no libraries */
     CHECK(config_load("/nonexistent/config.lua", &err) == NULL);
     CHECK(strstr(err.msg, "cannot read") != NULL);

@@ -5,8 +5,8 @@
 
 #include <stdlib.h>
 
-static void expect_body(int status, const char *code, const char *message,
-                        const char *rid, const char *want)
+static void expect_body(int status, const char *code, const char *message, const char *rid,
+                        const char *want)
 {
     size_t len;
     char *body = errors_body(status, code, message, rid, &len);
@@ -26,8 +26,9 @@ int main(void)
                 "{\"error\":\"not_found\",\"message\":\"no route\",\"request_id\":\"r1\"}");
     expect_body(400, "invalid_json", "bad \"quote\"\n", NULL,
                 "{\"error\":\"invalid_json\",\"message\":\"bad \\\"quote\\\"\\n\"}");
-    expect_body(415, NULL, NULL, NULL,
-                "{\"error\":\"unsupported_media_type\",\"message\":\"unsupported_media_type\"}");
+    expect_body(
+        415, NULL, NULL, NULL,
+        "{\"error\":\"unsupported_media_type\",\"message\":\"unsupported_media_type\"}");
     /* A 5xx never carries the message it was given: no SQL, no paths. */
     size_t len;
     char *body = errors_body(500, NULL, "relation \"users\" does not exist at /srv/x.lua:3",

@@ -32,18 +32,21 @@ static void test_match(void)
 
     CHECK(router_match(r, "GET", "/api/v1/users", &m) == ROUTER_MATCH && m.route_id == 1);
     CHECK(router_match(r, "GET", "/api/v1/users/", &m) == ROUTER_MATCH && m.route_id == 1);
-    CHECK(router_match(r, "GET", "/api/v1/users/42", &m) == ROUTER_MATCH && m.route_id == 2);
+    CHECK(router_match(r, "GET", "/api/v1/users/42", &m) == ROUTER_MATCH &&
+          m.route_id == 2);
     CHECK_STR(param(&m, "id"), "42");
     CHECK(router_match(r, "GET", "/api/v1/users/42/roles/7", &m) == ROUTER_MATCH &&
           m.route_id == 5);
     CHECK_STR(param(&m, "id"), "42");
     CHECK_STR(param(&m, "role_id"), "7");
     /* A literal segment beats a parameter in the same place. */
-    CHECK(router_match(r, "GET", "/api/v1/users/me", &m) == ROUTER_MATCH && m.route_id == 4);
+    CHECK(router_match(r, "GET", "/api/v1/users/me", &m) == ROUTER_MATCH &&
+          m.route_id == 4);
     CHECK(m.nparams == 0);
     CHECK(router_match(r, "GET", "/", &m) == ROUTER_MATCH && m.route_id == 6);
     /* HEAD falls back to GET. */
-    CHECK(router_match(r, "HEAD", "/api/v1/users/9", &m) == ROUTER_MATCH && m.route_id == 2);
+    CHECK(router_match(r, "HEAD", "/api/v1/users/9", &m) == ROUTER_MATCH &&
+          m.route_id == 2);
 }
 
 static void test_not_found_and_405(void)
