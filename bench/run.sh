@@ -20,7 +20,10 @@
 #   RT_BENCH_ADMIN_URL     superuser URL (only used to report the server version)
 #   BENCH_DURATION=10s     per measured wrk / pgbench run (N, Ns or Nm)
 #   BENCH_CONNS=64         wrk connections
-#   BENCH_THREADS=2        HTTP server threads (bare_mhd and runtime) and wrk threads
+#   BENCH_THREADS=2        wrk threads
+#   BENCH_HTTP_THREADS     HTTP server threads, bare_mhd and runtime alike (default:
+#                          BENCH_POOL, so every pooled connection can be busy: a
+#                          runtime worker thread blocks while its query runs)
 #   BENCH_POOL=8           runtime DB pool size = pgbench clients
 #   BENCH_WARMUP=2         seconds of discarded wrk warm-up per target (0 = none)
 #   BENCH_BARE_PORT=18081  BENCH_RUNTIME_PORT=18080
@@ -39,6 +42,7 @@ BENCH_DURATION=${BENCH_DURATION:-10s}
 BENCH_CONNS=${BENCH_CONNS:-64}
 BENCH_THREADS=${BENCH_THREADS:-2}
 BENCH_POOL=${BENCH_POOL:-8}
+BENCH_HTTP_THREADS=${BENCH_HTTP_THREADS:-$BENCH_POOL}
 BENCH_WARMUP=${BENCH_WARMUP:-2}
 BENCH_BARE_PORT=${BENCH_BARE_PORT:-18081}
 BENCH_RUNTIME_PORT=${BENCH_RUNTIME_PORT:-18080}
@@ -175,7 +179,7 @@ if [[ $BENCH_DURATION =~ ^([0-9]{1,4})(s|m)?$ ]]; then
 fi
 ((DURATION_S >= 1 && DURATION_S <= 3600)) ||
   die "BENCH_DURATION must be N, Ns or Nm (1 s .. 60 m), got '$BENCH_DURATION'"
-for var in BENCH_CONNS BENCH_THREADS BENCH_POOL BENCH_BARE_PORT BENCH_RUNTIME_PORT BENCH_WARMUP; do
+for var in BENCH_CONNS BENCH_THREADS BENCH_HTTP_THREADS BENCH_POOL BENCH_BARE_PORT BENCH_RUNTIME_PORT BENCH_WARMUP; do
   [[ ${!var} =~ ^[0-9]{1,5}$ ]] || die "$var must be a non-negative integer, got '${!var}'"
   printf -v "$var" '%d' "$((10#${!var}))"
 done
@@ -341,10 +345,10 @@ phase_bare() {
     why "port $BENCH_BARE_PORT on 127.0.0.1 is already in use"
     return 1
   fi
-  "$BARE_MHD_BIN" "$BENCH_BARE_PORT" "$BENCH_THREADS" >"$WORK_DIR/bare_mhd.log" 2>&1 &
+  "$BARE_MHD_BIN" "$BENCH_BARE_PORT" "$BENCH_HTTP_THREADS" >"$WORK_DIR/bare_mhd.log" 2>&1 &
   pid=$!
   PIDS+=("$pid")
-  log "bare_mhd started (pid $pid, $BENCH_THREADS threads)"
+  log "bare_mhd started (pid $pid, $BENCH_HTTP_THREADS threads)"
   wait_http "$url" "$pid" 10 || rc=1
   ((rc == 0)) && { expect_200 "bare_mhd" "$url" || rc=1; }
   ((rc == 0)) && { run_wrk bare "bare_mhd" "$url" || rc=1; }
@@ -378,12 +382,12 @@ phase_runtime() {
   env "${unset_args[@]}" \
     RUNTIME_HTTP_HOST=127.0.0.1 \
     RUNTIME_HTTP_PORT="$BENCH_RUNTIME_PORT" \
-    RUNTIME_HTTP_THREADS="$BENCH_THREADS" \
+    RUNTIME_HTTP_THREADS="$BENCH_HTTP_THREADS" \
     RUNTIME_DATABASE_POOL_SIZE="$BENCH_POOL" \
     "$RUNTIME_BIN" serve --config "$BENCH_DIR/config.lua" >"$WORK_DIR/runtime.log" 2>&1 &
   pid=$!
   PIDS+=("$pid")
-  log "runtime started (pid $pid, $BENCH_THREADS threads, pool $BENCH_POOL)"
+  log "runtime started (pid $pid, $BENCH_HTTP_THREADS threads, pool $BENCH_POOL)"
   if wait_http "$base/healthz" "$pid" "$HEALTH_TIMEOUT"; then
     if expect_200 "runtime /bench/hello" "$base/bench/hello" &&
       run_wrk hello "runtime /bench/hello" "$base/bench/hello"; then
@@ -517,7 +521,7 @@ report() {
 ## Benchmark results
 
 Run: $status. $BENCH_CONNS connections, ${DURATION_S}s per run (after ${BENCH_WARMUP}s warm-up), \
-$BENCH_THREADS HTTP threads, $BENCH_THREADS wrk threads, DB pool $BENCH_POOL, pgbench scale $SCALE.
+$BENCH_HTTP_THREADS HTTP threads, $BENCH_THREADS wrk threads, DB pool $BENCH_POOL, pgbench scale $SCALE.
 
 | Measurement | Value | Budget | Result | Notes |
 |---|---:|---|---|---|

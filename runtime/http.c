@@ -43,7 +43,9 @@ enum request_kind {
     REQ_ROUTE,
     REQ_HEALTHZ,
     REQ_READYZ,
-    REQ_EARLY, /* answered on the first callback */
+    REQ_NOT_FOUND,
+    REQ_METHOD_NOT_ALLOWED,
+    REQ_TOO_LARGE, /* answered on the first callback */
 };
 
 struct request {
@@ -56,7 +58,7 @@ struct request {
     struct router_match match;
     struct buf body;
     bool has_body;
-    bool too_big;
+    bool dropping; /* the body is read and thrown away */
     size_t discarded;
     int status;
     size_t bytes;
@@ -333,18 +335,19 @@ static enum MHD_Result on_first_call(struct MHD_Connection *c, struct request *r
         r->kind = REQ_READYZ;
         return MHD_YES;
     }
+    /* 404 and 405 are decided now, before the body is read or any database
+     * work, but sent on the last callback: a response queued on the first
+     * one makes libmicrohttpd close a keep-alive connection. */
     switch (router_match(vm_scripts_router(s->scripts), r->method, r->path, &r->match)) {
-    case ROUTER_NOT_FOUND:
-        r->kind = REQ_EARLY;
-        return send_error(c, r, 404, "no route for this path", NULL);
-    case ROUTER_METHOD_NOT_ALLOWED:
-        r->kind = REQ_EARLY;
-        return send_error(c, r, 405, "method not allowed for this path", r->match.allow);
+    case ROUTER_NOT_FOUND: r->kind = REQ_NOT_FOUND; return MHD_YES;
+    case ROUTER_METHOD_NOT_ALLOWED: r->kind = REQ_METHOD_NOT_ALLOWED; return MHD_YES;
     case ROUTER_MATCH: break;
     }
+    /* A body known to be too large is refused before it is read; the
+     * connection then closes, which is what such a client needs. */
     cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl && strtoull(cl, NULL, 10) > (unsigned long long)s->cfg->http_max_body) {
-        r->kind = REQ_EARLY;
+        r->kind = REQ_TOO_LARGE;
         return send_error(c, r, 413, "request body too large", NULL);
     }
     return MHD_YES;
@@ -366,18 +369,21 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         *con_cls = r;
         return on_first_call(c, r);
     }
-    if (r->kind == REQ_EARLY) {
+    if (r->kind == REQ_TOO_LARGE) {
         *upload_data_size = 0; /* answered already; drop what is left */
         return MHD_YES;
     }
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (!r->too_big && r->body.len + n > (size_t)s->cfg->http_max_body) {
-            r->too_big = true;
+        /* Bodies of requests that will not run a handler are dropped, and so
+         * is one that grows past max_body (a chunked one: 413 at the end). */
+        if (!r->dropping &&
+            (r->kind != REQ_ROUTE || r->body.len + n > (size_t)s->cfg->http_max_body)) {
+            r->dropping = true;
             buf_free(&r->body);
         }
-        if (r->too_big) {
+        if (r->dropping) {
             r->discarded += n;
             return r->discarded > DISCARD_LIMIT ? MHD_NO : MHD_YES;
         }
@@ -385,10 +391,17 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         r->has_body = true;
         return r->body.failed ? MHD_NO : MHD_YES;
     }
-    if (r->too_big)
+    switch (r->kind) {
+    case REQ_NOT_FOUND: return send_error(c, r, 404, "no route for this path", NULL);
+    case REQ_METHOD_NOT_ALLOWED:
+        return send_error(c, r, 405, "method not allowed for this path", r->match.allow);
+    case REQ_HEALTHZ:
+    case REQ_READYZ: return run_builtin(c, r);
+    case REQ_ROUTE:
+    case REQ_TOO_LARGE: break;
+    }
+    if (r->dropping)
         return send_error(c, r, 413, "request body too large", NULL);
-    if (r->kind != REQ_ROUTE)
-        return run_builtin(c, r);
     return run_route(c, r);
 }
 

@@ -41,6 +41,7 @@ describe("runtime serve", function()
     assert.equal("not_found", r.json.error)
     assert.equal(r.headers["x-request-id"], r.json.request_id)
     assert.equal("application/json", r.headers["content-type"])
+    assert.is_nil(r.headers["connection"]) -- keep-alive survives a 404
   end)
 
   it("gives 405 with Allow for a known path and another method", function()
