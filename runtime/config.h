@@ -1,7 +1,7 @@
 /* config: config.lua plus environment overrides, checked against one table.
  *
- * config.lua returns a table of sections (`http`, `database`, `scripts`,
- * `json`, `log`); every key is declared in the key table in config.c with
+ * config.lua returns a table of sections (`http`, `database`, `migrate`,
+ * `scripts`, `json`, `log`); every key is declared in the key table in config.c with
  * its type, default, bounds and environment variable (RUNTIME_<SECTION>_<KEY>,
  * e.g. RUNTIME_DATABASE_URL). Unknown sections or keys, wrong types and
  * out-of-range values are errors naming the key. The file is evaluated in an
@@ -24,11 +24,15 @@ struct config {
     int http_shutdown_grace;
 
     char *database_url;
+    char *database_owner_url;
     int database_pool_size;
     int database_checkout_timeout_ms;
     int database_statement_timeout_ms;
     int database_connect_timeout;
     int database_retry_after;
+
+    int migrate_jobs;
+    int migrate_lock_timeout_ms;
 
     char *scripts_dir; /* absolute or relative to the config file's directory */
     int json_max_depth;

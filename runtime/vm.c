@@ -1,9 +1,11 @@
 /* vm: worker Lua states, the script set and request dispatch (see vm.h). */
 #include "vm.h"
 
+#include "crypto.h"
 #include "errors.h"
 #include "log.h"
 #include "lua/rt_db.h"
+#include "lua/rt_migrate.h"
 #include "lua/rt_json.h"
 #include "lua/rt_log.h"
 
@@ -38,9 +40,10 @@ struct vm_scripts {
 
 struct vm {
     lua_State *L;
-    const struct vm_scripts *scripts;
-    int prelude_ref;  /* {dispatch=, collect=} */
-    int handlers_ref; /* route id + 1 -> handler function */
+    const struct vm_scripts *scripts; /* NULL for a steps vm */
+    int prelude_ref;                  /* {dispatch=, collect=, step_check=} */
+    int handlers_ref;                 /* route id + 1 -> handler function */
+    int steps_ref;                    /* version -> step table */
 };
 
 /* ---- the sandboxed state ---------------------------------------------- */
@@ -170,6 +173,8 @@ static int state_init(lua_State *L)
     luaopen_debug(L);
     lua_getfield(L, -1, "traceback");
     lua_replace(L, -2);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, "rt.traceback");
     lua_getfield(L, LUA_REGISTRYINDEX, "rt.json.encode");
     lua_getfield(L, LUA_REGISTRYINDEX, "rt.json.decode");
     lua_call(L, 3, 1);
@@ -742,4 +747,242 @@ void vm_handle(struct vm *vm, const struct vm_request *req, struct vm_response *
     rt_db_bind(L, NULL);
     lua_pushnil(L);
     lua_setfield(L, LUA_REGISTRYINDEX, "rt.request_id");
+}
+
+/* ---- step files ---------------------------------------------------------- */
+
+void vm_steps_free(struct vm_steps *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n; i++) {
+        free(s->v[i].name);
+        free(s->v[i].path);
+        free(s->v[i].source);
+    }
+    free(s->v);
+    free(s);
+}
+
+/* Parses "NNNN_name.lua": 4+ digits, '_', [a-z0-9_]+. */
+static int step_name_parse(const char *base, int *version, char **name)
+{
+    size_t n = strlen(base), i = 0;
+    long v = 0;
+
+    if (n < 9 || strcmp(base + n - 4, ".lua") != 0)
+        return -1;
+    while (i < n && isdigit((unsigned char)base[i])) {
+        v = v * 10 + (base[i] - '0');
+        if (v > 999999)
+            return -1;
+        i++;
+    }
+    if (i < 4 || base[i] != '_' || i + 1 >= n - 4)
+        return -1;
+    for (size_t j = i + 1; j < n - 4; j++)
+        if (!(islower((unsigned char)base[j]) || isdigit((unsigned char)base[j]) ||
+              base[j] == '_'))
+            return -1;
+    *version = (int)v;
+    *name = strndup(base + i + 1, n - 4 - i - 1);
+    return *name ? 0 : -1;
+}
+
+static int cmp_step(const void *a, const void *b)
+{
+    const struct vm_step *x = a, *y = b;
+    return (x->version > y->version) - (x->version < y->version);
+}
+
+/* Runs a step file's chunk in L. Stack: [] -> [step table], or [] on failure. */
+static int step_table(lua_State *L, const struct vm_step *st, struct vm_error *err)
+{
+    char chunkname[1024];
+
+    snprintf(chunkname, sizeof chunkname, "@%s", st->path);
+    if (luaL_loadbufferx(L, st->source, st->len, chunkname, "t") != LUA_OK ||
+        lua_pcall(L, 0, 1, 0) != LUA_OK) {
+        snprintf(err->msg, sizeof err->msg, "%s", lua_tostring(L, -1));
+        lua_settop(L, 0);
+        return -1;
+    }
+    return 0;
+}
+
+/* Validates every step in a scratch state; records has_down/transactional. */
+static int steps_check(struct vm_steps *s, struct vm_error *err)
+{
+    int prelude_ref;
+    lua_State *L = state_new(64, &prelude_ref, err);
+
+    if (!L)
+        return -1;
+    for (size_t i = 0; i < s->n; i++) {
+        struct vm_step *st = &s->v[i];
+        if (step_table(L, st, err) < 0)
+            goto fail;
+        lua_rawgeti(L, LUA_REGISTRYINDEX, prelude_ref);
+        lua_getfield(L, -1, "step_check");
+        lua_pushstring(L, st->path);
+        lua_pushvalue(L, -4);
+        if (lua_pcall(L, 2, 2, 0) != LUA_OK) {
+            snprintf(err->msg, sizeof err->msg, "%s", lua_tostring(L, -1));
+            goto fail;
+        }
+        st->has_down = lua_toboolean(L, -2);
+        st->transactional = lua_toboolean(L, -1);
+        lua_settop(L, 0);
+    }
+    lua_close(L);
+    return 0;
+fail:
+    lua_close(L);
+    return -1;
+}
+
+struct vm_steps *vm_steps_load(const char *dir, struct vm_error *err)
+{
+    struct vm_steps *s = calloc(1, sizeof *s);
+    DIR *d;
+    struct dirent *e;
+    size_t cap = 0;
+
+    if (!s) {
+        snprintf(err->msg, sizeof err->msg, "out of memory");
+        return NULL;
+    }
+    d = opendir(dir);
+    if (!d) {
+        if (errno == ENOENT)
+            return s; /* no steps yet */
+        snprintf(err->msg, sizeof err->msg, "cannot open %s: %s", dir, strerror(errno));
+        free(s);
+        return NULL;
+    }
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (e->d_name[0] == '.' || n < 4 || strcmp(e->d_name + n - 4, ".lua") != 0)
+            continue;
+        if (s->n == cap) {
+            cap = cap ? cap * 2 : 16;
+            struct vm_step *v = realloc(s->v, cap * sizeof *v);
+            if (!v) {
+                snprintf(err->msg, sizeof err->msg, "out of memory");
+                goto fail;
+            }
+            s->v = v;
+        }
+        struct vm_step *st = &s->v[s->n];
+        memset(st, 0, sizeof *st);
+        s->n++;
+        st->path = malloc(strlen(dir) + n + 2);
+        if (!st->path) {
+            snprintf(err->msg, sizeof err->msg, "out of memory");
+            goto fail;
+        }
+        sprintf(st->path, "%s/%s", dir, e->d_name);
+        if (step_name_parse(e->d_name, &st->version, &st->name) < 0) {
+            snprintf(err->msg, sizeof err->msg,
+                     "%s: step files are named NNNN_name.lua (a version of four or more "
+                     "digits, then lower-case letters, digits and _)",
+                     st->path);
+            goto fail;
+        }
+    }
+    closedir(d);
+    d = NULL;
+    qsort(s->v, s->n, sizeof *s->v, cmp_step);
+    for (size_t i = 0; i < s->n; i++) {
+        struct vm_step *st = &s->v[i];
+        if (i > 0 && st->version == s->v[i - 1].version) {
+            snprintf(err->msg, sizeof err->msg, "%s: duplicate version %04d (also %s)",
+                     st->path, st->version, s->v[i - 1].path);
+            goto fail;
+        }
+        if (st->version != (int)i + 1) {
+            snprintf(err->msg, sizeof err->msg,
+                     "%s: versions must run 1, 2, 3, ... without gaps; expected %04d here",
+                     st->path, (int)i + 1);
+            goto fail;
+        }
+        struct script_file f = {NULL, NULL, 0};
+        if (read_file(st->path, &f, err) < 0) {
+            free(f.path);
+            free(f.source);
+            goto fail;
+        }
+        free(f.path);
+        st->source = f.source;
+        st->len = f.len;
+        crypto_sha256_hex(st->source, st->len, st->checksum);
+    }
+    if (steps_check(s, err) < 0)
+        goto fail;
+    return s;
+fail:
+    if (d)
+        closedir(d);
+    vm_steps_free(s);
+    return NULL;
+}
+
+struct vm *vm_new_steps(const struct vm_steps *s, struct vm_error *err)
+{
+    struct vm *vm = calloc(1, sizeof *vm);
+
+    if (!vm) {
+        snprintf(err->msg, sizeof err->msg, "out of memory");
+        return NULL;
+    }
+    if (!(vm->L = state_new(64, &vm->prelude_ref, err))) {
+        free(vm);
+        return NULL;
+    }
+    lua_State *L = vm->L;
+    lua_createtable(L, (int)s->n, 0);
+    for (size_t i = 0; i < s->n; i++) {
+        if (step_table(L, &s->v[i], err) < 0) {
+            vm_free(vm);
+            return NULL;
+        }
+        lua_rawseti(L, -2, s->v[i].version);
+    }
+    vm->steps_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return vm;
+}
+
+int vm_run_step(struct vm *vm, int version, bool up, struct rt_migrate_ctx *ctx,
+                struct vm_error *err)
+{
+    lua_State *L = vm->L;
+    int rc = 0;
+
+    lua_settop(L, 0);
+    lua_getfield(L, LUA_REGISTRYINDEX, "rt.traceback");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->steps_ref);
+    if (lua_rawgeti(L, -1, version) != LUA_TTABLE ||
+        lua_getfield(L, -1, up ? "up" : "down") != LUA_TFUNCTION) {
+        snprintf(err->msg, sizeof err->msg, "step %04d has no %s function", version,
+                 up ? "up" : "down");
+        lua_settop(L, 0);
+        return -1;
+    }
+    rt_migrate_push(L, ctx); /* stack: traceback, steps, step, fn, m */
+    lua_pushvalue(L, -1);
+    lua_insert(L, 3); /* keep m below the call to detach it afterwards */
+    if (lua_pcall(L, 1, 0, 1) != LUA_OK) {
+        /* The first line is the message; the traceback is for the log. */
+        const char *msg = lua_tostring(L, -1);
+        snprintf(err->msg, sizeof err->msg, "%s",
+                 msg ? msg : "error object is not a string");
+        char *nl = strstr(err->msg, "\nstack traceback:");
+        if (nl)
+            *nl = '\0';
+        rc = -1;
+    }
+    rt_migrate_close(L, 3);
+    lua_settop(L, 0);
+    lua_gc(L, LUA_GCSTEP, 0);
+    return rc;
 }

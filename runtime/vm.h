@@ -98,4 +98,39 @@ void vm_response_free(struct vm_response *resp);
 void vm_response_error(struct vm_response *resp, int status, const char *code,
                        const char *message, const char *request_id);
 
+/* ---- step files (migrations) ------------------------------------------ */
+
+struct rt_migrate_ctx;
+
+struct vm_step {
+    int version;
+    char *name; /* "add_user_phone" */
+    char *path;
+    char *source;
+    size_t len;
+    char checksum[65]; /* SHA-256 of the file, hex */
+    bool has_down;
+    bool transactional;
+};
+
+struct vm_steps {
+    struct vm_step *v; /* v[i].version == i + 1 */
+    size_t n;
+};
+
+/* Reads and validates dir/NNNN_name.lua: names, no gaps or duplicates, each
+ * compiles, runs and returns a valid step table. A missing dir is an empty
+ * set. Non-.lua files are ignored. Returns NULL with err filled (file and
+ * line) on the first problem. */
+struct vm_steps *vm_steps_load(const char *dir, struct vm_error *err);
+void vm_steps_free(struct vm_steps *s);
+
+/* Creates a state that runs the steps of s (borrowed: s must outlive it). */
+struct vm *vm_new_steps(const struct vm_steps *s, struct vm_error *err);
+
+/* Runs step `version`'s up (or down) function with an `m` object for ctx.
+ * Returns 0, or -1 with the error (file:line: message) in err. */
+int vm_run_step(struct vm *vm, int version, bool up, struct rt_migrate_ctx *ctx,
+                struct vm_error *err);
+
 #endif

@@ -208,4 +208,30 @@ local function collect(file, routes)
   return out
 end
 
-return { dispatch = dispatch, collect = collect }
+local step_fields = { up = true, down = true, transaction = true }
+
+-- Validates the table a migration step file returned.
+-- Returns has_down, transactional; errors name the file.
+local function step_check(file, step)
+  if type(step) ~= "table" then
+    error(file .. ": must return a table with up (and down), got " .. type(step), 0)
+  end
+  for k in pairs(step) do
+    if not step_fields[k] then
+      error(file .. ": unknown field '" .. tostring(k)
+        .. "' (expected up, down, transaction)", 0)
+    end
+  end
+  if type(step.up) ~= "function" then
+    error(file .. ": up must be a function", 0)
+  end
+  if step.down ~= nil and step.down ~= false and type(step.down) ~= "function" then
+    error(file .. ": down must be a function or false", 0)
+  end
+  if step.transaction ~= nil and type(step.transaction) ~= "boolean" then
+    error(file .. ": transaction must be a boolean", 0)
+  end
+  return type(step.down) == "function", step.transaction ~= false
+end
+
+return { dispatch = dispatch, collect = collect, step_check = step_check }

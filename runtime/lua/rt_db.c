@@ -74,7 +74,7 @@ static int push_failure(lua_State *L, struct rt_db_ctx *ctx, const struct db_err
 /* Turns arguments first..top into text parameters in values[]. Numbers and
  * booleans are replaced on the stack by their text so the pointers stay
  * valid while the arguments are. */
-static void params_collect(lua_State *L, int first, int n, const char **values)
+void rt_db_params(lua_State *L, int first, int n, const char **values)
 {
     for (int i = 0; i < n; i++) {
         int idx = first + i;
@@ -162,66 +162,25 @@ static void push_row(lua_State *L, const PGresult *res, int row, int names)
     }
 }
 
-enum shape {
-    SHAPE_ROWS,
-    SHAPE_ONE,
-    SHAPE_COUNT,
-};
-
-/* Runs sql with the given parameters on the request's transaction. Used for
- * the binding's own statements (SAVEPOINT) as well as the caller's. Returns
- * 0 with the boxed result on the stack top, or -1 with err filled. */
-static int run(lua_State *L, struct rt_db_ctx *ctx, const char *sql, int n,
-               const char **values, struct db_error *err)
+void rt_db_push_result(lua_State *L, PGresult *res, enum rt_db_shape shape)
 {
     struct result_box *box = lua_newuserdatauv(L, sizeof *box, 0);
-    box->res = NULL;
+    box->res = res;
     luaL_setmetatable(L, RESULT_MT);
-    if (db_query(ctx->pool, &ctx->conn, sql, n, values, ctx->settings, ctx->nsettings,
-                 &box->res, err) < 0) {
-        lua_pop(L, 1);
-        return -1;
-    }
-    return 0;
-}
-
-static int statement(lua_State *L, const char *fn, enum shape shape)
-{
-    struct rt_db_ctx *ctx = ctx_get(L, fn);
-    const char *sql = luaL_checkstring(L, 1);
-    const char *refused = db_refused_statement(sql);
-    int n = lua_gettop(L) - 1;
-    const char *small[16], **values = small;
-    struct db_error err;
-
-    if (refused)
-        return luaL_error(L,
-                          "rt.db.%s: %s statements are not allowed: the runtime "
-                          "owns the request's transaction and its settings",
-                          fn, refused);
-    if (n > MAX_PARAMS)
-        return luaL_error(L, "rt.db.%s: too many parameters (%d)", fn, n);
-    if (n > 16)
-        values = lua_newuserdatauv(L, sizeof *values * (size_t)n, 0);
-    params_collect(L, 2, n, values);
-    if (run(L, ctx, sql, n, values, &err) < 0)
-        return push_failure(L, ctx, &err);
-
-    struct result_box *box = lua_touserdata(L, -1);
-    PGresult *res = box->res;
+    int box_idx = lua_gettop(L);
     int nrows = PQntuples(res), ncols = PQnfields(res);
 
-    if (shape == SHAPE_COUNT) {
+    if (shape == RT_DB_COUNT) {
         const char *t = PQcmdTuples(res);
         lua_pushinteger(L, *t ? (lua_Integer)strtoll(t, NULL, 10) : nrows);
-    } else if (shape == SHAPE_ONE && nrows == 0) {
+    } else if (shape == RT_DB_ONE && nrows == 0) {
         lua_pushnil(L);
     } else {
         luaL_checkstack(L, ncols + 4, "too many columns");
         int names = lua_gettop(L) + 1;
         for (int c = 0; c < ncols; c++)
             lua_pushstring(L, PQfname(res, c));
-        if (shape == SHAPE_ONE) {
+        if (shape == RT_DB_ONE) {
             push_row(L, res, 0, names);
         } else {
             lua_createtable(L, nrows, 0);
@@ -237,32 +196,59 @@ static int statement(lua_State *L, const char *fn, enum shape shape)
     }
     PQclear(box->res);
     box->res = NULL;
+    lua_remove(L, box_idx);
+}
+
+static int statement(lua_State *L, const char *fn, enum rt_db_shape shape)
+{
+    struct rt_db_ctx *ctx = ctx_get(L, fn);
+    const char *sql = luaL_checkstring(L, 1);
+    const char *refused = db_refused_statement(sql);
+    int n = lua_gettop(L) - 1;
+    const char *small[16], **values = small;
+    struct db_error err;
+    PGresult *res = NULL;
+
+    if (refused)
+        return luaL_error(L,
+                          "rt.db.%s: %s statements are not allowed: the runtime "
+                          "owns the request's transaction and its settings",
+                          fn, refused);
+    if (n > MAX_PARAMS)
+        return luaL_error(L, "rt.db.%s: too many parameters (%d)", fn, n);
+    if (n > 16)
+        values = lua_newuserdatauv(L, sizeof *values * (size_t)n, 0);
+    rt_db_params(L, 2, n, values);
+    if (db_query(ctx->pool, &ctx->conn, sql, n, values, ctx->settings, ctx->nsettings, &res,
+                 &err) < 0)
+        return push_failure(L, ctx, &err);
+    rt_db_push_result(L, res, shape);
     return 1;
 }
 
 static int l_query(lua_State *L)
 {
-    return statement(L, "query", SHAPE_ROWS);
+    return statement(L, "query", RT_DB_ROWS);
 }
 
 static int l_query_one(lua_State *L)
 {
-    return statement(L, "query_one", SHAPE_ONE);
+    return statement(L, "query_one", RT_DB_ONE);
 }
 
 static int l_exec(lua_State *L)
 {
-    return statement(L, "exec", SHAPE_COUNT);
+    return statement(L, "exec", RT_DB_COUNT);
 }
 
 /* Runs one of the binding's own statements; 0 or -1 with err filled. */
-static int run_internal(lua_State *L, struct rt_db_ctx *ctx, const char *sql,
-                        struct db_error *err)
+static int run_internal(struct rt_db_ctx *ctx, const char *sql, struct db_error *err)
 {
-    if (run(L, ctx, sql, 0, NULL, err) < 0)
-        return -1;
-    lua_pop(L, 1); /* the box; its __gc clears the result */
-    return 0;
+    PGresult *res = NULL;
+    int rc = db_query(ctx->pool, &ctx->conn, sql, 0, NULL, ctx->settings, ctx->nsettings,
+                      &res, err);
+    PQclear(res);
+    return rc;
 }
 
 /* db.transaction(fn): fn runs inside a savepoint of the request transaction.
@@ -278,7 +264,7 @@ static int l_transaction(lua_State *L)
     lua_settop(L, 1);
     int depth = ++ctx->savepoint_depth;
     snprintf(sql, sizeof sql, "SAVEPOINT rt_sp_%d", depth);
-    if (run_internal(L, ctx, sql, &err) < 0) {
+    if (run_internal(ctx, sql, &err) < 0) {
         ctx->savepoint_depth--;
         return push_failure(L, ctx, &err);
     }
@@ -288,7 +274,7 @@ static int l_transaction(lua_State *L)
     snprintf(sql, sizeof sql, "%s rt_sp_%d",
              keep ? "RELEASE SAVEPOINT" : "ROLLBACK TO SAVEPOINT", depth);
     ctx->savepoint_depth--;
-    if (run_internal(L, ctx, sql, &err) < 0 && status == LUA_OK) {
+    if (run_internal(ctx, sql, &err) < 0 && status == LUA_OK) {
         lua_settop(L, 0);
         return push_failure(L, ctx, &err);
     }

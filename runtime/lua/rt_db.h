@@ -33,6 +33,21 @@ struct rt_db_ctx {
 
 int luaopen_rt_db(lua_State *L);
 
+enum rt_db_shape {
+    RT_DB_ROWS,  /* array of row tables (marked as a JSON array) */
+    RT_DB_ONE,   /* the first row, or nil */
+    RT_DB_COUNT, /* the affected row count */
+};
+
+/* Pushes res converted to shape, and clears it: takes ownership of res,
+ * which is freed even if a conversion raises. Stack: [] -> [value]. */
+void rt_db_push_result(lua_State *L, PGresult *res, enum rt_db_shape shape);
+
+/* Converts arguments first..first+n-1 into text parameters for libpq
+ * (NULL for nil and rt.null). Raises on unsupported types. The pointers stay
+ * valid while the arguments stay on the stack. */
+void rt_db_params(lua_State *L, int first, int n, const char **values);
+
 /* Makes ctx the current request of L (NULL: none; rt.db then raises). */
 void rt_db_bind(lua_State *L, struct rt_db_ctx *ctx);
 
