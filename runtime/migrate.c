@@ -1534,6 +1534,7 @@ static int cmd_up_down(struct engine *eng, const struct cli *c)
     bool do_core = c->core || (!c->shared && !c->tenant && !down);
     bool do_shared = c->shared || (!c->core && !c->tenant && !down);
     bool do_fleet = c->tenant || (!c->core && !c->shared && !down);
+    bool shared_ran = false;
     int rc = 0;
     size_t total = 0;
 
@@ -1603,6 +1604,7 @@ static int cmd_up_down(struct engine *eng, const struct cli *c)
             ledger_free(&l);
         }
         migrate_target(&w0, eng->tenant_steps, &tshared, eng->dir, to, &rshared);
+        shared_ran = true;
         if (result_bad(&rshared))
             rc = 1;
     }
@@ -1667,7 +1669,7 @@ report:
             json_result(&json, &tcore, &rcore, eng->core_steps);
             first = false;
         }
-        if (do_shared && (rc == 0 || rshared.status != TS_OK || rshared.error[0])) {
+        if (shared_ran) {
             if (!first)
                 buf_putc(&json, ',');
             json_result(&json, &tshared, &rshared, eng->tenant_steps);
@@ -1693,7 +1695,7 @@ report:
         const struct target *ts[2] = {&tcore, &tshared};
         const struct result *rs[2] = {&rcore, &rshared};
         for (int k = 0; k < 2; k++)
-            if ((k == 0 ? do_core : do_shared) && result_bad(rs[k])) {
+            if ((k == 0 ? do_core : shared_ran) && result_bad(rs[k])) {
                 buf_puts(&json, first ? "{\"target\":" : ",{\"target\":");
                 buf_json_cstr(&json, ts[k]->key);
                 buf_printf(&json, ",\"version\":%d,\"error\":", rs[k]->failed_version);
@@ -1718,7 +1720,7 @@ report:
     } else {
         if (do_core)
             plain_result(eng, &tcore, &rcore, eng->core_steps);
-        if (do_shared && rc == 0)
+        if (shared_ran)
             plain_result(eng, &tshared, &rshared, eng->tenant_steps);
         if (do_fleet) {
             size_t migrated = 0, failed = 0;
@@ -1734,7 +1736,7 @@ report:
             printf("tenants: %zu in scope, %zu visited, %zu %s, %zu failed (%.0f ms)\n",
                    total, eng->nfleet, migrated, eng->dry_run ? "dry-run" : "migrated",
                    failed, now_ms() - t0);
-            if (failed) {
+            if (failed && eng->tty) { /* otherwise printed as they happened */
                 fprintf(stderr, "failed tenants:\n");
                 for (size_t i = 0; i < eng->nfleet; i++)
                     if (result_bad(&eng->fleet_results[i]))
