@@ -26,6 +26,8 @@ struct stmt {
 struct db_conn {
     PGconn *pg;
     bool broken;
+    bool read_only;     /* the open transaction is READ ONLY */
+    int pending;        /* syncs sent and not yet read (unawaited COMMITs) */
     struct stmt *stmts; /* STMT_SLOTS entries, allocated on first use */
     int nstmts;
     int next_id;          /* statement names rt_1, rt_2, ... never reused */
@@ -379,6 +381,32 @@ static const char settings_sql[][96] = {
 };
 #define MAX_SETTINGS 3
 
+/* Reads the results of COMMITs sent without waiting. They arrived long ago in
+ * the normal case, so this costs no round trip. */
+static int conn_drain(struct db_conn *c, struct db_error *err)
+{
+    while (c->pending > 0 && !c->broken) {
+        PGresult *r;
+        bool failed = false;
+        while ((r = PQgetResult(c->pg)) != NULL) {
+            failed |= PQresultStatus(r) != PGRES_COMMAND_OK;
+            PQclear(r);
+        }
+        r = PQgetResult(c->pg);
+        if (!r || PQresultStatus(r) != PGRES_PIPELINE_SYNC || failed ||
+            PQstatus(c->pg) == CONNECTION_BAD)
+            c->broken = true;
+        PQclear(r);
+        c->pending--;
+    }
+    if (c->broken) {
+        err_set(err, DB_ERR_UNAVAILABLE, NULL, "connection lost: %s",
+                PQerrorMessage(c->pg));
+        return -1;
+    }
+    return 0;
+}
+
 /* libpq tracks the server's transaction state from every ReadyForQuery, so
  * it is right after ROLLBACK TO SAVEPOINT as well as after errors. */
 static bool conn_in_tx(const struct db_conn *c)
@@ -387,27 +415,31 @@ static bool conn_in_tx(const struct db_conn *c)
     return st == PQTRANS_INTRANS || st == PQTRANS_INERROR;
 }
 
-static int query_once(struct db_pool *p, struct db_conn *c, const char *sql, int nparams,
-                      const char *const *values, const struct db_setting *settings,
-                      int nsettings, PGresult **res, struct db_error *err)
+static int query_once(struct db_pool *p, struct db_conn *c, const struct db_tx *tx,
+                      const char *sql, int nparams, const char *const *values,
+                      PGresult **res, struct db_error *err)
 {
     struct batch b = {0, -1, NULL, -1, err};
     struct stmt *slot = NULL, *set_slot = NULL;
     int id = 0, set_id = 0, n;
-    bool opening = !conn_in_tx(c);
     int begin_cmds = 0;
     const char *set_sql = NULL;
 
+    if (c->pending && conn_drain(c, err) < 0)
+        return -1;
+    bool opening = !conn_in_tx(c);
     if (opening) {
         const char *sv[2 * MAX_SETTINGS];
         int ns = 0;
         sv[ns++] = "statement_timeout";
         sv[ns++] = p->statement_timeout;
-        for (int i = 0; i < nsettings && ns < 2 * MAX_SETTINGS; i++) {
-            sv[ns++] = settings[i].name;
-            sv[ns++] = settings[i].value;
+        for (int i = 0; tx && i < tx->nsettings && ns < 2 * MAX_SETTINGS; i++) {
+            sv[ns++] = tx->settings[i].name;
+            sv[ns++] = tx->settings[i].value;
         }
-        if (!PQsendQueryParams(c->pg, "BEGIN", 0, NULL, NULL, NULL, NULL, 0))
+        c->read_only = tx && tx->read_only;
+        if (!PQsendQueryParams(c->pg, c->read_only ? "BEGIN READ ONLY" : "BEGIN", 0, NULL,
+                               NULL, NULL, NULL, 0))
             goto send_failed;
         set_sql = settings_sql[ns / 2 - 1];
         n = send_statement(c, set_sql, ns, sv, &set_slot, &set_id);
@@ -439,12 +471,12 @@ send_failed:
     return -1;
 }
 
-int db_query(struct db_pool *p, struct db_conn **conn, const char *sql, int nparams,
-             const char *const *values, const struct db_setting *settings, int nsettings,
-             PGresult **res, struct db_error *err)
+int db_query(struct db_pool *p, struct db_conn **conn, const struct db_tx *tx,
+             const char *sql, int nparams, const char *const *values, PGresult **res,
+             struct db_error *err)
 {
     *res = NULL;
-    if (nsettings > MAX_SETTINGS - 1) {
+    if (tx && tx->nsettings > MAX_SETTINGS - 1) {
         err_set(err, DB_ERR_REFUSED, NULL, "too many transaction settings");
         return -1;
     }
@@ -454,7 +486,7 @@ int db_query(struct db_pool *p, struct db_conn **conn, const char *sql, int npar
             return -1;
         struct db_conn *c = *conn;
         bool opening = !conn_in_tx(c);
-        if (query_once(p, c, sql, nparams, values, settings, nsettings, res, err) == 0)
+        if (query_once(p, c, tx, sql, nparams, values, res, err) == 0)
             return 0;
         /* A pooled connection that died while idle (database restart) is
          * replaced once: nothing of this transaction reached the server. */
@@ -488,6 +520,8 @@ static int simple_batch(struct db_conn *c, const char *sql, PGresult **keep,
         err_set(err, DB_ERR_UNAVAILABLE, NULL, "connection lost");
         return -1;
     }
+    if (c->pending && conn_drain(c, err) < 0)
+        return -1;
     if (!PQsendQueryParams(c->pg, sql, 0, NULL, NULL, NULL, NULL, 0) ||
         !PQpipelineSync(c->pg)) {
         c->broken = true;
@@ -508,6 +542,16 @@ int db_end(struct db_conn *c, bool commit, struct db_error *err)
     if (!db_in_transaction(c))
         return 0;
     bool was_failed = db_transaction_failed(c);
+    if (commit && !was_failed && c->read_only) {
+        if (PQsendQueryParams(c->pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) &&
+            PQpipelineSync(c->pg)) {
+            c->pending++;
+            return 0;
+        }
+        c->broken = true;
+        err_set(err, DB_ERR_UNAVAILABLE, NULL, "cannot send: %s", PQerrorMessage(c->pg));
+        return -1;
+    }
     rc = simple_batch(c, commit && !was_failed ? "COMMIT" : "ROLLBACK", &r, err);
     if (rc == 0 && commit && was_failed) {
         err_set(err, DB_ERR_QUERY, "25P02",
@@ -528,8 +572,10 @@ void db_checkin(struct db_pool *p, struct db_conn *c)
         return;
     if (db_in_transaction(c) && db_end(c, false, &err) < 0)
         c->broken = true;
+    /* With an unawaited COMMIT in flight libpq reports the connection busy;
+     * that is the one non-idle state a pooled connection may be in. */
     if (c->broken || PQstatus(c->pg) != CONNECTION_OK ||
-        PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
+        (PQtransactionStatus(c->pg) != PQTRANS_IDLE && c->pending == 0)) {
         conn_close(c);
         pthread_mutex_lock(&p->mu);
         p->total--;
@@ -548,7 +594,7 @@ int db_ping(struct db_pool *p, struct db_error *err)
 {
     struct db_conn *c = NULL;
     PGresult *r = NULL;
-    int rc = db_query(p, &c, "SELECT 1", 0, NULL, NULL, 0, &r, err);
+    int rc = db_query(p, &c, NULL, "SELECT 1", 0, NULL, &r, err);
 
     PQclear(r);
     if (c && db_end(c, false, err) < 0)

@@ -66,15 +66,24 @@ struct db_setting {
     const char *value;
 };
 
+/* How a request transaction is opened. */
+struct db_tx {
+    const struct db_setting *settings; /* borrowed; at most 2 */
+    int nsettings;
+    /* BEGIN READ ONLY. Its COMMIT cannot lose anything, so db_end sends it
+     * without waiting; the result is read before the connection's next use. */
+    bool read_only;
+};
+
 /* Runs one statement in the connection's transaction, opening it (with the
- * pool's statement_timeout and the given settings) if none is open. values
- * are text parameters ($1..$n), NULL for SQL NULL. On success *res is set and
- * the caller owns it (PQclear). With retry_fresh set and no transaction open
- * yet, a broken pooled connection is replaced by a fresh one once, so a
- * database restart costs no request. */
-int db_query(struct db_pool *p, struct db_conn **conn, const char *sql, int nparams,
-             const char *const *values, const struct db_setting *settings, int nsettings,
-             PGresult **res, struct db_error *err) __attribute__((warn_unused_result));
+ * pool's statement_timeout and tx's settings) if none is open; *conn is
+ * checked out first when NULL. values are text parameters ($1..$n), NULL for
+ * SQL NULL. On success *res is set and the caller owns it (PQclear). When no
+ * transaction was open yet, a broken pooled connection is replaced by a
+ * fresh one once, so a database restart costs no request. */
+int db_query(struct db_pool *p, struct db_conn **conn, const struct db_tx *tx,
+             const char *sql, int nparams, const char *const *values, PGresult **res,
+             struct db_error *err) __attribute__((warn_unused_result));
 
 /* True when a transaction is open on the connection. */
 bool db_in_transaction(const struct db_conn *conn);

@@ -350,6 +350,9 @@ static int register_routes(lua_State *L, struct vm_scripts *s, const char *file,
         lua_getfield(L, -2, "pattern");
         lua_getfield(L, -3, "scope");
         lua_getfield(L, -4, "permission");
+        lua_getfield(L, -5, "readonly");
+        r->read_only = lua_toboolean(L, -1);
+        lua_pop(L, 1);
         r->method = strdup(lua_tostring(L, -4));
         r->pattern = strdup(lua_tostring(L, -3));
         r->scope = strdup(lua_tostring(L, -2));
@@ -696,8 +699,8 @@ static int failure_status(const struct rt_db_ctx *ctx)
 void vm_handle(struct vm *vm, const struct vm_request *req, struct vm_response *resp)
 {
     lua_State *L = vm->L;
-    struct rt_db_ctx ctx = {req->pool, NULL, NULL, 0, DB_OK, 0};
     const struct vm_route *route = vm_scripts_route(vm->scripts, req->match->route_id);
+    struct rt_db_ctx ctx = {req->pool, NULL, {NULL, 0, route->read_only}, DB_OK, 0};
     struct db_error dberr;
     const char *kind = "error";
     int status;

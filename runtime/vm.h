@@ -31,6 +31,7 @@ struct vm_route {
     char *file;
     char *scope;      /* public, core, tenant, any */
     char *permission; /* NULL when none */
+    bool read_only;   /* runs in a READ ONLY transaction (GET/HEAD by default) */
 };
 
 struct vm_scripts;

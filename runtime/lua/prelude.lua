@@ -140,7 +140,7 @@ local methods = {
 local scopes = { public = true, core = true, tenant = true, any = true }
 local fields = {
   handler = "function", scope = "string", permission = "string",
-  summary = "string", description = "string",
+  summary = "string", description = "string", readonly = "boolean",
 }
 local reserved = { ["/healthz"] = true, ["/readyz"] = true }
 
@@ -199,9 +199,16 @@ local function collect(file, routes)
       if not scopes[scope] then
         error(where .. ": scope must be public, core, tenant or any", 0)
       end
+      -- GET and HEAD are safe methods: their transaction is READ ONLY unless
+      -- the route says otherwise.
+      local readonly = spec.readonly
+      if readonly == nil then
+        readonly = method == "GET" or method == "HEAD"
+      end
       out[#out + 1] = {
         method = method, pattern = pattern, handler = spec.handler,
         scope = scope, permission = spec.permission, summary = spec.summary,
+        readonly = readonly,
       }
     end
   end

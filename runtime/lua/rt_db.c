@@ -219,8 +219,7 @@ static int statement(lua_State *L, const char *fn, enum rt_db_shape shape)
     if (n > 16)
         values = lua_newuserdatauv(L, sizeof *values * (size_t)n, 0);
     rt_db_params(L, 2, n, values);
-    if (db_query(ctx->pool, &ctx->conn, sql, n, values, ctx->settings, ctx->nsettings, &res,
-                 &err) < 0)
+    if (db_query(ctx->pool, &ctx->conn, &ctx->tx, sql, n, values, &res, &err) < 0)
         return push_failure(L, ctx, &err);
     rt_db_push_result(L, res, shape);
     return 1;
@@ -245,8 +244,7 @@ static int l_exec(lua_State *L)
 static int run_internal(struct rt_db_ctx *ctx, const char *sql, struct db_error *err)
 {
     PGresult *res = NULL;
-    int rc = db_query(ctx->pool, &ctx->conn, sql, 0, NULL, ctx->settings, ctx->nsettings,
-                      &res, err);
+    int rc = db_query(ctx->pool, &ctx->conn, &ctx->tx, sql, 0, NULL, &res, err);
     PQclear(res);
     return rc;
 }

@@ -23,10 +23,9 @@
 /* One request's database state. Owned by the caller (vm.c), lives for one
  * request. */
 struct rt_db_ctx {
-    struct db_pool *pool;              /* borrowed */
-    struct db_conn *conn;              /* checked out on first use */
-    const struct db_setting *settings; /* per-transaction scoping, borrowed */
-    int nsettings;
+    struct db_pool *pool;   /* borrowed */
+    struct db_conn *conn;   /* checked out on first use */
+    struct db_tx tx;        /* how the transaction is opened */
     enum db_status failure; /* last failure, for the HTTP status */
     int savepoint_depth;
 };

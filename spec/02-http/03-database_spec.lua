@@ -102,6 +102,32 @@ describe("rt.db", function()
     assert.equal(0, count("rb-409"))
   end)
 
+  it("runs GET handlers in a read-only transaction", function()
+    local r = srv:request({ path = "/notes/on-get/ro-write",
+      headers = { ["X-Request-Id"] = "ro-1" } })
+    assert.equal(500, r.status)
+    assert.equal(0, count("ro-write"))
+    h.sleep(0.1)
+    assert.matches('"request_id":"ro%-1"[^\n]*read%-only transaction', srv:logs())
+  end)
+
+  it("lets a GET route opt out of read-only with readonly = false", function()
+    local r = srv:request({ path = "/notes/on-get-allowed/rw-write" })
+    assert.equal(200, r.status)
+    assert.equal(1, count("rw-write"))
+  end)
+
+  it("keeps serving reads on connections whose COMMIT was not awaited", function()
+    for i = 1, 20 do
+      local r = srv:request({ path = "/rows" })
+      assert.equal(200, r.status, "request " .. i)
+    end
+    local r = srv:request({ method = "POST", path = "/notes", headers = json_headers,
+      body = '{"body":"after-reads"}' })
+    assert.equal(201, r.status)
+    assert.equal(1, count("after-reads"))
+  end)
+
   it("scopes db.transaction to a savepoint", function()
     local r = srv:request({ method = "POST", path = "/notes/savepoint", body = "sp" })
     assert.equal(200, r.status)

@@ -98,6 +98,18 @@ return {
     assert.is_nil(t.last_migration_error)
   end)
 
+  it("undoes a non-transactional step outside a transaction", function()
+    local res = ctx:migrate("down --tenant d01 --steps 1 --json")
+    assert.equal(0, res.code, mig.explain(res))
+    assert.same({ 1 }, ctx:versions("t_d01"))
+    assert.is_false(ctx:exists("t_d01.widgets_idx"))
+    assert.equal(1, ctx:tenant("d01").schema_version)
+    res = ctx:migrate("up --tenant d01 --json")
+    assert.equal(0, res.code, mig.explain(res))
+    assert.same({ 1, 2 }, ctx:versions("t_d01"))
+    assert.is_true(index_valid("t_d01"))
+  end)
+
   it("resolve --applied keeps the row and clears dirty", function()
     local res = ctx:migrate("up --tenant d02 --json")
     assert.equal(1, res.code, mig.explain(res))
