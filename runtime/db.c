@@ -26,8 +26,6 @@ struct stmt {
 struct db_conn {
     PGconn *pg;
     bool broken;
-    bool read_only;     /* the open transaction is READ ONLY */
-    int pending;        /* syncs sent and not yet read (unawaited COMMITs) */
     struct stmt *stmts; /* STMT_SLOTS entries, allocated on first use */
     int nstmts;
     int next_id;          /* statement names rt_1, rt_2, ... never reused */
@@ -374,38 +372,14 @@ static void stmt_record(struct db_conn *c, struct stmt *slot, const char *sql, i
     c->nstmts++;
 }
 
-static const char settings_sql[][96] = {
+static const char settings_sql[][128] = {
     "SELECT set_config($1, $2, true)",
     "SELECT set_config($1, $2, true), set_config($3, $4, true)",
     "SELECT set_config($1, $2, true), set_config($3, $4, true), set_config($5, $6, true)",
+    "SELECT set_config($1, $2, true), set_config($3, $4, true), set_config($5, $6, true), "
+    "set_config($7, $8, true)",
 };
-#define MAX_SETTINGS 3
-
-/* Reads the results of COMMITs sent without waiting. They arrived long ago in
- * the normal case, so this costs no round trip. */
-static int conn_drain(struct db_conn *c, struct db_error *err)
-{
-    while (c->pending > 0 && !c->broken) {
-        PGresult *r;
-        bool failed = false;
-        while ((r = PQgetResult(c->pg)) != NULL) {
-            failed |= PQresultStatus(r) != PGRES_COMMAND_OK;
-            PQclear(r);
-        }
-        r = PQgetResult(c->pg);
-        if (!r || PQresultStatus(r) != PGRES_PIPELINE_SYNC || failed ||
-            PQstatus(c->pg) == CONNECTION_BAD)
-            c->broken = true;
-        PQclear(r);
-        c->pending--;
-    }
-    if (c->broken) {
-        err_set(err, DB_ERR_UNAVAILABLE, NULL, "connection lost: %s",
-                PQerrorMessage(c->pg));
-        return -1;
-    }
-    return 0;
-}
+#define MAX_SETTINGS 4 /* statement_timeout, transaction_read_only, two of the caller's */
 
 /* libpq tracks the server's transaction state from every ReadyForQuery, so
  * it is right after ROLLBACK TO SAVEPOINT as well as after errors. */
@@ -425,27 +399,31 @@ static int query_once(struct db_pool *p, struct db_conn *c, const struct db_tx *
     int begin_cmds = 0;
     const char *set_sql = NULL;
 
-    if (c->pending && conn_drain(c, err) < 0)
-        return -1;
-    bool opening = !conn_in_tx(c);
-    if (opening) {
+    /* A read-only request runs each statement as its own implicit transaction
+     * (everything up to the Sync): one round trip, as `pgbench -S` does. Under
+     * READ COMMITTED every statement takes its own snapshot anyway. */
+    bool autocommit = tx && tx->read_only && !conn_in_tx(c);
+    bool opening = !autocommit && !conn_in_tx(c);
+    if (opening || autocommit) {
         const char *sv[2 * MAX_SETTINGS];
         int ns = 0;
         sv[ns++] = "statement_timeout";
         sv[ns++] = p->statement_timeout;
+        if (autocommit) {
+            sv[ns++] = "transaction_read_only";
+            sv[ns++] = "on";
+        }
         for (int i = 0; tx && i < tx->nsettings && ns < 2 * MAX_SETTINGS; i++) {
             sv[ns++] = tx->settings[i].name;
             sv[ns++] = tx->settings[i].value;
         }
-        c->read_only = tx && tx->read_only;
-        if (!PQsendQueryParams(c->pg, c->read_only ? "BEGIN READ ONLY" : "BEGIN", 0, NULL,
-                               NULL, NULL, NULL, 0))
+        if (opening && !PQsendQueryParams(c->pg, "BEGIN", 0, NULL, NULL, NULL, NULL, 0))
             goto send_failed;
         set_sql = settings_sql[ns / 2 - 1];
         n = send_statement(c, set_sql, ns, sv, &set_slot, &set_id);
         if (n < 0)
             goto send_failed;
-        begin_cmds = 1 + n;
+        begin_cmds = (opening ? 1 : 0) + n;
     }
     n = send_statement(c, sql, nparams, values, &slot, &id);
     if (n < 0 || !PQpipelineSync(c->pg))
@@ -453,7 +431,9 @@ static int query_once(struct db_pool *p, struct db_conn *c, const struct db_tx *
     b.ncmds = begin_cmds + n;
     b.want = b.ncmds - 1;
     int rc = batch_read(c, &b);
-    if (set_slot && (b.failed_cmd < 0 || b.failed_cmd > 1))
+    /* A PREPARE is recorded once it went through: commands after it ran. */
+    int set_prepare = opening ? 1 : 0;
+    if (set_slot && (b.failed_cmd < 0 || b.failed_cmd > set_prepare))
         stmt_record(c, set_slot, set_sql, set_id);
     if (slot && (b.failed_cmd < 0 || b.failed_cmd > begin_cmds))
         stmt_record(c, slot, sql, id);
@@ -476,7 +456,7 @@ int db_query(struct db_pool *p, struct db_conn **conn, const struct db_tx *tx,
              struct db_error *err)
 {
     *res = NULL;
-    if (tx && tx->nsettings > MAX_SETTINGS - 1) {
+    if (tx && tx->nsettings > MAX_SETTINGS - 2) {
         err_set(err, DB_ERR_REFUSED, NULL, "too many transaction settings");
         return -1;
     }
@@ -520,8 +500,6 @@ static int simple_batch(struct db_conn *c, const char *sql, PGresult **keep,
         err_set(err, DB_ERR_UNAVAILABLE, NULL, "connection lost");
         return -1;
     }
-    if (c->pending && conn_drain(c, err) < 0)
-        return -1;
     if (!PQsendQueryParams(c->pg, sql, 0, NULL, NULL, NULL, NULL, 0) ||
         !PQpipelineSync(c->pg)) {
         c->broken = true;
@@ -542,16 +520,6 @@ int db_end(struct db_conn *c, bool commit, struct db_error *err)
     if (!db_in_transaction(c))
         return 0;
     bool was_failed = db_transaction_failed(c);
-    if (commit && !was_failed && c->read_only) {
-        if (PQsendQueryParams(c->pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) &&
-            PQpipelineSync(c->pg)) {
-            c->pending++;
-            return 0;
-        }
-        c->broken = true;
-        err_set(err, DB_ERR_UNAVAILABLE, NULL, "cannot send: %s", PQerrorMessage(c->pg));
-        return -1;
-    }
     rc = simple_batch(c, commit && !was_failed ? "COMMIT" : "ROLLBACK", &r, err);
     if (rc == 0 && commit && was_failed) {
         err_set(err, DB_ERR_QUERY, "25P02",
@@ -572,10 +540,8 @@ void db_checkin(struct db_pool *p, struct db_conn *c)
         return;
     if (db_in_transaction(c) && db_end(c, false, &err) < 0)
         c->broken = true;
-    /* With an unawaited COMMIT in flight libpq reports the connection busy;
-     * that is the one non-idle state a pooled connection may be in. */
     if (c->broken || PQstatus(c->pg) != CONNECTION_OK ||
-        (PQtransactionStatus(c->pg) != PQTRANS_IDLE && c->pending == 0)) {
+        PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
         conn_close(c);
         pthread_mutex_lock(&p->mu);
         p->total--;

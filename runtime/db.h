@@ -5,8 +5,10 @@
  * its statements in one transaction, and checks it back in. The transaction
  * is opened together with the first statement in a single round trip:
  * BEGIN, the per-transaction settings (set_config(..., true): never cached,
- * never session-level) and the statement are pipelined. Statements are
- * prepared once per connection and cached by their text.
+ * never session-level) and the statement are pipelined. A read-only request
+ * sends no BEGIN/COMMIT: each statement goes with its settings in one
+ * implicit transaction. Statements are prepared once per connection and
+ * cached by their text.
  *
  * When the server cannot be reached the pool is marked down for a second so
  * requests fail fast (503) instead of each waiting for a connect timeout; the
@@ -70,8 +72,8 @@ struct db_setting {
 struct db_tx {
     const struct db_setting *settings; /* borrowed; at most 2 */
     int nsettings;
-    /* BEGIN READ ONLY. Its COMMIT cannot lose anything, so db_end sends it
-     * without waiting; the result is read before the connection's next use. */
+    /* Read-only: no BEGIN/COMMIT; each statement runs as its own implicit
+     * transaction with transaction_read_only on, in one round trip. */
     bool read_only;
 };
 

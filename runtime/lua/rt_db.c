@@ -260,6 +260,12 @@ static int l_transaction(lua_State *L)
 
     luaL_checktype(L, 1, LUA_TFUNCTION);
     lua_settop(L, 1);
+    if (ctx->tx.read_only) {
+        /* A read-only request has nothing to undo and no transaction block
+         * for a savepoint: fn just runs. */
+        lua_call(L, 0, LUA_MULTRET);
+        return lua_gettop(L);
+    }
     int depth = ++ctx->savepoint_depth;
     snprintf(sql, sizeof sql, "SAVEPOINT rt_sp_%d", depth);
     if (run_internal(ctx, sql, &err) < 0) {

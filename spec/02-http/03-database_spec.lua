@@ -190,11 +190,19 @@ describe("rt.db", function()
 
   it("answers 504 when no pooled connection frees up in time", function()
     -- pool_size 2: two slow requests hold both connections.
-    local cmd = string.format("curl -s -o /dev/null http://127.0.0.1:%d/sleep/0.45 &",
+    local cmd = string.format("curl -s -o /dev/null http://127.0.0.1:%d/sleep/0.48 &",
       srv.port)
     os.execute(cmd)
     os.execute(cmd)
-    h.sleep(0.1)
+    for _ = 1, 40 do
+      local busy = tonumber(h.psql("SELECT count(*) FROM pg_stat_activity "
+        .. "WHERE usename = 'rt_app' AND query LIKE '%pg_sleep%' AND state = 'active'",
+        h.admin_url))
+      if busy == 2 then
+        break
+      end
+      h.sleep(0.01)
+    end
     local r = srv:request({ path = "/rows" })
     h.sleep(0.5)
     assert.equal(504, r.status)

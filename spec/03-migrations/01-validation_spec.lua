@@ -143,6 +143,16 @@ describe("migrate validation", function()
     assert.matches("donw", res.output)
   end)
 
+  it("reports every bad file, not just the first", function()
+    local res = refused({
+      ["0001_first.lua"] = GOOD,
+      ["0002_typo.lua"] = "return { up = function(m) end, donw = function(m) end }\n",
+      ["0003_noup.lua"] = "return { down = false }\n",
+    })
+    assert.matches("0002_typo%.lua", res.output)
+    assert.matches("0003_noup%.lua", res.output)
+  end)
+
   it("refuses a bad core step the same way", function()
     ctx:tenant_steps({ ["0001_first.lua"] = GOOD })
     local path = ctx:write_step("core", "0002_broken.lua", "return { up = 1 }\n")

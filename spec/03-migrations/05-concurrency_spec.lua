@@ -68,6 +68,25 @@ return {
     end
   end)
 
+  it("reports each step as applied by exactly one of them", function()
+    local seen = {}
+    for _, res in ipairs({ a, b }) do
+      assert.is_table(res.json, mig.explain(res))
+      for _, t in ipairs(res.json.targets) do
+        for _, v in ipairs(mig.versions_of(t.applied)) do
+          local key = t.target .. "@" .. v
+          seen[key] = (seen[key] or 0) + 1
+        end
+      end
+    end
+    local expected = { ["shared@1"] = 1, ["shared@2"] = 1 }
+    for _, code in ipairs(codes) do
+      expected["tenant:" .. code .. "@1"] = 1
+      expected["tenant:" .. code .. "@2"] = 1
+    end
+    assert.same(expected, seen)
+  end)
+
   it("leaves the directory at head for every tenant", function()
     local rows = ctx:rows("SELECT code, schema_version, migration_status FROM core.tenants "
       .. "ORDER BY code")

@@ -80,6 +80,17 @@ return {
     assert.same({ 3 }, mig.versions_of(t.pending))
   end)
 
+  it("blocks up --tenant for a drifted tenant", function()
+    local res = ctx:migrate("up --tenant t01 --json")
+    assert.equal(1, res.code, mig.explain(res))
+    local f = mig.find(res.json.failures, "target", "tenant:t01")
+    assert.is_table(f, mig.explain(res))
+    assert.matches("drift", f.error)
+    assert.same({ 1, 2 }, ctx:versions("t_t01"))
+    assert.is_false(ctx:exists("t_t01.items_title_idx"))
+    assert.equal(old_sum, ctx:ledger("t_t01")[2].checksum)
+  end)
+
   it("exits 1 on up and applies nothing to drifted targets", function()
     local res = ctx:migrate("--json")
     assert.equal(1, res.code, mig.explain(res))

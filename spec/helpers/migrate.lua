@@ -26,10 +26,16 @@ function M.db_url(url, dbname)
   return prefix .. dbname .. query
 end
 
--- JSON null -> nil, recursively (rows and engine output read naturally).
+-- JSON null -> nil and whole floats -> integers, recursively (rows and engine
+-- output read naturally).
 local function denull(v)
   if v == cjson.null then
     return nil
+  end
+  -- cjson decodes every number as a float: give whole numbers back as
+  -- integers, so 3 and not 3.0 ends up in keys and messages.
+  if math.type(v) == "float" and v == math.floor(v) and math.abs(v) < 2 ^ 53 then
+    return math.tointeger(v)
   end
   if type(v) == "table" then
     for k, x in pairs(v) do
