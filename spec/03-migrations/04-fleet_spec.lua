@@ -166,3 +166,48 @@ describe("migrate fleet", function()
     assert.is_false(ctx:schema_exists("t_x02"))
   end)
 end)
+
+describe("migrate fleet with a failing shared target", function()
+  local ctx, res
+
+  setup(function()
+    ctx = mig.new("fleet_shared")
+    ctx:tenant_steps({
+      ["0001_items.lua"] = [=[
+return {
+  up = function(m)
+    if m.target == "shared" then
+      error("boom for shared")
+    end
+    m:exec [[CREATE TABLE items (id bigint PRIMARY KEY)]]
+  end,
+  down = false,
+}
+]=],
+    })
+    local r = ctx:migrate("up --core")
+    assert.equal(0, r.code, mig.explain(r))
+    ctx:add_tenants({ "t01", "t02" })
+    res = ctx:migrate("--json")
+  end)
+
+  teardown(function()
+    ctx:destroy()
+  end)
+
+  it("exits 1 and lists shared among the failures", function()
+    assert.equal(1, res.code, mig.explain(res))
+    local f = mig.find(res.json.failures, "target", "shared")
+    assert.is_table(f, mig.explain(res))
+    assert.matches("boom for shared", f.error)
+    assert.same({}, ctx:versions("shared"))
+  end)
+
+  it("still migrates the tenants", function()
+    assert.equal(2, res.json.fleet.total, mig.explain(res))
+    assert.equal(2, res.json.fleet.migrated, mig.explain(res))
+    assert.same({ 1 }, ctx:versions("t_t01"))
+    assert.same({ 1 }, ctx:versions("t_t02"))
+    assert.equal(1, ctx:tenant("t01").schema_version)
+  end)
+end)
