@@ -527,15 +527,13 @@ static int run_step(struct worker *w, PGconn *c, const struct target *t,
 }
 
 static int ledger_write(PGconn *c, const char *qschema, const struct vm_step *st, double ms,
-                        bool dirty, const char *tail, char *err)
+                        const char *tail, char *err)
 {
     char sql[1024];
-    snprintf(
-        sql, sizeof sql,
-        "INSERT INTO %s.schema_migrations (version, name, checksum, duration_ms, dirty) "
-        "VALUES (%d, '%s', '%s', %d, %s)%s",
-        qschema, st->version, st->name, st->checksum, (int)ms, dirty ? "true" : "false",
-        tail);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO %s.schema_migrations (version, name, checksum, duration_ms) "
+             "VALUES (%d, '%s', '%s', %d)%s",
+             qschema, st->version, st->name, st->checksum, (int)ms, tail);
     return x(c, sql, err);
 }
 
@@ -591,6 +589,7 @@ static int ledger_check(struct engine *eng, PGconn *c, const char *qschema,
         }
         if ((size_t)v > s->n) {
             r->status = TS_FAILED;
+            r->failed_version = v;
             snprintf(r->error, sizeof r->error,
                      "version %d is applied but its file is gone (files end at %zu)", v,
                      s->n);
@@ -607,6 +606,7 @@ static int ledger_check(struct engine *eng, PGconn *c, const char *qschema,
             buf_printf(&b, "%s%04d_%s", i ? ", " : "", r->drift[i],
                        s->v[r->drift[i] - 1].name);
         r->status = TS_DRIFT;
+        r->failed_version = r->drift[0];
         snprintf(r->error, sizeof r->error,
                  "drift: %s changed after being applied (restore the file, or run up "
                  "--accept-drift to record the new content)",
@@ -627,6 +627,54 @@ static int ledger_check(struct engine *eng, PGconn *c, const char *qschema,
             return -1;
         }
         snprintf(l->checksum[st->version], 65, "%s", st->checksum);
+    }
+    return 0;
+}
+
+/* Runs a step that declared transaction = false, up or down. The ledger row
+ * is marked dirty first (written for up, flagged for down): if the step dies
+ * half-way, the target says so until an operator resolves it. */
+static int run_outside_tx(struct worker *w, PGconn *c, const struct target *t,
+                          const char *qschema, const struct vm_step *st, bool up,
+                          struct result *r)
+{
+    char err[ERRLEN], sql[512];
+    double t0 = now_ms();
+
+    if (up)
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO %s.schema_migrations (version, name, checksum, dirty) "
+                 "VALUES (%d, '%s', '%s', true)",
+                 qschema, st->version, st->name, st->checksum);
+    else
+        snprintf(sql, sizeof sql,
+                 "UPDATE %s.schema_migrations SET dirty = true WHERE version = %d", qschema,
+                 st->version);
+    if (x(c, sql, err) < 0) {
+        step_failed(r, st, err);
+        return -1;
+    }
+    snprintf(sql, sizeof sql, "SELECT set_config('search_path', '%s', false)", qschema);
+    if (x(c, sql, err) < 0 || run_step(w, c, t, st, up, r) < 0) {
+        if (!r->error[0])
+            step_failed(r, st, err);
+        r->status = TS_DIRTY;
+        (void)x(c, "RESET search_path", err);
+        return -1;
+    }
+    if (up)
+        snprintf(sql, sizeof sql,
+                 "RESET search_path; UPDATE %s.schema_migrations SET dirty = false, "
+                 "duration_ms = %d WHERE version = %d",
+                 qschema, (int)(now_ms() - t0), st->version);
+    else
+        snprintf(sql, sizeof sql,
+                 "RESET search_path; DELETE FROM %s.schema_migrations WHERE version = %d",
+                 qschema, st->version);
+    if (x(c, sql, err) < 0) {
+        step_failed(r, st, err);
+        r->status = TS_DIRTY;
+        return -1;
     }
     return 0;
 }
@@ -653,31 +701,8 @@ static void apply_steps_up(struct worker *w, PGconn *c, const struct target *t,
                 r->skipped_non_tx = true;
                 break;
             }
-            /* Marked dirty first: if the step dies half-way, the target says
-             * so until an operator resolves it. */
-            if (ledger_write(c, qschema, st, 0, true, "", err) < 0) {
-                step_failed(r, st, err);
+            if (run_outside_tx(w, c, t, qschema, st, true, r) < 0)
                 return;
-            }
-            char sql[512];
-            snprintf(sql, sizeof sql, "SELECT set_config('search_path', '%s', false)",
-                     qschema);
-            if (x(c, sql, err) < 0 || run_step(w, c, t, st, true, r) < 0) {
-                if (!r->error[0])
-                    step_failed(r, st, err);
-                r->status = TS_DIRTY;
-                (void)x(c, "RESET search_path", err);
-                return;
-            }
-            snprintf(sql, sizeof sql,
-                     "RESET search_path; UPDATE %s.schema_migrations SET dirty = false, "
-                     "duration_ms = %d WHERE version = %d",
-                     qschema, (int)(now_ms() - t0), v);
-            if (x(c, sql, err) < 0) {
-                step_failed(r, st, err);
-                r->status = TS_DIRTY;
-                return;
-            }
         } else {
             if (!eng->dry_run && tx_begin(c, t, qschema, err) < 0) {
                 step_failed(r, st, err);
@@ -687,8 +712,8 @@ static void apply_steps_up(struct worker *w, PGconn *c, const struct target *t,
                 (void)x(c, "ROLLBACK", err);
                 return;
             }
-            if (ledger_write(c, qschema, st, now_ms() - t0, false,
-                             eng->dry_run ? "" : "; COMMIT", err) < 0) {
+            if (ledger_write(c, qschema, st, now_ms() - t0, eng->dry_run ? "" : "; COMMIT",
+                             err) < 0) {
                 step_failed(r, st, err);
                 (void)x(c, "ROLLBACK", err);
                 return;
@@ -718,6 +743,17 @@ static void apply_steps_down(struct worker *w, PGconn *c, const struct target *t
         if (!st->has_down) {
             step_failed(r, st, "this step cannot be undone (down = false)");
             break;
+        }
+        if (!st->transactional) {
+            if (eng->dry_run) {
+                r->skipped_non_tx = true;
+                break;
+            }
+            if (run_outside_tx(w, c, t, qschema, st, false, r) < 0)
+                return;
+            result_applied(r, v, now_ms() - t0);
+            r->to = v - 1;
+            continue;
         }
         if (!eng->dry_run && tx_begin(c, t, qschema, err) < 0) {
             step_failed(r, st, err);
@@ -930,7 +966,7 @@ static int fleet_run(struct engine *eng, int jobs, char *err)
         ws[i].eng = eng;
         ws[i].vm = vm_new_steps(eng->tenant_steps, &verr);
         if (!ws[i].vm) {
-            snprintf(err, ERRLEN, "%s", verr.msg);
+            snprintf(err, ERRLEN, "%.1000s", verr.msg);
             break;
         }
         if (pthread_create(&ws[i].thread, NULL, fleet_worker, &ws[i]) != 0) {
@@ -1069,7 +1105,8 @@ static void json_result(struct buf *b, const struct target *t, const struct resu
         buf_putc(b, ']');
     }
     if (r->skipped_non_tx)
-        buf_puts(b, ",\"note\":\"stopped at a step that cannot run in a transaction\"");
+        buf_puts(b, ",\"note\":\"skipped: a step with transaction = false cannot be "
+                    "dry-run\"");
     if (r->error[0]) {
         buf_puts(b, ",\"error\":");
         buf_json_cstr(b, r->error);
@@ -1259,7 +1296,7 @@ static int cmd_new(struct engine *eng, const struct cli *c)
     }
     if (!dir)
         return 1;
-    s = vm_steps_load(dir, &verr);
+    s = vm_steps_load(dir, c->core ? "migrations/core" : "migrations/tenant", &verr);
     if (!s) {
         fprintf(stderr, "runtime migrate new: fix the existing steps first: %s\n",
                 verr.msg);
@@ -1301,9 +1338,11 @@ done:
     return rc;
 }
 
-/* Reads one non-tenant target's state for status. */
+/* Reads one target's ledger for status: a JSON object, or with `inline_json`
+ * its fields (",\"drift\":[...]...") for the caller's open object, or a line. */
 static void status_target(struct worker *w, const struct target *t,
-                          const struct vm_steps *s, struct buf *json, bool as_json)
+                          const struct vm_steps *s, struct buf *json, bool as_json,
+                          bool inline_json)
 {
     char err[ERRLEN], qschema[160];
     struct ledger l;
@@ -1313,9 +1352,10 @@ static void status_target(struct worker *w, const struct target *t,
     if (!c || quote_ident(c, t->schema, qschema, sizeof qschema) < 0 ||
         ledger_read(c, qschema, &l, err) < 0) {
         if (as_json) {
-            buf_puts(json, "{\"error\":");
+            buf_puts(json, inline_json ? ",\"ledger_error\":" : "{\"error\":");
             buf_json_cstr(json, err);
-            buf_putc(json, '}');
+            if (!inline_json)
+                buf_putc(json, '}');
         } else {
             printf("%-8s error: %s\n", t->key, err);
         }
@@ -1331,7 +1371,12 @@ static void status_target(struct worker *w, const struct target *t,
             nd < 16)
             drift[nd++] = v;
     }
-    if (as_json) {
+    if (as_json && inline_json) {
+        buf_printf(json, ",\"ledger_version\":%d,\"drift\":[", l.max);
+        for (int i = 0; i < nd; i++)
+            buf_printf(json, "%s%d", i ? "," : "", drift[i]);
+        buf_printf(json, "],\"dirty\":%s", dirty ? "true" : "false");
+    } else if (as_json) {
         buf_printf(json, "{\"version\":%d,\"head\":%zu,\"pending\":[", l.max, s->n);
         for (size_t v = (size_t)l.max + 1; v <= s->n; v++)
             buf_printf(json, "%s%zu", v > (size_t)l.max + 1 ? "," : "", v);
@@ -1375,11 +1420,11 @@ static int cmd_status(struct engine *eng, const struct cli *c)
     if (c->json)
         buf_puts(&json, "{\"core\":");
     target_core(&t);
-    status_target(&w, &t, eng->core_steps, &json, c->json);
+    status_target(&w, &t, eng->core_steps, &json, c->json, false);
     if (c->json)
         buf_puts(&json, ",\"shared\":");
     target_shared(&t);
-    status_target(&w, &t, eng->tenant_steps, &json, c->json);
+    status_target(&w, &t, eng->tenant_steps, &json, c->json, false);
 
     if (!dir_exists) {
         if (c->json)
@@ -1485,11 +1530,9 @@ static int cmd_status(struct engine *eng, const struct cli *c)
                     strcmp(PQgetvalue(r, i, 4), "shared") != 0) {
                     struct target tt;
                     target_tenant(&tt, one, 0);
-                    if (c->json)
-                        buf_puts(&json, ",\"ledger\":");
-                    else
+                    if (!c->json)
                         printf("  ");
-                    status_target(&w, &tt, eng->tenant_steps, &json, c->json);
+                    status_target(&w, &tt, eng->tenant_steps, &json, c->json, true);
                 }
                 PQclear(one);
             }
@@ -1634,7 +1677,10 @@ static int cmd_up_down(struct engine *eng, const struct cli *c)
         if (result_bad(&rcore))
             rc = 1;
     }
-    if (rc == 0 && (do_shared || do_fleet)) {
+    /* A failed core stops here (the directory may be unusable); the shared
+     * target and the tenants are independent of each other. */
+    bool core_ok = rc == 0;
+    if (core_ok && (do_shared || do_fleet)) {
         struct vm_error verr;
         w0.vm = vm_new_steps(eng->tenant_steps, &verr);
         if (!w0.vm) {
@@ -1643,7 +1689,7 @@ static int cmd_up_down(struct engine *eng, const struct cli *c)
             return 1;
         }
     }
-    if (rc == 0 && do_shared) {
+    if (core_ok && do_shared) {
         int to = c->core ? 0 : c->to;
         if (down && c->steps >= 0) {
             struct ledger l;
@@ -1663,7 +1709,7 @@ static int cmd_up_down(struct engine *eng, const struct cli *c)
         if (result_bad(&rshared))
             rc = 1;
     }
-    if (rc == 0 && do_fleet) {
+    if (core_ok && do_fleet) {
         bool dir_exists = false;
         char fp[65];
         PGconn *pc = conn_get(&w0, "main", "", err);
@@ -1845,8 +1891,8 @@ int migrate_main(int argc, char **argv)
         goto done;
     }
     /* Every file of both sets is validated before anything runs. */
-    if (!(eng.core_steps = vm_steps_load(core_dir, &verr)) ||
-        !(eng.tenant_steps = vm_steps_load(tenant_dir, &verr))) {
+    if (!(eng.core_steps = vm_steps_load(core_dir, "migrations/core", &verr)) ||
+        !(eng.tenant_steps = vm_steps_load(tenant_dir, "migrations/tenant", &verr))) {
         fprintf(stderr, "runtime migrate: %s\n", verr.msg);
         goto done;
     }

@@ -12,6 +12,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -813,44 +814,70 @@ static int step_table(lua_State *L, const struct vm_step *st, struct vm_error *e
     return 0;
 }
 
-/* Validates every step in a scratch state; records has_down/transactional. */
-static int steps_check(struct vm_steps *s, struct vm_error *err)
+/* Appends one problem to err (one per line). */
+static void err_add(struct vm_error *err, int *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void err_add(struct vm_error *err, int *n, const char *fmt, ...)
+{
+    size_t len = *n ? strlen(err->msg) : 0;
+    va_list ap;
+
+    if (len + 2 >= sizeof err->msg)
+        return;
+    if (*n)
+        err->msg[len++] = '\n';
+    va_start(ap, fmt);
+    vsnprintf(err->msg + len, sizeof err->msg - len, fmt, ap);
+    va_end(ap);
+    (*n)++;
+}
+
+/* Validates every step in a scratch state; records has_down/transactional.
+ * Returns the number of problems added to err. */
+static int steps_check(struct vm_steps *s, struct vm_error *err, int nerr)
 {
     int prelude_ref;
-    lua_State *L = state_new(64, &prelude_ref, err);
+    struct vm_error one;
+    lua_State *L = state_new(64, &prelude_ref, &one);
 
-    if (!L)
-        return -1;
+    if (!L) {
+        err_add(err, &nerr, "%s", one.msg);
+        return nerr;
+    }
     for (size_t i = 0; i < s->n; i++) {
         struct vm_step *st = &s->v[i];
-        if (step_table(L, st, err) < 0)
-            goto fail;
+        if (!st->source)
+            continue; /* unreadable: reported already */
+        if (step_table(L, st, &one) < 0) {
+            err_add(err, &nerr, "%s", one.msg);
+            continue;
+        }
         lua_rawgeti(L, LUA_REGISTRYINDEX, prelude_ref);
         lua_getfield(L, -1, "step_check");
         lua_pushstring(L, st->path);
         lua_pushvalue(L, -4);
         if (lua_pcall(L, 2, 2, 0) != LUA_OK) {
-            snprintf(err->msg, sizeof err->msg, "%s", lua_tostring(L, -1));
-            goto fail;
+            err_add(err, &nerr, "%s", lua_tostring(L, -1));
+        } else {
+            st->has_down = lua_toboolean(L, -2);
+            st->transactional = lua_toboolean(L, -1);
         }
-        st->has_down = lua_toboolean(L, -2);
-        st->transactional = lua_toboolean(L, -1);
         lua_settop(L, 0);
     }
     lua_close(L);
-    return 0;
-fail:
-    lua_close(L);
-    return -1;
+    return nerr;
 }
 
-struct vm_steps *vm_steps_load(const char *dir, struct vm_error *err)
+struct vm_steps *vm_steps_load(const char *dir, const char *label, struct vm_error *err)
 {
     struct vm_steps *s = calloc(1, sizeof *s);
     DIR *d;
     struct dirent *e;
     size_t cap = 0;
+    int nerr = 0;
 
+    err->msg[0] = '\0';
     if (!s) {
         snprintf(err->msg, sizeof err->msg, "out of memory");
         return NULL;
@@ -871,63 +898,71 @@ struct vm_steps *vm_steps_load(const char *dir, struct vm_error *err)
             cap = cap ? cap * 2 : 16;
             struct vm_step *v = realloc(s->v, cap * sizeof *v);
             if (!v) {
+                closedir(d);
                 snprintf(err->msg, sizeof err->msg, "out of memory");
-                goto fail;
+                vm_steps_free(s);
+                return NULL;
             }
             s->v = v;
         }
         struct vm_step *st = &s->v[s->n];
         memset(st, 0, sizeof *st);
-        s->n++;
-        st->path = malloc(strlen(dir) + n + 2);
+        st->path = malloc(strlen(label) + n + 2);
         if (!st->path) {
+            closedir(d);
             snprintf(err->msg, sizeof err->msg, "out of memory");
-            goto fail;
+            vm_steps_free(s);
+            return NULL;
         }
-        sprintf(st->path, "%s/%s", dir, e->d_name);
+        sprintf(st->path, "%s/%s", label, e->d_name);
         if (step_name_parse(e->d_name, &st->version, &st->name) < 0) {
-            snprintf(err->msg, sizeof err->msg,
-                     "%s: step files are named NNNN_name.lua (a version of four or more "
-                     "digits, then lower-case letters, digits and _)",
-                     st->path);
-            goto fail;
+            err_add(err, &nerr,
+                    "%s: step files are named NNNN_name.lua (a version of four or more "
+                    "digits, then lower-case letters, digits and _)",
+                    st->path);
+            free(st->path);
+            continue;
         }
+        s->n++;
     }
     closedir(d);
-    d = NULL;
     qsort(s->v, s->n, sizeof *s->v, cmp_step);
     for (size_t i = 0; i < s->n; i++) {
         struct vm_step *st = &s->v[i];
-        if (i > 0 && st->version == s->v[i - 1].version) {
-            snprintf(err->msg, sizeof err->msg, "%s: duplicate version %04d (also %s)",
-                     st->path, st->version, s->v[i - 1].path);
-            goto fail;
-        }
-        if (st->version != (int)i + 1) {
-            snprintf(err->msg, sizeof err->msg,
-                     "%s: versions must run 1, 2, 3, ... without gaps; expected %04d here",
-                     st->path, (int)i + 1);
-            goto fail;
-        }
+        if (i > 0 && st->version == s->v[i - 1].version)
+            err_add(err, &nerr, "%s: duplicate version %04d (also %s)", st->path,
+                    st->version, s->v[i - 1].path);
+        else if (st->version != (i > 0 ? s->v[i - 1].version + 1 : 1))
+            err_add(err, &nerr,
+                    "%s: versions must run 1, 2, 3, ... without gaps; expected %04d here",
+                    st->path, i > 0 ? s->v[i - 1].version + 1 : 1);
+        /* Read from the real directory; st->path is the label. */
+        const char *base = strrchr(st->path, '/') + 1;
+        char *real = malloc(strlen(dir) + strlen(base) + 2);
         struct script_file f = {NULL, NULL, 0};
-        if (read_file(st->path, &f, err) < 0) {
-            free(f.path);
+        struct vm_error one;
+        if (!real) {
+            err_add(err, &nerr, "out of memory");
+            continue;
+        }
+        sprintf(real, "%s/%s", dir, base);
+        if (read_file(real, &f, &one) < 0) {
+            err_add(err, &nerr, "%s", one.msg);
             free(f.source);
-            goto fail;
+        } else {
+            st->source = f.source;
+            st->len = f.len;
+            crypto_sha256_hex(st->source, st->len, st->checksum);
         }
         free(f.path);
-        st->source = f.source;
-        st->len = f.len;
-        crypto_sha256_hex(st->source, st->len, st->checksum);
+        free(real);
     }
-    if (steps_check(s, err) < 0)
-        goto fail;
+    nerr = steps_check(s, err, nerr);
+    if (nerr > 0) {
+        vm_steps_free(s);
+        return NULL;
+    }
     return s;
-fail:
-    if (d)
-        closedir(d);
-    vm_steps_free(s);
-    return NULL;
 }
 
 struct vm *vm_new_steps(const struct vm_steps *s, struct vm_error *err)

@@ -22,7 +22,7 @@
 #include "router.h"
 
 struct vm_error {
-    char msg[1024];
+    char msg[2048];
 };
 
 struct vm_route {
@@ -106,7 +106,7 @@ struct rt_migrate_ctx;
 struct vm_step {
     int version;
     char *name; /* "add_user_phone" */
-    char *path;
+    char *path; /* label/NNNN_name.lua, for messages */
     char *source;
     size_t len;
     char checksum[65]; /* SHA-256 of the file, hex */
@@ -121,9 +121,10 @@ struct vm_steps {
 
 /* Reads and validates dir/NNNN_name.lua: names, no gaps or duplicates, each
  * compiles, runs and returns a valid step table. A missing dir is an empty
- * set. Non-.lua files are ignored. Returns NULL with err filled (file and
- * line) on the first problem. */
-struct vm_steps *vm_steps_load(const char *dir, struct vm_error *err);
+ * set. Non-.lua files are ignored. Files are named label/NNNN_name.lua in
+ * messages and tracebacks. Returns NULL with err filled with every problem
+ * found (one per line, with file and line). */
+struct vm_steps *vm_steps_load(const char *dir, const char *label, struct vm_error *err);
 void vm_steps_free(struct vm_steps *s);
 
 /* Creates a state that runs the steps of s (borrowed: s must outlive it). */
