@@ -109,7 +109,8 @@ struct engine {
     atomic_size_t next;
     atomic_size_t done;
     atomic_size_t failed;
-    int to; /* requested version for the fleet (0: head) */
+    int to;         /* requested version for the fleet (0: head) */
+    int steps_back; /* down --steps N: N, else -1 */
     enum direction dir;
 };
 
@@ -809,6 +810,8 @@ static void migrate_target(struct worker *w, const struct vm_steps *s,
             goto done;
     }
     r->from = r->to = l.max;
+    if (dir == DIR_DOWN && eng->steps_back >= 0)
+        to = l.max > eng->steps_back ? l.max - eng->steps_back : 0;
     if (ledger_check(eng, c, qschema, s, &l, r) < 0)
         goto done;
     r->status = TS_OK;
@@ -1112,6 +1115,17 @@ static void json_result(struct buf *b, const struct target *t, const struct resu
         buf_json_cstr(b, r->error);
     }
     buf_putc(b, '}');
+}
+
+static void json_failure(struct buf *b, const struct target *t, const struct result *r,
+                         bool *first)
+{
+    buf_puts(b, *first ? "{\"target\":" : ",{\"target\":");
+    buf_json_cstr(b, t->key);
+    buf_printf(b, ",\"version\":%d,\"error\":", r->failed_version);
+    buf_json_cstr(b, r->error);
+    buf_putc(b, '}');
+    *first = false;
 }
 
 static void plain_result(struct engine *eng, const struct target *t, const struct result *r,
@@ -1639,6 +1653,7 @@ static int cmd_up_down(struct engine *eng, const struct cli *c)
     memset(&rcore, 0, sizeof rcore);
     memset(&rshared, 0, sizeof rshared);
     eng->dir = down ? DIR_DOWN : DIR_UP;
+    eng->steps_back = down ? c->steps : -1;
     if (down) {
         if (!(c->core || c->shared || c->tenant) || (c->steps < 0) == !c->to_set) {
             fprintf(stderr,
@@ -1656,20 +1671,6 @@ static int cmd_up_down(struct engine *eng, const struct cli *c)
         if (!w0.vm) {
             fprintf(stderr, "runtime migrate: %s\n", verr.msg);
             return 1;
-        }
-        if (down && c->steps >= 0) {
-            /* --steps N: the current version is read from the ledger first. */
-            struct ledger l;
-            char qs[160];
-            PGconn *pc = conn_get(&w0, "main", "", err);
-            if (!pc || quote_ident(pc, "core", qs, sizeof qs) < 0 ||
-                ledger_read(pc, qs, &l, err) < 0) {
-                fprintf(stderr, "runtime migrate: %s\n", err);
-                worker_close(&w0);
-                return 1;
-            }
-            to = l.max > c->steps ? l.max - c->steps : 0;
-            ledger_free(&l);
         }
         migrate_target(&w0, eng->core_steps, &tcore, eng->dir, to, &rcore);
         vm_free(w0.vm);
@@ -1691,19 +1692,6 @@ static int cmd_up_down(struct engine *eng, const struct cli *c)
     }
     if (core_ok && do_shared) {
         int to = c->core ? 0 : c->to;
-        if (down && c->steps >= 0) {
-            struct ledger l;
-            char qs[160];
-            PGconn *pc = conn_get(&w0, "main", "", err);
-            if (!pc || quote_ident(pc, "shared", qs, sizeof qs) < 0 ||
-                ledger_read(pc, qs, &l, err) < 0) {
-                fprintf(stderr, "runtime migrate: %s\n", err);
-                worker_close(&w0);
-                return 1;
-            }
-            to = l.max > c->steps ? l.max - c->steps : 0;
-            ledger_free(&l);
-        }
         migrate_target(&w0, eng->tenant_steps, &tshared, eng->dir, to, &rshared);
         shared_ran = true;
         if (result_bad(&rshared))
@@ -1734,19 +1722,6 @@ static int cmd_up_down(struct engine *eng, const struct cli *c)
             fprintf(stderr, "runtime migrate: %s\n", err);
             rc = 1;
             goto report;
-        }
-        if (down && c->steps >= 0) {
-            struct ledger l;
-            char qs[160];
-            PGconn *tc = conn_get(&w0, eng->fleet[0].server, eng->fleet[0].dbname, err);
-            if (!tc || quote_ident(tc, eng->fleet[0].schema, qs, sizeof qs) < 0 ||
-                ledger_read(tc, qs, &l, err) < 0) {
-                fprintf(stderr, "runtime migrate: %s\n", err);
-                rc = 1;
-                goto report;
-            }
-            to = l.max > c->steps ? l.max - c->steps : 0;
-            ledger_free(&l);
         }
         eng->to = to;
         worker_close(&w0); /* the fleet workers make their own */
@@ -1793,28 +1768,13 @@ report:
             "\"up_to_date\":%zu},\"failures\":[",
             total, eng->nfleet, migrated, failed, total - migrated - failed);
         first = true;
-        const struct target *ts[2] = {&tcore, &tshared};
-        const struct result *rs[2] = {&rcore, &rshared};
-        for (int k = 0; k < 2; k++)
-            if ((k == 0 ? do_core : shared_ran) && result_bad(rs[k])) {
-                buf_puts(&json, first ? "{\"target\":" : ",{\"target\":");
-                buf_json_cstr(&json, ts[k]->key);
-                buf_printf(&json, ",\"version\":%d,\"error\":", rs[k]->failed_version);
-                buf_json_cstr(&json, rs[k]->error);
-                buf_putc(&json, '}');
-                first = false;
-            }
-        for (size_t i = 0; i < eng->nfleet && eng->fleet_results; i++) {
-            const struct result *r = &eng->fleet_results[i];
-            if (!result_bad(r))
-                continue;
-            buf_puts(&json, first ? "{\"target\":" : ",{\"target\":");
-            buf_json_cstr(&json, eng->fleet[i].key);
-            buf_printf(&json, ",\"version\":%d,\"error\":", r->failed_version);
-            buf_json_cstr(&json, r->error);
-            buf_putc(&json, '}');
-            first = false;
-        }
+        if (do_core && result_bad(&rcore))
+            json_failure(&json, &tcore, &rcore, &first);
+        if (shared_ran && result_bad(&rshared))
+            json_failure(&json, &tshared, &rshared, &first);
+        for (size_t i = 0; i < eng->nfleet && eng->fleet_results; i++)
+            if (result_bad(&eng->fleet_results[i]))
+                json_failure(&json, &eng->fleet[i], &eng->fleet_results[i], &first);
         buf_puts(&json, "]}\n");
         fputs(buf_cstr(&json), stdout);
         buf_free(&json);

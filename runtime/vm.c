@@ -402,7 +402,8 @@ struct vm_scripts *vm_scripts_load(const char *scripts_dir, int json_max_depth,
     sprintf(api, "%s/api", scripts_dir);
     if (stat(api, &st) == 0 && list_lua(api, &paths, err) < 0)
         goto fail;
-    qsort(paths.v, paths.n, sizeof *paths.v, cmp_str);
+    if (paths.n > 1)
+        qsort(paths.v, paths.n, sizeof *paths.v, cmp_str);
     s->files = calloc(paths.n ? paths.n : 1, sizeof *s->files);
     if (!s->files) {
         snprintf(err->msg, sizeof err->msg, "out of memory");
@@ -926,7 +927,8 @@ struct vm_steps *vm_steps_load(const char *dir, const char *label, struct vm_err
         s->n++;
     }
     closedir(d);
-    qsort(s->v, s->n, sizeof *s->v, cmp_step);
+    if (s->n > 1) /* qsort's array must not be NULL, even for no elements */
+        qsort(s->v, s->n, sizeof *s->v, cmp_step);
     for (size_t i = 0; i < s->n; i++) {
         struct vm_step *st = &s->v[i];
         if (i > 0 && st->version == s->v[i - 1].version)
