@@ -93,14 +93,16 @@ enum direction {
 };
 
 struct engine {
-    struct config *cfg;
+    const struct config *cfg;
     struct vm_steps *core_steps;
     struct vm_steps *tenant_steps;
     bool dry_run;
     bool accept_drift;
     bool json;
-    bool tty;
-    pthread_mutex_t out_mu; /* one writer at a time on stdout/stderr */
+    bool tty;               /* eng->err is a terminal: draw a progress bar */
+    FILE *out;              /* reports (plain or JSON) */
+    FILE *err;              /* failures and progress */
+    pthread_mutex_t out_mu; /* one writer at a time on out and err */
 
     /* fleet */
     struct target *fleet;
@@ -435,7 +437,8 @@ static void echo_sql(void *ud, const char *sql)
         return;
     }
     pthread_mutex_lock(&e->eng->out_mu);
-    printf("-- [%s] %04d_%s\n%s;\n", e->t->key, e->step->version, e->step->name, sql);
+    fprintf(e->eng->out, "-- [%s] %04d_%s\n%s;\n", e->t->key, e->step->version,
+            e->step->name, sql);
     pthread_mutex_unlock(&e->eng->out_mu);
 }
 
@@ -916,7 +919,7 @@ static void *fleet_worker(void *arg)
             atomic_fetch_add(&eng->failed, 1);
             if (!eng->json && !eng->tty) {
                 pthread_mutex_lock(&eng->out_mu);
-                fprintf(stderr, "%s: %s\n", eng->fleet[i].key, r->error);
+                fprintf(eng->err, "%s: %s\n", eng->fleet[i].key, r->error);
                 pthread_mutex_unlock(&eng->out_mu);
             }
         }
@@ -936,16 +939,16 @@ static void progress(struct engine *eng, double t0, bool final)
         return;
     if (eng->tty) {
         int width = 30, fill = eng->nfleet ? (int)(width * done / eng->nfleet) : width;
-        fprintf(stderr, "\r[%.*s%*s] %zu/%zu tenants  %zu failed  %.1f/s  ETA %.0fs ", fill,
-                "##############################", width - fill, "", done, eng->nfleet,
+        fprintf(eng->err, "\r[%.*s%*s] %zu/%zu tenants  %zu failed  %.1f/s  ETA %.0fs ",
+                fill, "##############################", width - fill, "", done, eng->nfleet,
                 failed, rate, eta);
         if (final)
-            fputc('\n', stderr);
+            fputc('\n', eng->err);
     } else {
-        fprintf(stderr, "tenants: %zu/%zu done, %zu failed, %.1f/s\n", done, eng->nfleet,
+        fprintf(eng->err, "tenants: %zu/%zu done, %zu failed, %.1f/s\n", done, eng->nfleet,
                 failed, rate);
     }
-    fflush(stderr);
+    fflush(eng->err);
 }
 
 /* Migrates every tenant in eng->fleet with `jobs` workers. */
@@ -1135,15 +1138,15 @@ static void plain_result(struct engine *eng, const struct target *t, const struc
     for (int i = 0; i < r->napplied; i++)
         ms += r->applied[i].ms;
     if (result_bad(r))
-        fprintf(stderr, "%s: %s\n", t->key, r->error);
+        fprintf(eng->err, "%s: %s\n", t->key, r->error);
     else if (r->status == TS_UP_TO_DATE)
-        printf("%s: at version %d, nothing to do\n", t->key, r->to);
+        fprintf(eng->out, "%s: at version %d, nothing to do\n", t->key, r->to);
     else
-        printf("%s: %d -> %d (%d step%s, %.0f ms)%s%s\n", t->key, r->from, r->to,
-               r->napplied, r->napplied == 1 ? "" : "s", ms,
-               eng->dry_run ? ", dry run: rolled back" : "",
-               r->skipped_non_tx ? "; stopped at a step that cannot run in a transaction"
-                                 : "");
+        fprintf(eng->out, "%s: %d -> %d (%d step%s, %.0f ms)%s%s\n", t->key, r->from, r->to,
+                r->napplied, r->napplied == 1 ? "" : "s", ms,
+                eng->dry_run ? ", dry run: rolled back" : "",
+                r->skipped_non_tx ? "; stopped at a step that cannot run in a transaction"
+                                  : "");
     (void)s;
 }
 
@@ -1154,19 +1157,6 @@ static void result_free(struct result *r)
 }
 
 /* ---- commands ----------------------------------------------------------- */
-
-struct cli {
-    const char *cmd;
-    const char *config;
-    bool core, shared, all, dry_run, json, accept_drift, applied, rolled_back;
-    const char *tenant;
-    int to;
-    bool to_set;
-    int steps;
-    int jobs;
-    int version;
-    const char *name;
-};
 
 static void usage(FILE *out)
 {
@@ -1208,7 +1198,7 @@ static int parse_int(const char *s, int *out)
     return 0;
 }
 
-static int cli_parse(int argc, char **argv, struct cli *c)
+static int cli_parse(int argc, char **argv, struct migrate_request *c, const char **config)
 {
     int i = 1;
 
@@ -1241,7 +1231,7 @@ static int cli_parse(int argc, char **argv, struct cli *c)
         } else if (strcmp(a, "--rolled-back") == 0) {
             c->rolled_back = true;
         } else if (next && strcmp(a, "--config") == 0) {
-            c->config = argv[++i];
+            *config = argv[++i];
         } else if (next && strcmp(a, "--tenant") == 0) {
             c->tenant = argv[++i];
         } else if (next && strcmp(a, "--to") == 0) {
@@ -1294,7 +1284,7 @@ static char *steps_dir(const struct config *cfg, const char *which)
     return p;
 }
 
-static int cmd_new(struct engine *eng, const struct cli *c)
+static int cmd_new(struct engine *eng, const struct migrate_request *c)
 {
     char *dir = steps_dir(eng->cfg, c->core ? "core" : "tenant");
     struct vm_error verr;
@@ -1303,7 +1293,7 @@ static int cmd_new(struct engine *eng, const struct cli *c)
 
     if (!c->name || !*c->name ||
         strspn(c->name, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(c->name)) {
-        fprintf(stderr,
+        fprintf(eng->err,
                 "runtime migrate new: NAME must be lower-case letters, digits and _\n");
         free(dir);
         return 2;
@@ -1312,7 +1302,7 @@ static int cmd_new(struct engine *eng, const struct cli *c)
         return 1;
     s = vm_steps_load(dir, c->core ? "migrations/core" : "migrations/tenant", &verr);
     if (!s) {
-        fprintf(stderr, "runtime migrate new: fix the existing steps first: %s\n",
+        fprintf(eng->err, "runtime migrate new: fix the existing steps first: %s\n",
                 verr.msg);
         goto done;
     }
@@ -1324,7 +1314,7 @@ static int cmd_new(struct engine *eng, const struct cli *c)
     snprintf(path, n, "%s/%04zu_%s.lua", dir, s->n + 1, c->name);
     FILE *f = fopen(path, "wx");
     if (!f) {
-        fprintf(stderr, "runtime migrate new: cannot create %s: %s\n", path,
+        fprintf(eng->err, "runtime migrate new: cannot create %s: %s\n", path,
                 strerror(errno));
         free(path);
         goto done;
@@ -1343,7 +1333,7 @@ static int cmd_new(struct engine *eng, const struct cli *c)
             "}\n",
             s->n + 1, c->name);
     fclose(f);
-    printf("%s\n", path);
+    fprintf(eng->out, "%s\n", path);
     free(path);
     rc = 0;
 done:
@@ -1358,6 +1348,7 @@ static void status_target(struct worker *w, const struct target *t,
                           const struct vm_steps *s, struct buf *json, bool as_json,
                           bool inline_json)
 {
+    struct engine *eng = w->eng;
     char err[ERRLEN], qschema[160];
     struct ledger l;
     PGconn *c = conn_get(w, t->server, t->dbname, err);
@@ -1371,7 +1362,7 @@ static void status_target(struct worker *w, const struct target *t,
             if (!inline_json)
                 buf_putc(json, '}');
         } else {
-            printf("%-8s error: %s\n", t->key, err);
+            fprintf(eng->out, "%-8s error: %s\n", t->key, err);
         }
         ledger_free(&l);
         return;
@@ -1399,17 +1390,17 @@ static void status_target(struct worker *w, const struct target *t,
             buf_printf(json, "%s%d", i ? "," : "", drift[i]);
         buf_printf(json, "],\"dirty\":%s}", dirty ? "true" : "false");
     } else {
-        printf("%-8s version %d of %zu", t->key, l.max, s->n);
+        fprintf(eng->out, "%-8s version %d of %zu", t->key, l.max, s->n);
         if ((size_t)l.max < s->n)
-            printf(", pending %zu", s->n - (size_t)l.max);
+            fprintf(eng->out, ", pending %zu", s->n - (size_t)l.max);
         for (int i = 0; i < nd; i++)
-            printf("%s%04d", i ? " " : ", drift: ", drift[i]);
-        printf("%s\n", dirty ? ", DIRTY" : "");
+            fprintf(eng->out, "%s%04d", i ? " " : ", drift: ", drift[i]);
+        fprintf(eng->out, "%s\n", dirty ? ", DIRTY" : "");
     }
     ledger_free(&l);
 }
 
-static int cmd_status(struct engine *eng, const struct cli *c)
+static int cmd_status(struct engine *eng, const struct migrate_request *c)
 {
     struct worker w = {.eng = eng};
     struct target t;
@@ -1421,11 +1412,11 @@ static int cmd_status(struct engine *eng, const struct cli *c)
 
     main_c = conn_get(&w, "main", "", err);
     if (!main_c) {
-        fprintf(stderr, "runtime migrate status: %s\n", err);
+        fprintf(eng->err, "runtime migrate status: %s\n", err);
         return 1;
     }
     if (directory_exists(main_c, &dir_exists, err) < 0) {
-        fprintf(stderr, "runtime migrate status: %s\n", err);
+        fprintf(eng->err, "runtime migrate status: %s\n", err);
         worker_close(&w);
         return 1;
     }
@@ -1444,7 +1435,8 @@ static int cmd_status(struct engine *eng, const struct cli *c)
         if (c->json)
             buf_puts(&json, ",\"fleet\":null");
         else
-            printf("tenants  no directory yet (run: runtime migrate up --core)\n");
+            fprintf(eng->out,
+                    "tenants  no directory yet (run: runtime migrate up --core)\n");
     } else {
         /* The fleet summary is one query over the directory. */
         const char *v[] = {head, fp};
@@ -1459,7 +1451,7 @@ static int cmd_status(struct engine *eng, const struct cli *c)
               "FROM core.tenants WHERE " TENANT_SCOPE " GROUP BY 1 ORDER BY 1",
               2, v, err);
         if (!r) {
-            fprintf(stderr, "runtime migrate status: %s\n", err);
+            fprintf(eng->err, "runtime migrate status: %s\n", err);
             rc = 1;
             goto out;
         }
@@ -1483,7 +1475,8 @@ static int cmd_status(struct engine *eng, const struct cli *c)
                        "\"dirty\":%ld,\"drift\":%ld}",
                        total, eng->tenant_steps->n, pending, failed, dirty, drift);
         else
-            printf(
+            fprintf(
+                eng->out,
                 "tenants  %ld in scope, head %zu: %ld pending, %ld failed, %ld dirty, %ld "
                 "drift\n",
                 total, eng->tenant_steps->n, pending, failed, dirty, drift);
@@ -1502,12 +1495,12 @@ static int cmd_status(struct engine *eng, const struct cli *c)
                           "WHERE " TENANT_SCOPE " ORDER BY code",
               c->tenant ? 1 : 0, c->tenant ? v : NULL, err);
         if (!r) {
-            fprintf(stderr, "runtime migrate status: %s\n", err);
+            fprintf(eng->err, "runtime migrate status: %s\n", err);
             rc = 1;
             goto out;
         }
         if (c->tenant && PQntuples(r) == 0) {
-            fprintf(stderr, "runtime migrate status: no tenant '%s'\n", c->tenant);
+            fprintf(eng->err, "runtime migrate status: no tenant '%s'\n", c->tenant);
             PQclear(r);
             rc = 1;
             goto out;
@@ -1528,10 +1521,10 @@ static int cmd_status(struct engine *eng, const struct cli *c)
                     buf_printf(&json, "%s%zu", v2 > (size_t)version + 1 ? "," : "", v2);
                 buf_putc(&json, ']');
             } else {
-                printf("  %-24s version %d of %zu  %s%s%s\n", PQgetvalue(r, i, 0), version,
-                       eng->tenant_steps->n, PQgetvalue(r, i, 2),
-                       PQgetisnull(r, i, 3) ? "" : ": ",
-                       PQgetisnull(r, i, 3) ? "" : PQgetvalue(r, i, 3));
+                fprintf(eng->out, "  %-24s version %d of %zu  %s%s%s\n",
+                        PQgetvalue(r, i, 0), version, eng->tenant_steps->n,
+                        PQgetvalue(r, i, 2), PQgetisnull(r, i, 3) ? "" : ": ",
+                        PQgetisnull(r, i, 3) ? "" : PQgetvalue(r, i, 3));
             }
             if (c->tenant) {
                 /* One tenant: read its ledger too, for drift detail. */
@@ -1545,7 +1538,7 @@ static int cmd_status(struct engine *eng, const struct cli *c)
                     struct target tt;
                     target_tenant(&tt, one, 0);
                     if (!c->json)
-                        printf("  ");
+                        fprintf(eng->out, "  ");
                     status_target(&w, &tt, eng->tenant_steps, &json, c->json, true);
                 }
                 PQclear(one);
@@ -1560,14 +1553,14 @@ static int cmd_status(struct engine *eng, const struct cli *c)
 out:
     if (c->json) {
         buf_puts(&json, "}\n");
-        fputs(buf_cstr(&json), stdout);
+        fputs(buf_cstr(&json), eng->out);
     }
     buf_free(&json);
     worker_close(&w);
     return rc;
 }
 
-static int cmd_resolve(struct engine *eng, const struct cli *c)
+static int cmd_resolve(struct engine *eng, const struct migrate_request *c)
 {
     struct worker w = {.eng = eng};
     struct target t;
@@ -1577,7 +1570,7 @@ static int cmd_resolve(struct engine *eng, const struct cli *c)
 
     if (c->version < 1 || c->applied == c->rolled_back ||
         !(c->core || c->shared || c->tenant)) {
-        fprintf(stderr,
+        fprintf(eng->err,
                 "usage: runtime migrate resolve (--core | --shared | --tenant CODE) "
                 "--version N (--applied | --rolled-back)\n");
         return 2;
@@ -1589,7 +1582,7 @@ static int cmd_resolve(struct engine *eng, const struct cli *c)
     } else {
         pc = conn_get(&w, "main", "", err);
         if (!pc || fleet_select(eng, pc, c->tenant, 0, "", &(size_t){0}, err) < 0) {
-            fprintf(stderr, "runtime migrate resolve: %s\n", err);
+            fprintf(eng->err, "runtime migrate resolve: %s\n", err);
             worker_close(&w);
             return 1;
         }
@@ -1598,7 +1591,7 @@ static int cmd_resolve(struct engine *eng, const struct cli *c)
     pc = conn_get(&w, t.server, t.dbname, err);
     if (!pc || quote_ident(pc, t.schema, qschema, sizeof qschema) < 0 ||
         lock_target(pc, &t, true, err) < 0) {
-        fprintf(stderr, "runtime migrate resolve: %s\n", err);
+        fprintf(eng->err, "runtime migrate resolve: %s\n", err);
         worker_close(&w);
         return 1;
     }
@@ -1611,13 +1604,13 @@ static int cmd_resolve(struct engine *eng, const struct cli *c)
     PGresult *r = PQexec(pc, sql);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         pg_error(pc, r, err);
-        fprintf(stderr, "runtime migrate resolve: %s\n", err);
+        fprintf(eng->err, "runtime migrate resolve: %s\n", err);
     } else if (strcmp(PQcmdTuples(r), "1") != 0) {
-        fprintf(stderr, "runtime migrate resolve: %s has no dirty version %d\n", t.key,
+        fprintf(eng->err, "runtime migrate resolve: %s has no dirty version %d\n", t.key,
                 c->version);
     } else {
-        printf("%s: version %d marked %s\n", t.key, c->version,
-               c->applied ? "applied" : "rolled back");
+        fprintf(eng->out, "%s: version %d marked %s\n", t.key, c->version,
+                c->applied ? "applied" : "rolled back");
         rc = 0;
         if (t.kind == TK_TENANT) {
             /* The next up re-reads the ledger; mark the entry for a visit. */
@@ -1625,7 +1618,7 @@ static int cmd_resolve(struct engine *eng, const struct cli *c)
             if (q_ok(pc,
                      "UPDATE core.tenants SET migration_status = 'failed' WHERE code = $1",
                      1, v, err) < 0)
-                fprintf(stderr, "runtime migrate resolve: %s\n", err);
+                fprintf(eng->err, "runtime migrate resolve: %s\n", err);
         }
     }
     PQclear(r);
@@ -1634,7 +1627,7 @@ static int cmd_resolve(struct engine *eng, const struct cli *c)
     return rc;
 }
 
-static int cmd_up_down(struct engine *eng, const struct cli *c)
+static int cmd_up_down(struct engine *eng, const struct migrate_request *c)
 {
     struct worker w0 = {.eng = eng};
     struct buf json = BUF_INIT;
@@ -1656,7 +1649,7 @@ static int cmd_up_down(struct engine *eng, const struct cli *c)
     eng->steps_back = down ? c->steps : -1;
     if (down) {
         if (!(c->core || c->shared || c->tenant) || (c->steps < 0) == !c->to_set) {
-            fprintf(stderr,
+            fprintf(eng->err,
                     "usage: runtime migrate down (--core | --shared | --tenant CODE) "
                     "(--steps N | --to VERSION) [--dry-run]\n");
             return 2;
@@ -1669,7 +1662,7 @@ static int cmd_up_down(struct engine *eng, const struct cli *c)
         int to = c->core ? c->to : 0;
         w0.vm = vm_new_steps(eng->core_steps, &verr);
         if (!w0.vm) {
-            fprintf(stderr, "runtime migrate: %s\n", verr.msg);
+            fprintf(eng->err, "runtime migrate: %s\n", verr.msg);
             return 1;
         }
         migrate_target(&w0, eng->core_steps, &tcore, eng->dir, to, &rcore);
@@ -1685,7 +1678,7 @@ static int cmd_up_down(struct engine *eng, const struct cli *c)
         struct vm_error verr;
         w0.vm = vm_new_steps(eng->tenant_steps, &verr);
         if (!w0.vm) {
-            fprintf(stderr, "runtime migrate: %s\n", verr.msg);
+            fprintf(eng->err, "runtime migrate: %s\n", verr.msg);
             worker_close(&w0);
             return 1;
         }
@@ -1702,14 +1695,14 @@ static int cmd_up_down(struct engine *eng, const struct cli *c)
         char fp[65];
         PGconn *pc = conn_get(&w0, "main", "", err);
         if (!pc || directory_exists(pc, &dir_exists, err) < 0) {
-            fprintf(stderr, "runtime migrate: %s\n", err);
+            fprintf(eng->err, "runtime migrate: %s\n", err);
             rc = 1;
             goto report;
         }
         if (!dir_exists) {
             if (c->tenant) {
-                fprintf(stderr, "runtime migrate: no tenant directory yet (run: runtime "
-                                "migrate up --core)\n");
+                fprintf(eng->err, "runtime migrate: no tenant directory yet (run: runtime "
+                                  "migrate up --core)\n");
                 rc = 1;
             }
             goto report;
@@ -1719,14 +1712,14 @@ static int cmd_up_down(struct engine *eng, const struct cli *c)
             to > 0 && (size_t)to < eng->tenant_steps->n ? to : (int)eng->tenant_steps->n;
         fingerprint(NULL, eng->tenant_steps, version, fp);
         if (fleet_select(eng, pc, c->tenant, version, fp, &total, err) < 0) {
-            fprintf(stderr, "runtime migrate: %s\n", err);
+            fprintf(eng->err, "runtime migrate: %s\n", err);
             rc = 1;
             goto report;
         }
         eng->to = to;
         worker_close(&w0); /* the fleet workers make their own */
         if (fleet_run(eng, c->jobs > 0 ? c->jobs : eng->cfg->migrate_jobs, err) < 0) {
-            fprintf(stderr, "runtime migrate: %s\n", err);
+            fprintf(eng->err, "runtime migrate: %s\n", err);
             rc = 1;
         }
         for (size_t i = 0; i < eng->nfleet; i++)
@@ -1776,7 +1769,7 @@ report:
             if (result_bad(&eng->fleet_results[i]))
                 json_failure(&json, &eng->fleet[i], &eng->fleet_results[i], &first);
         buf_puts(&json, "]}\n");
-        fputs(buf_cstr(&json), stdout);
+        fputs(buf_cstr(&json), eng->out);
         buf_free(&json);
     } else {
         if (do_core)
@@ -1794,14 +1787,15 @@ report:
                 if (eng->nfleet <= 20 && !result_bad(r))
                     plain_result(eng, &eng->fleet[i], r, eng->tenant_steps);
             }
-            printf("tenants: %zu in scope, %zu visited, %zu %s, %zu failed (%.0f ms)\n",
-                   total, eng->nfleet, migrated, eng->dry_run ? "dry-run" : "migrated",
-                   failed, now_ms() - t0);
+            fprintf(eng->out,
+                    "tenants: %zu in scope, %zu visited, %zu %s, %zu failed (%.0f ms)\n",
+                    total, eng->nfleet, migrated, eng->dry_run ? "dry-run" : "migrated",
+                    failed, now_ms() - t0);
             if (failed && eng->tty) { /* otherwise printed as they happened */
-                fprintf(stderr, "failed tenants:\n");
+                fprintf(eng->err, "failed tenants:\n");
                 for (size_t i = 0; i < eng->nfleet; i++)
                     if (result_bad(&eng->fleet_results[i]))
-                        fprintf(stderr, "  %s: %s\n", eng->fleet[i].key,
+                        fprintf(eng->err, "  %s: %s\n", eng->fleet[i].key,
                                 eng->fleet_results[i].error);
             }
         }
@@ -1811,62 +1805,54 @@ report:
     return rc;
 }
 
-int migrate_main(int argc, char **argv)
+int migrate_run(const struct config *cfg, const struct migrate_request *c, FILE *out,
+                FILE *err)
 {
-    struct cli c;
-    struct config_error cerr;
     struct engine eng;
     struct vm_error verr;
     char *core_dir = NULL, *tenant_dir = NULL;
     int rc = 1;
 
-    if (cli_parse(argc, argv, &c) < 0) {
-        usage(stderr);
-        return 2;
-    }
     memset(&eng, 0, sizeof eng);
     pthread_mutex_init(&eng.out_mu, NULL);
-    eng.dry_run = c.dry_run;
-    eng.accept_drift = c.accept_drift;
-    eng.json = c.json;
-    eng.tty = isatty(STDERR_FILENO) && !c.json;
-    eng.cfg = config_load(c.config, &cerr);
-    if (!eng.cfg) {
-        fprintf(stderr, "runtime: config: %s\n", cerr.msg);
-        return 1;
-    }
-    core_dir = steps_dir(eng.cfg, "core");
-    tenant_dir = steps_dir(eng.cfg, "tenant");
+    eng.cfg = cfg;
+    eng.out = out;
+    eng.err = err;
+    eng.dry_run = c->dry_run;
+    eng.accept_drift = c->accept_drift;
+    eng.json = c->json;
+    eng.tty = isatty(fileno(err)) && !c->json;
+    core_dir = steps_dir(cfg, "core");
+    tenant_dir = steps_dir(cfg, "tenant");
     if (!core_dir || !tenant_dir)
         goto done;
-    if (strcmp(c.cmd, "new") == 0) {
-        rc = cmd_new(&eng, &c);
+    if (strcmp(c->cmd, "new") == 0) {
+        rc = cmd_new(&eng, c);
         goto done;
     }
-    if (strcmp(c.cmd, "up") != 0 && strcmp(c.cmd, "down") != 0 &&
-        strcmp(c.cmd, "status") != 0 && strcmp(c.cmd, "resolve") != 0) {
-        fprintf(stderr, "runtime migrate: unknown command '%s'\n", c.cmd);
-        usage(stderr);
+    if (strcmp(c->cmd, "up") != 0 && strcmp(c->cmd, "down") != 0 &&
+        strcmp(c->cmd, "status") != 0 && strcmp(c->cmd, "resolve") != 0) {
+        fprintf(err, "runtime migrate: unknown command '%s'\n", c->cmd);
         rc = 2;
         goto done;
     }
     /* Every file of both sets is validated before anything runs. */
     if (!(eng.core_steps = vm_steps_load(core_dir, "migrations/core", &verr)) ||
         !(eng.tenant_steps = vm_steps_load(tenant_dir, "migrations/tenant", &verr))) {
-        fprintf(stderr, "runtime migrate: %s\n", verr.msg);
+        fprintf(err, "runtime migrate: %s\n", verr.msg);
         goto done;
     }
-    if (!eng.cfg->database_owner_url[0]) {
-        fprintf(stderr, "runtime migrate: database.owner_url is not set "
-                        "(set RUNTIME_DATABASE_OWNER_URL; eval \"$(./dev env)\" does)\n");
+    if (!cfg->database_owner_url[0]) {
+        fprintf(err, "runtime migrate: database.owner_url is not set "
+                     "(set RUNTIME_DATABASE_OWNER_URL; eval \"$(./dev env)\" does)\n");
         goto done;
     }
-    if (strcmp(c.cmd, "status") == 0)
-        rc = cmd_status(&eng, &c);
-    else if (strcmp(c.cmd, "resolve") == 0)
-        rc = cmd_resolve(&eng, &c);
+    if (strcmp(c->cmd, "status") == 0)
+        rc = cmd_status(&eng, c);
+    else if (strcmp(c->cmd, "resolve") == 0)
+        rc = cmd_resolve(&eng, c);
     else
-        rc = cmd_up_down(&eng, &c);
+        rc = cmd_up_down(&eng, c);
 done:
     for (size_t i = 0; i < eng.nfleet && eng.fleet_results; i++)
         result_free(&eng.fleet_results[i]);
@@ -1874,9 +1860,30 @@ done:
     free(eng.fleet);
     vm_steps_free(eng.core_steps);
     vm_steps_free(eng.tenant_steps);
-    config_free(eng.cfg);
     free(core_dir);
     free(tenant_dir);
     pthread_mutex_destroy(&eng.out_mu);
+    return rc;
+}
+
+int migrate_main(int argc, char **argv)
+{
+    struct migrate_request c;
+    struct config_error cerr;
+    const char *config_file = NULL;
+
+    if (cli_parse(argc, argv, &c, &config_file) < 0) {
+        usage(stderr);
+        return 2;
+    }
+    struct config *cfg = config_load(config_file, &cerr);
+    if (!cfg) {
+        fprintf(stderr, "runtime: config: %s\n", cerr.msg);
+        return 1;
+    }
+    int rc = migrate_run(cfg, &c, stdout, stderr);
+    if (rc == 2 && strcmp(c.cmd, "new") != 0)
+        usage(stderr);
+    config_free(cfg);
     return rc;
 }

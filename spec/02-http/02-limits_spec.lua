@@ -79,3 +79,21 @@ describe("request limits", function()
     assert.is_true(srv:alive())
   end)
 end)
+
+describe("connection limits", function()
+  it("refuses connections over http.per_ip_connection_limit, then recovers", function()
+    local srv = h.start({ env = { RUNTIME_HTTP_PER_IP_CONNECTION_LIMIT = "2" } })
+    -- Two idle connections held open from 127.0.0.1 use up the allowance.
+    local hold = string.format(
+      "bash -c 'exec 3<>/dev/tcp/127.0.0.1/%d; sleep 1.5' >/dev/null 2>&1 &", srv.port)
+    os.execute(hold)
+    os.execute(hold)
+    h.sleep(0.3)
+    local refused = srv:request({ path = "/healthz" })
+    h.sleep(1.6)
+    local after = srv:request({ path = "/healthz" })
+    srv:stop()
+    assert.equal(0, refused.status) -- closed without an answer
+    assert.equal(200, after.status)
+  end)
+end)
