@@ -72,6 +72,8 @@ static struct key keys[] = {
     INT(database, connect_timeout, 5, 1, 600, "Seconds to wait for a new connection."),
     INT(database, retry_after, 5, 1, 3600,
         "Retry-After seconds sent with 503 while the database is unreachable."),
+    STR(tenancy, default_isolation, "schema",
+        "Isolation of new tenants when none is given: shared, schema or database."),
     INT(migrate, jobs, 4, 1, 64, "Parallel tenant workers for runtime migrate."),
     INT(migrate, lock_timeout_ms, 60000, 1, 3600000,
         "Longest wait for a migration target's lock."),

@@ -31,6 +31,8 @@ struct config {
     int database_connect_timeout;
     int database_retry_after;
 
+    char *tenancy_default_isolation;
+
     int migrate_jobs;
     int migrate_lock_timeout_ms;
 

@@ -8,6 +8,7 @@
 #include "http.h"
 #include "log.h"
 #include "migrate.h"
+#include "provision.h"
 #include "vm.h"
 
 #include <pthread.h>
@@ -18,18 +19,20 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: runtime <command> [options]\n"
-            "\n"
-            "commands:\n"
-            "  serve [--config PATH]   serve the HTTP API from scripts/api\n"
-            "  migrate [...]           apply migration steps (runtime migrate --help)\n"
-            "  version                 print the version\n"
-            "  help                    show this help\n"
-            "\n"
-            "The config file defaults to $RUNTIME_CONFIG, else ./config.lua.\n"
-            "Every config key can be overridden by RUNTIME_<SECTION>_<KEY>,\n"
-            "for example RUNTIME_DATABASE_URL or RUNTIME_HTTP_PORT.\n");
+    fprintf(
+        out,
+        "usage: runtime <command> [options]\n"
+        "\n"
+        "commands:\n"
+        "  serve [--config PATH]   serve the HTTP API from scripts/api\n"
+        "  migrate [...]           apply migration steps (runtime migrate --help)\n"
+        "  tenant [...]            provision and manage tenants (runtime tenant --help)\n"
+        "  version                 print the version\n"
+        "  help                    show this help\n"
+        "\n"
+        "The config file defaults to $RUNTIME_CONFIG, else ./config.lua.\n"
+        "Every config key can be overridden by RUNTIME_<SECTION>_<KEY>,\n"
+        "for example RUNTIME_DATABASE_URL or RUNTIME_HTTP_PORT.\n");
 }
 
 static void serve_usage(FILE *out)
@@ -152,6 +155,8 @@ int main(int argc, char **argv)
         return cmd_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "migrate") == 0)
         return migrate_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "tenant") == 0)
+        return provision_main(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("runtime %s\n", RT_VERSION);
         return 0;

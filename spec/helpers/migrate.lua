@@ -210,9 +210,10 @@ function ctx_mt:env_prefix(env)
     .. table.concat(assigns, " ")
 end
 
-function ctx_mt:command(args, env)
-  return self:env_prefix(env) .. " " .. q(h.bin) .. " migrate " .. args_string(args)
-    .. " --config " .. q(self.cfg)
+-- sub: the runtime subcommand ("migrate" unless given).
+function ctx_mt:command(args, env, sub)
+  return self:env_prefix(env) .. " " .. q(h.bin) .. " " .. (sub or "migrate") .. " "
+    .. args_string(args) .. " --config " .. q(self.cfg)
 end
 
 local function result(out, err, code)
@@ -228,15 +229,20 @@ end
 -- Runs `runtime migrate <args> --config <cfg>` to completion. args: a string
 -- (shell words, already quoted) or a list. Returns { code, out, err, output,
 -- json }: stdout and stderr separately, json decoded from stdout (or nil).
-function ctx_mt:migrate(args, env)
+function ctx_mt:migrate(args, env, sub)
   local out_f, err_f = os.tmpname(), os.tmpname()
-  local cmd = "timeout -s KILL " .. M.timeout .. " " .. self:command(args, env) .. " >"
+  local cmd = "timeout -s KILL " .. M.timeout .. " " .. self:command(args, env, sub) .. " >"
     .. q(out_f) .. " 2>" .. q(err_f) .. "; echo $?"
   local rc = tonumber((h.run(cmd)))
   local res = result(h.read_all(out_f), h.read_all(err_f), rc)
   os.remove(out_f)
   os.remove(err_f)
   return res
+end
+
+-- Runs `runtime tenant <args> --config <cfg>`; same result shape as migrate.
+function ctx_mt:tenant_cmd(args, env)
+  return self:migrate(args, env, "tenant")
 end
 
 -- Starts `runtime migrate <args>` in the background; returns a process with

@@ -1,0 +1,335 @@
+/* provision: tenant lifecycle and `runtime tenant` (see provision.h). */
+#include "provision.h"
+
+#include "migrate.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+
+static void ignore_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+static PGconn *owner_connect(const struct config *cfg, struct tenant_error *err)
+{
+    if (!cfg->database_owner_url[0]) {
+        snprintf(err->msg, sizeof err->msg,
+                 "database.owner_url is not set (set RUNTIME_DATABASE_OWNER_URL)");
+        return NULL;
+    }
+    const char *keys[] = {"dbname", "application_name", NULL};
+    const char *vals[] = {cfg->database_owner_url, "runtime-tenant", NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    if (PQstatus(c) != CONNECTION_OK) {
+        snprintf(err->msg, sizeof err->msg, "cannot connect: %s", PQerrorMessage(c));
+        PQfinish(c);
+        return NULL;
+    }
+    PQsetNoticeProcessor(c, ignore_notice, NULL);
+    return c;
+}
+
+/* Runs the tenant's migrations (the shared target for a shared tenant).
+ * On failure the first line of the engine's report is the reason. */
+static int run_migrations(const struct config *cfg, const struct tenant_row *row,
+                          struct tenant_error *err)
+{
+    struct migrate_request req = {.cmd = "up", .steps = -1, .jobs = 1, .version = -1};
+    char *out_text = NULL, *err_text = NULL;
+    size_t out_len = 0, err_len = 0;
+    FILE *out = open_memstream(&out_text, &out_len);
+    FILE *errs = open_memstream(&err_text, &err_len);
+    int rc = 1;
+
+    if (strcmp(row->isolation, "shared") == 0)
+        req.shared = true;
+    else
+        req.tenant = row->code;
+    if (out && errs)
+        rc = migrate_run(cfg, &req, out, errs);
+    if (out)
+        fclose(out);
+    if (errs)
+        fclose(errs);
+    if (rc != 0) {
+        const char *why = err_text && *err_text ? err_text : "migrations failed";
+        snprintf(err->msg, sizeof err->msg, "migrations: %.*s", (int)strcspn(why, "\n"),
+                 why);
+    }
+    free(out_text);
+    free(err_text);
+    return rc == 0 ? 0 : -1;
+}
+
+int provision_tenant(const struct config *cfg, const struct tenant_spec *spec, bool force,
+                     long long *id, struct tenant_error *err)
+{
+    struct tenant_row row;
+    struct tenant_error derr;
+    PGconn *c;
+    int rc = -1;
+
+    memset(err, 0, sizeof *err);
+    if (!tenant_code_valid(spec->code)) {
+        snprintf(err->msg, sizeof err->msg,
+                 "'%.60s' is not a tenant code (^[a-z][a-z0-9_]{1,39}$)", spec->code);
+        return -1;
+    }
+    if (!tenant_isolation_valid(spec->isolation) ||
+        (spec->domain && !tenant_host_valid(spec->domain)) ||
+        (spec->subdomain && !tenant_host_valid(spec->subdomain))) {
+        snprintf(err->msg, sizeof err->msg,
+                 "isolation must be shared, schema or database; domains are lower-case "
+                 "host names");
+        return -1;
+    }
+    if (!(c = owner_connect(cfg, err)))
+        return -1;
+    if (force) {
+        /* Re-provision: the old storage goes first, then the row is taken
+         * over as after a failure. */
+        int found = tenant_row_get(c, spec->code, &row, err);
+        if (found < 0)
+            goto done;
+        if (found &&
+            (tenant_storage_drop(c, &row, err) < 0 ||
+             tenant_set_status(c, spec->code, "failed", "re-provisioning", err) < 0))
+            goto done;
+    }
+    if (tenant_row_create(c, spec, id, err) < 0 ||
+        tenant_row_get(c, spec->code, &row, err) < 1)
+        goto done;
+    if (tenant_storage_create(c, &row, err) < 0 || run_migrations(cfg, &row, err) < 0 ||
+        tenant_set_status(c, spec->code, "active", NULL, err) < 0) {
+        /* Compensate: nothing half-made stays behind. */
+        if (tenant_storage_drop(c, &row, &derr) < 0)
+            snprintf(err->msg + strlen(err->msg), sizeof err->msg - strlen(err->msg),
+                     " (and dropping its storage failed: %.200s)", derr.msg);
+        if (tenant_set_status(c, spec->code, "failed", err->msg, &derr) < 0)
+            snprintf(err->msg + strlen(err->msg), sizeof err->msg - strlen(err->msg),
+                     " (and marking it failed failed: %.200s)", derr.msg);
+        goto done;
+    }
+    rc = 0;
+done:
+    PQfinish(c);
+    return rc;
+}
+
+/* ---- the command line ---------------------------------------------------- */
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: runtime tenant <command> [options]\n"
+            "\n"
+            "  create CODE [--name NAME] [--isolation shared|schema|database]\n"
+            "              [--server NAME] [--domain HOST] [--subdomain NAME] [--force]\n"
+            "      provision a tenant: directory row, storage, migrations, active;\n"
+            "      a failure drops what was made and marks the tenant failed (retry\n"
+            "      with the same command). --force re-provisions an existing tenant.\n"
+            "  list [--json]          every tenant in the directory\n"
+            "  show CODE [--json]     one tenant\n"
+            "  suspend CODE | activate CODE | delete CODE (soft)\n"
+            "  purge CODE             drop the tenant's storage and directory row\n"
+            "\n"
+            "Every form takes --config PATH. Isolation defaults to\n"
+            "tenancy.default_isolation. Codes match ^[a-z][a-z0-9_]{1,39}$.\n");
+}
+
+static double now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+/* Prints the JSON of one query returning a single json value. */
+static int print_json(PGconn *c, const char *sql, int n, const char *const *v)
+{
+    PGresult *r = PQexecParams(c, sql, n, NULL, v, NULL, NULL, 0);
+    int rc = 0;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "runtime tenant: %s", PQerrorMessage(c));
+        rc = 1;
+    } else if (PQntuples(r) == 0 || PQgetisnull(r, 0, 0)) {
+        rc = 3; /* nothing */
+    } else {
+        printf("%s\n", PQgetvalue(r, 0, 0));
+    }
+    PQclear(r);
+    return rc;
+}
+
+#define TENANT_JSON_COLUMNS                                                              \
+    "id, code, name, isolation, server, schema_name, database_name, domain, subdomain, " \
+    "status, status_reason, settings, schema_version, migration_status, "                \
+    "last_migration_error, migrated_at, created_at, updated_at, deleted_at"
+
+static int cmd_list(PGconn *c, bool json)
+{
+    if (json) {
+        int rc = print_json(c,
+                            "SELECT coalesce(json_agg(t ORDER BY code), '[]') FROM "
+                            "(SELECT " TENANT_JSON_COLUMNS " FROM core.tenants) t",
+                            0, NULL);
+        return rc == 3 ? 0 : rc;
+    }
+    PGresult *r = PQexec(c, "SELECT code, isolation, status, schema_version, "
+                            "coalesce(domain, ''), coalesce(subdomain, '') "
+                            "FROM core.tenants ORDER BY code");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "runtime tenant: %s", PQerrorMessage(c));
+        PQclear(r);
+        return 1;
+    }
+    printf("%-24s %-9s %-13s %7s  %s\n", "CODE", "ISOLATION", "STATUS", "VERSION",
+           "DOMAIN");
+    for (int i = 0; i < PQntuples(r); i++)
+        printf("%-24s %-9s %-13s %7s  %s%s%s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+               PQgetvalue(r, i, 2), PQgetvalue(r, i, 3), PQgetvalue(r, i, 4),
+               *PQgetvalue(r, i, 5) ? " sub:" : "", PQgetvalue(r, i, 5));
+    printf("%d tenant%s\n", PQntuples(r), PQntuples(r) == 1 ? "" : "s");
+    PQclear(r);
+    return 0;
+}
+
+static int cmd_show(PGconn *c, const char *code, bool json)
+{
+    const char *v[] = {code};
+    int rc = print_json(
+        c,
+        json ? "SELECT row_to_json(t) FROM (SELECT " TENANT_JSON_COLUMNS
+               " FROM core.tenants WHERE code = $1) t"
+             : "SELECT jsonb_pretty(to_jsonb(t)) FROM (SELECT " TENANT_JSON_COLUMNS
+               " FROM core.tenants WHERE code = $1) t",
+        1, v);
+    if (rc == 3) {
+        fprintf(stderr, "runtime tenant: no tenant '%s'\n", code);
+        return 1;
+    }
+    return rc;
+}
+
+int provision_main(int argc, char **argv)
+{
+    const char *cmd = argc > 1 ? argv[1] : NULL;
+    const char *config_file = NULL, *code = NULL;
+    struct tenant_spec spec = {0};
+    struct config_error cerr;
+    struct tenant_error err;
+    bool json = false, force = false;
+    int rc = 1;
+
+    if (!cmd || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(cmd ? stdout : stderr);
+        return cmd ? 0 : 2;
+    }
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--help") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(a, "--json") == 0) {
+            json = true;
+        } else if (strcmp(a, "--force") == 0) {
+            force = true;
+        } else if (next && strcmp(a, "--config") == 0) {
+            config_file = argv[++i];
+        } else if (next && strcmp(a, "--name") == 0) {
+            spec.name = argv[++i];
+        } else if (next && strcmp(a, "--isolation") == 0) {
+            spec.isolation = argv[++i];
+        } else if (next && strcmp(a, "--server") == 0) {
+            spec.server = argv[++i];
+        } else if (next && strcmp(a, "--domain") == 0) {
+            spec.domain = argv[++i];
+        } else if (next && strcmp(a, "--subdomain") == 0) {
+            spec.subdomain = argv[++i];
+        } else if (a[0] != '-' && !code) {
+            code = a;
+        } else {
+            fprintf(stderr, "runtime tenant: unknown or incomplete option '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    bool needs_code = strcmp(cmd, "list") != 0;
+    if (needs_code && (!code || !tenant_code_valid(code))) {
+        fprintf(stderr, "runtime tenant %s: %s\n", cmd,
+                code ? "not a tenant code (^[a-z][a-z0-9_]{1,39}$)" : "CODE is required");
+        return 2;
+    }
+    struct config *cfg = config_load(config_file, &cerr);
+    if (!cfg) {
+        fprintf(stderr, "runtime: config: %s\n", cerr.msg);
+        return 1;
+    }
+    if (strcmp(cmd, "create") == 0) {
+        long long id = 0;
+        double t0 = now_ms();
+        spec.code = code;
+        if (!spec.isolation)
+            spec.isolation = cfg->tenancy_default_isolation;
+        if (provision_tenant(cfg, &spec, force, &id, &err) < 0) {
+            fprintf(stderr, "runtime tenant create: %s\n", err.msg);
+            rc = 1;
+        } else {
+            if (json)
+                printf("{\"id\":%lld,\"code\":\"%s\",\"isolation\":\"%s\",\"status\":"
+                       "\"active\",\"duration_ms\":%.1f}\n",
+                       id, code, spec.isolation, now_ms() - t0);
+            else
+                printf("tenant %s created (%s, id %lld) in %.0f ms\n", code, spec.isolation,
+                       id, now_ms() - t0);
+            rc = 0;
+        }
+        goto out;
+    }
+    PGconn *c = owner_connect(cfg, &err);
+    if (!c) {
+        fprintf(stderr, "runtime tenant: %s\n", err.msg);
+        goto out;
+    }
+    if (strcmp(cmd, "list") == 0) {
+        rc = cmd_list(c, json);
+    } else if (strcmp(cmd, "show") == 0) {
+        rc = cmd_show(c, code, json);
+    } else if (strcmp(cmd, "suspend") == 0 || strcmp(cmd, "activate") == 0 ||
+               strcmp(cmd, "delete") == 0) {
+        const char *status = cmd[0] == 's'   ? "suspended"
+                             : cmd[0] == 'a' ? "active"
+                                             : "deleted";
+        rc = tenant_set_status(c, code, status, NULL, &err) < 0 ? 1 : 0;
+        if (rc)
+            fprintf(stderr, "runtime tenant %s: %s\n", cmd, err.msg);
+        else
+            printf("tenant %s %s\n", code, status);
+    } else if (strcmp(cmd, "purge") == 0) {
+        struct tenant_row row;
+        int found = tenant_row_get(c, code, &row, &err);
+        if (found == 0)
+            snprintf(err.msg, sizeof err.msg, "no tenant '%s'", code);
+        if (found < 1 || tenant_storage_drop(c, &row, &err) < 0 ||
+            tenant_row_delete(c, code, &err) < 0) {
+            fprintf(stderr, "runtime tenant purge: %s\n", err.msg);
+        } else {
+            printf("tenant %s purged\n", code);
+            rc = 0;
+        }
+    } else {
+        fprintf(stderr, "runtime tenant: unknown command '%s'\n", cmd);
+        usage(stderr);
+        rc = 2;
+    }
+    PQfinish(c);
+out:
+    config_free(cfg);
+    return rc;
+}

@@ -1,0 +1,29 @@
+/* provision: the tenant lifecycle and `runtime tenant`.
+ *
+ * One code path for the command line and (later) the HTTP API: directory row
+ * (status provisioning) -> storage (schema or database; nothing for shared)
+ * -> tenant migrations -> active. Any failure compensates: the storage is
+ * dropped and the row marked failed with the reason, so a retry starts clean.
+ * Seeds join the path with the rest of the tenancy issue.
+ *
+ * It sits above migrate.c (it runs the tenant's migrations through
+ * migrate_run), which is why it is not part of tenant.c: DESIGN.md puts
+ * tenant.c below migrate.c. Uses: tenant.c, migrate.c, config.c. */
+#ifndef RT_PROVISION_H
+#define RT_PROVISION_H
+
+#include <stdbool.h>
+
+#include "config.h"
+#include "tenant.h"
+
+/* Provisions spec. With force, an existing tenant's storage is dropped and
+ * built again (re-provision). Returns 0, or -1 with err (err->conflict for a
+ * duplicate). *id is the tenant's id on success. */
+int provision_tenant(const struct config *cfg, const struct tenant_spec *spec, bool force,
+                     long long *id, struct tenant_error *err);
+
+/* `runtime tenant ...`: argv[0] is "tenant". Returns the exit status. */
+int provision_main(int argc, char **argv);
+
+#endif

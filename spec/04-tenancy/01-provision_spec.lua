@@ -1,0 +1,191 @@
+-- `runtime tenant`: provisioning in all three isolation modes with the real
+-- tenant migrations, compensation on failure, lifecycle commands, and the
+-- isolation posture of the request role.
+local h = require "helpers"
+local mig = require "helpers.migrate"
+
+local real_tenant_steps = h.root .. "/scripts/migrations/tenant"
+
+describe("runtime tenant", function()
+  local ctx
+
+  local function psql(sql)
+    return h.psql(sql, ctx.owner_url)
+  end
+
+  local function app_psql(sql)
+    return h.psql(sql, ctx.app_url)
+  end
+
+  local function status_of(code)
+    return psql("SELECT status FROM core.tenants WHERE code = '" .. code .. "'")
+  end
+
+  setup(function()
+    ctx = mig.new("tenancy")
+    assert(h.run("cp " .. h.sh_quote(real_tenant_steps) .. "/*.lua "
+      .. h.sh_quote(ctx.tenant_dir) .. "/"))
+    local res = ctx:migrate("")
+    assert.equal(0, res.code, mig.explain(res))
+  end)
+
+  teardown(function()
+    pcall(h.psql, "ALTER ROLE rt_owner RESET rt.fail_boom", h.admin_url)
+    for _, db in ipairs({ "t_acme_db", "t_boom_db" }) do
+      mig.drop_database(db)
+    end
+    ctx:destroy()
+  end)
+
+  for _, mode in ipairs({ "schema", "database", "shared" }) do
+    it("provisions a " .. mode .. " tenant to active with its tables", function()
+      local code = mode == "database" and "acme_db" or "acme_" .. mode
+      local res = ctx:tenant_cmd({ "create", code, "--isolation", mode, "--name", "Acme",
+        "--json" })
+      assert.equal(0, res.code, mig.explain(res))
+      assert.equal("active", res.json.status)
+      assert.equal("active", status_of(code))
+      local where = ({
+        schema = "schemaname = 't_" .. code .. "'",
+        shared = "schemaname = 'shared'",
+      })[mode]
+      if where then
+        assert.equal("9", psql("SELECT count(*) FROM pg_tables WHERE " .. where
+          .. " AND tablename <> 'schema_migrations'"))
+      else
+        local url = mig.db_url(h.owner_url, "t_" .. code)
+        assert.equal("9", h.psql("SELECT count(*) FROM pg_tables WHERE schemaname = "
+          .. "'public' AND tablename <> 'schema_migrations'", url))
+      end
+    end)
+  end
+
+  it("refuses a duplicate code as a conflict and keeps the first", function()
+    local res = ctx:tenant_cmd({ "create", "acme_schema" })
+    assert.equal(1, res.code)
+    assert.matches("already exists", res.err)
+    assert.equal("active", status_of("acme_schema"))
+  end)
+
+  it("refuses bad codes before any SQL", function()
+    for _, bad in ipairs({ "Acme", "a", "1abc", "a;drop", "a b", "a/b", "a@b", "a'b",
+      string.rep("a", 41) }) do
+      local res = ctx:tenant_cmd({ "create", bad })
+      assert.equal(2, res.code, bad)
+    end
+    assert.equal("0", psql("SELECT count(*) FROM core.tenants WHERE code !~ '^[a-z]'"))
+  end)
+
+  it("compensates a failed provisioning and lets a retry succeed", function()
+    -- A step that fails for boom_* tenants while a role setting is on (a
+    -- setting reaches every database; a marker table would not).
+    ctx:write_step("tenant", "0002_maybe_fail.lua", [=[
+return {
+  up = function(m)
+    local rows = m:query("SELECT current_setting('rt.fail_boom', true) = 'on' AS f")
+    if m.tenant and m.tenant.code:find("^boom") and rows[1].f == true then
+      error("provisioning fault for " .. m.tenant.code)
+    end
+  end,
+  down = function() end,
+}
+]=])
+    assert.equal(0, ctx:migrate("").code)
+    h.psql("ALTER ROLE rt_owner SET rt.fail_boom = 'on'", h.admin_url)
+    for _, mode in ipairs({ "schema", "database" }) do
+      local code = mode == "schema" and "boom_schema" or "boom_db"
+      local res = ctx:tenant_cmd({ "create", code, "--isolation", mode })
+      assert.equal(1, res.code)
+      assert.matches("provisioning fault", res.err)
+      assert.equal("failed", status_of(code))
+      assert.matches("provisioning fault",
+        psql("SELECT status_reason FROM core.tenants WHERE code = '" .. code .. "'"))
+      -- nothing half-made: no schema, no database
+      assert.equal("0", psql("SELECT count(*) FROM pg_namespace WHERE nspname = 't_"
+        .. code .. "'"))
+      assert.equal("0", psql("SELECT count(*) FROM pg_database WHERE datname = 't_"
+        .. code .. "'"))
+    end
+    h.psql("ALTER ROLE rt_owner RESET rt.fail_boom", h.admin_url)
+    for _, code in ipairs({ "boom_schema", "boom_db" }) do
+      local res = ctx:tenant_cmd({ "create", code, "--isolation",
+        code == "boom_db" and "database" or "schema" })
+      assert.equal(0, res.code, mig.explain(res))
+      assert.equal("active", status_of(code))
+    end
+  end)
+
+  it("suspends, activates, soft-deletes and purges", function()
+    assert.equal(0, ctx:tenant_cmd({ "create", "life" }).code)
+    assert.equal(0, ctx:tenant_cmd({ "suspend", "life" }).code)
+    assert.equal("suspended", status_of("life"))
+    assert.equal(0, ctx:tenant_cmd({ "activate", "life" }).code)
+    assert.equal("active", status_of("life"))
+    assert.equal(0, ctx:tenant_cmd({ "delete", "life" }).code)
+    assert.equal("deleted", status_of("life"))
+    assert.equal(0, ctx:tenant_cmd({ "purge", "life" }).code)
+    assert.equal("", status_of("life"))
+    assert.equal("0", psql("SELECT count(*) FROM pg_namespace WHERE nspname = 't_life'"))
+    assert.equal(1, ctx:tenant_cmd({ "suspend", "life" }).code)
+  end)
+
+  it("re-provisions with --force", function()
+    local url = ctx.owner_url
+    local id = psql("SELECT id FROM core.tenants WHERE code = 'acme_schema'")
+    -- RLS is forced for the owner too: the insert needs the tenant's scope.
+    h.psql("SET search_path = t_acme_schema; SET app.tenant_id = '" .. id .. "'; "
+      .. "INSERT INTO boards (code, name) VALUES ('b', 'B')", url)
+    local res = ctx:tenant_cmd({ "create", "acme_schema", "--force" })
+    assert.equal(0, res.code, mig.explain(res))
+    assert.equal("0", psql("SELECT count(*) FROM t_acme_schema.boards"))
+  end)
+
+  it("creates and lists 200 tenants", function()
+    local codes = mig.codes("many", 200)
+    for _, code in ipairs(codes) do
+      local res = ctx:tenant_cmd({ "create", code })
+      assert.equal(0, res.code, mig.explain(res))
+    end
+    local res = ctx:tenant_cmd({ "list", "--json" })
+    assert.equal(0, res.code)
+    local seen = {}
+    for _, t in ipairs(res.json) do
+      seen[t.code] = t.status
+    end
+    for _, code in ipairs(codes) do
+      assert.equal("active", seen[code])
+    end
+    local show = ctx:tenant_cmd({ "show", codes[1], "--json" })
+    assert.equal(codes[1], show.json.code)
+    assert.equal("t_" .. codes[1], show.json.schema_name)
+  end)
+
+  it("keeps the request role unprivileged and every tenant table under forced RLS", function()
+    assert.equal("false|false", app_psql("SELECT rolsuper || '|' || rolbypassrls FROM pg_roles "
+      .. "WHERE rolname = current_user"))
+    assert.equal("0", app_psql("SELECT count(*) FROM pg_class c JOIN pg_roles r "
+      .. "ON r.oid = c.relowner WHERE r.rolname = current_user"))
+    assert.equal("0", psql([[
+      SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind = 'r' AND (n.nspname = 'shared' OR n.nspname LIKE 't\_%')
+        AND c.relname <> 'schema_migrations'
+        AND NOT (c.relrowsecurity AND c.relforcerowsecurity)]]))
+  end)
+
+  it("never shows one tenant's rows to another, in shared tables too", function()
+    local a = psql("SELECT id FROM core.tenants WHERE code = 'acme_shared'")
+    assert.equal(0, ctx:tenant_cmd({ "create", "other_shared", "--isolation", "shared" }).code)
+    local b = psql("SELECT id FROM core.tenants WHERE code = 'other_shared'")
+    local function as(tenant, sql)
+      return app_psql("BEGIN; SELECT set_config('search_path', 'shared', true), "
+        .. "set_config('app.tenant_id', '" .. tenant .. "', true); "
+        .. sql .. "; COMMIT")
+    end
+    as(a, "INSERT INTO users (username, email) VALUES ('same', 'same@x.io')")
+    as(b, "INSERT INTO users (username, email) VALUES ('same', 'same@x.io')")
+    assert.equal("1", as(a, "SELECT count(*) FROM users"):match("(%d+)%s*$"))
+    assert.equal("1", as(b, "SELECT count(*) FROM users"):match("(%d+)%s*$"))
+    -- without a tenant in the transaction, nothing is visible or writable
+    assert.equal("0", app_psql("SELECT count(*) FROM shared.users"))
+  end)
+end)
