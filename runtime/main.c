@@ -9,6 +9,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "provision.h"
+#include "seed.h"
 #include "vm.h"
 
 #include <pthread.h>
@@ -157,6 +158,8 @@ int main(int argc, char **argv)
         return migrate_main(argc - 1, argv + 1);
     if (strcmp(cmd, "tenant") == 0)
         return provision_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "seed") == 0)
+        return seed_main(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("runtime %s\n", RT_VERSION);
         return 0;

@@ -523,7 +523,7 @@ static int run_step(struct worker *w, PGconn *c, const struct target *t,
     struct vm_error verr;
 
     mctx_init(&m, t, &e, c);
-    if (vm_run_step(w->vm, st->version, up, &m, &verr) < 0) {
+    if (vm_run_step(w->vm, st->version, up ? "up" : "down", &m, &verr) < 0) {
         step_failed(r, st, verr.msg);
         return -1;
     }
@@ -1300,7 +1300,8 @@ static int cmd_new(struct engine *eng, const struct migrate_request *c)
     }
     if (!dir)
         return 1;
-    s = vm_steps_load(dir, c->core ? "migrations/core" : "migrations/tenant", &verr);
+    s = vm_steps_load(dir, c->core ? "migrations/core" : "migrations/tenant",
+                      VM_STEP_MIGRATION, &verr);
     if (!s) {
         fprintf(eng->err, "runtime migrate new: fix the existing steps first: %s\n",
                 verr.msg);
@@ -1837,8 +1838,10 @@ int migrate_run(const struct config *cfg, const struct migrate_request *c, FILE 
         goto done;
     }
     /* Every file of both sets is validated before anything runs. */
-    if (!(eng.core_steps = vm_steps_load(core_dir, "migrations/core", &verr)) ||
-        !(eng.tenant_steps = vm_steps_load(tenant_dir, "migrations/tenant", &verr))) {
+    if (!(eng.core_steps =
+              vm_steps_load(core_dir, "migrations/core", VM_STEP_MIGRATION, &verr)) ||
+        !(eng.tenant_steps =
+              vm_steps_load(tenant_dir, "migrations/tenant", VM_STEP_MIGRATION, &verr))) {
         fprintf(err, "runtime migrate: %s\n", verr.msg);
         goto done;
     }

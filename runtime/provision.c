@@ -2,6 +2,7 @@
 #include "provision.h"
 
 #include "migrate.h"
+#include "seed.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +68,16 @@ static int run_migrations(const struct config *cfg, const struct tenant_row *row
     return rc == 0 ? 0 : -1;
 }
 
+static int run_seeds(const struct config *cfg, const struct tenant_row *row,
+                     struct tenant_error *err)
+{
+    struct seed_result res;
+    if (seed_tenant(cfg, row, &res) == 0)
+        return 0;
+    snprintf(err->msg, sizeof err->msg, "seeds: %.1000s", res.error);
+    return -1;
+}
+
 int provision_tenant(const struct config *cfg, const struct tenant_spec *spec, bool force,
                      long long *id, struct tenant_error *err)
 {
@@ -106,6 +117,7 @@ int provision_tenant(const struct config *cfg, const struct tenant_spec *spec, b
         tenant_row_get(c, spec->code, &row, err) < 1)
         goto done;
     if (tenant_storage_create(c, &row, err) < 0 || run_migrations(cfg, &row, err) < 0 ||
+        run_seeds(cfg, &row, err) < 0 ||
         tenant_set_status(c, spec->code, "active", NULL, err) < 0) {
         /* Compensate: nothing half-made stays behind. */
         if (tenant_storage_drop(c, &row, &derr) < 0)

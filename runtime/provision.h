@@ -2,13 +2,13 @@
  *
  * One code path for the command line and (later) the HTTP API: directory row
  * (status provisioning) -> storage (schema or database; nothing for shared)
- * -> tenant migrations -> active. Any failure compensates: the storage is
- * dropped and the row marked failed with the reason, so a retry starts clean.
- * Seeds join the path with the rest of the tenancy issue.
+ * -> tenant migrations -> seeds -> active. Any failure compensates: the
+ * storage is dropped and the row marked failed with the reason, so a retry
+ * starts clean.
  *
  * It sits above migrate.c (it runs the tenant's migrations through
  * migrate_run), which is why it is not part of tenant.c: DESIGN.md puts
- * tenant.c below migrate.c. Uses: tenant.c, migrate.c, config.c. */
+ * tenant.c below migrate.c. Uses: tenant.c, migrate.c, seed.c, config.c. */
 #ifndef RT_PROVISION_H
 #define RT_PROVISION_H
 

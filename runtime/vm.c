@@ -836,7 +836,8 @@ static void err_add(struct vm_error *err, int *n, const char *fmt, ...)
 
 /* Validates every step in a scratch state; records has_down/transactional.
  * Returns the number of problems added to err. */
-static int steps_check(struct vm_steps *s, struct vm_error *err, int nerr)
+static int steps_check(struct vm_steps *s, enum vm_step_kind kind, struct vm_error *err,
+                       int nerr)
 {
     int prelude_ref;
     struct vm_error one;
@@ -858,7 +859,8 @@ static int steps_check(struct vm_steps *s, struct vm_error *err, int nerr)
         lua_getfield(L, -1, "step_check");
         lua_pushstring(L, st->path);
         lua_pushvalue(L, -4);
-        if (lua_pcall(L, 2, 2, 0) != LUA_OK) {
+        lua_pushstring(L, kind == VM_STEP_SEED ? "seed" : "migration");
+        if (lua_pcall(L, 3, 2, 0) != LUA_OK) {
             err_add(err, &nerr, "%s", lua_tostring(L, -1));
         } else {
             st->has_down = lua_toboolean(L, -2);
@@ -870,7 +872,8 @@ static int steps_check(struct vm_steps *s, struct vm_error *err, int nerr)
     return nerr;
 }
 
-struct vm_steps *vm_steps_load(const char *dir, const char *label, struct vm_error *err)
+struct vm_steps *vm_steps_load(const char *dir, const char *label, enum vm_step_kind kind,
+                               struct vm_error *err)
 {
     struct vm_steps *s = calloc(1, sizeof *s);
     DIR *d;
@@ -959,7 +962,7 @@ struct vm_steps *vm_steps_load(const char *dir, const char *label, struct vm_err
         free(f.path);
         free(real);
     }
-    nerr = steps_check(s, err, nerr);
+    nerr = steps_check(s, kind, err, nerr);
     if (nerr > 0) {
         vm_steps_free(s);
         return NULL;
@@ -992,7 +995,7 @@ struct vm *vm_new_steps(const struct vm_steps *s, struct vm_error *err)
     return vm;
 }
 
-int vm_run_step(struct vm *vm, int version, bool up, struct rt_migrate_ctx *ctx,
+int vm_run_step(struct vm *vm, int version, const char *fn, struct rt_migrate_ctx *ctx,
                 struct vm_error *err)
 {
     lua_State *L = vm->L;
@@ -1002,9 +1005,8 @@ int vm_run_step(struct vm *vm, int version, bool up, struct rt_migrate_ctx *ctx,
     lua_getfield(L, LUA_REGISTRYINDEX, "rt.traceback");
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->steps_ref);
     if (lua_rawgeti(L, -1, version) != LUA_TTABLE ||
-        lua_getfield(L, -1, up ? "up" : "down") != LUA_TFUNCTION) {
-        snprintf(err->msg, sizeof err->msg, "step %04d has no %s function", version,
-                 up ? "up" : "down");
+        lua_getfield(L, -1, fn) != LUA_TFUNCTION) {
+        snprintf(err->msg, sizeof err->msg, "step %04d has no %s function", version, fn);
         lua_settop(L, 0);
         return -1;
     }

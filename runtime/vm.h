@@ -119,20 +119,26 @@ struct vm_steps {
     size_t n;
 };
 
+enum vm_step_kind {
+    VM_STEP_MIGRATION, /* { up = fn, down = fn | false, transaction = bool } */
+    VM_STEP_SEED,      /* { run = fn } */
+};
+
 /* Reads and validates dir/NNNN_name.lua: names, no gaps or duplicates, each
  * compiles, runs and returns a valid step table. A missing dir is an empty
  * set. Non-.lua files are ignored. Files are named label/NNNN_name.lua in
  * messages and tracebacks. Returns NULL with err filled with every problem
  * found (one per line, with file and line). */
-struct vm_steps *vm_steps_load(const char *dir, const char *label, struct vm_error *err);
+struct vm_steps *vm_steps_load(const char *dir, const char *label, enum vm_step_kind kind,
+                               struct vm_error *err);
 void vm_steps_free(struct vm_steps *s);
 
 /* Creates a state that runs the steps of s (borrowed: s must outlive it). */
 struct vm *vm_new_steps(const struct vm_steps *s, struct vm_error *err);
 
-/* Runs step `version`'s up (or down) function with an `m` object for ctx.
- * Returns 0, or -1 with the error (file:line: message) in err. */
-int vm_run_step(struct vm *vm, int version, bool up, struct rt_migrate_ctx *ctx,
+/* Runs function fn ("up", "down" or "run") of step `version` with an `m`
+ * object for ctx. Returns 0, or -1 with the error (file:line: message). */
+int vm_run_step(struct vm *vm, int version, const char *fn, struct rt_migrate_ctx *ctx,
                 struct vm_error *err);
 
 #endif

@@ -215,22 +215,29 @@ local function collect(file, routes)
   return out
 end
 
-local step_fields = { up = true, down = true, transaction = true }
+local step_fields = {
+  migration = { up = true, down = true, transaction = true },
+  seed = { run = true },
+}
 
--- Validates the table a migration step file returned.
--- Returns has_down, transactional; errors name the file.
-local function step_check(file, step)
+-- Validates the table a step file returned: a migration (up, down,
+-- transaction) or a seed (run). Returns has_down, transactional; errors name
+-- the file.
+local function step_check(file, step, kind)
+  local allowed = step_fields[kind]
+  local main = kind == "seed" and "run" or "up"
   if type(step) ~= "table" then
-    error(file .. ": must return a table with up (and down), got " .. type(step), 0)
+    error(file .. ": must return a table with " .. main .. ", got " .. type(step), 0)
   end
   for k in pairs(step) do
-    if not step_fields[k] then
-      error(file .. ": unknown field '" .. tostring(k)
-        .. "' (expected up, down, transaction)", 0)
+    if not allowed[k] then
+      local names = kind == "seed" and "run" or "up, down, transaction"
+      error(file .. ": unknown field '" .. tostring(k) .. "' (expected " .. names
+        .. ")", 0)
     end
   end
-  if type(step.up) ~= "function" then
-    error(file .. ": up must be a function", 0)
+  if type(step[main]) ~= "function" then
+    error(file .. ": " .. main .. " must be a function", 0)
   end
   if step.down ~= nil and step.down ~= false and type(step.down) ~= "function" then
     error(file .. ": down must be a function or false", 0)

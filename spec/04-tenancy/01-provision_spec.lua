@@ -5,6 +5,7 @@ local h = require "helpers"
 local mig = require "helpers.migrate"
 
 local real_tenant_steps = h.root .. "/scripts/migrations/tenant"
+local real_seeds = h.root .. "/scripts/seeds"
 
 describe("runtime tenant", function()
   local ctx
@@ -24,7 +25,9 @@ describe("runtime tenant", function()
   setup(function()
     ctx = mig.new("tenancy")
     assert(h.run("cp " .. h.sh_quote(real_tenant_steps) .. "/*.lua "
-      .. h.sh_quote(ctx.tenant_dir) .. "/"))
+      .. h.sh_quote(ctx.tenant_dir) .. "/ && mkdir -p " .. h.sh_quote(ctx.scripts)
+      .. "/seeds && cp " .. h.sh_quote(real_seeds) .. "/*.lua " .. h.sh_quote(ctx.scripts)
+      .. "/seeds/"))
     local res = ctx:migrate("")
     assert.equal(0, res.code, mig.explain(res))
   end)
@@ -45,20 +48,62 @@ describe("runtime tenant", function()
       assert.equal(0, res.code, mig.explain(res))
       assert.equal("active", res.json.status)
       assert.equal("active", status_of(code))
+      -- the nine tenant tables and the seed ledger
       local where = ({
         schema = "schemaname = 't_" .. code .. "'",
         shared = "schemaname = 'shared'",
       })[mode]
       if where then
-        assert.equal("9", psql("SELECT count(*) FROM pg_tables WHERE " .. where
+        assert.equal("10", psql("SELECT count(*) FROM pg_tables WHERE " .. where
           .. " AND tablename <> 'schema_migrations'"))
       else
         local url = mig.db_url(h.owner_url, "t_" .. code)
-        assert.equal("9", h.psql("SELECT count(*) FROM pg_tables WHERE schemaname = "
+        assert.equal("10", h.psql("SELECT count(*) FROM pg_tables WHERE schemaname = "
           .. "'public' AND tablename <> 'schema_migrations'", url))
       end
     end)
   end
+
+  -- Runs sql as the owner inside the tenant's scope (RLS is forced for the
+  -- owner too).
+  local function in_tenant(code, sql)
+    local id = psql("SELECT id FROM core.tenants WHERE code = '" .. code .. "'")
+    local schema = psql("SELECT CASE isolation WHEN 'shared' THEN 'shared' "
+      .. "ELSE schema_name END FROM core.tenants WHERE code = '" .. code .. "'")
+    return psql("SET app.tenant_id = '" .. id .. "'; SET search_path = " .. schema
+      .. "; " .. sql)
+  end
+
+  it("seeds the defaults of the seed documents at provisioning", function()
+    for _, code in ipairs({ "acme_schema", "acme_shared" }) do
+      assert.equal("40", in_tenant(code, "SELECT count(*) FROM permissions"))
+      assert.equal("super_admin:40,admin:33,manager:22,editor:8,viewer:4",
+        in_tenant(code, "SELECT string_agg(code || ':' || n, ',' ORDER BY priority DESC) "
+          .. "FROM (SELECT r.code, r.priority, count(rp.id) AS n FROM roles r "
+          .. "LEFT JOIN role_permissions rp ON rp.role_id = r.id GROUP BY 1, 2) x"))
+      assert.equal("all_members,premium_users,regular_users,vip_users",
+        in_tenant(code, "SELECT string_agg(code, ',' ORDER BY code) FROM user_groups"))
+      assert.equal("4", in_tenant(code, "SELECT count(*) FROM menus m JOIN menus p "
+        .. "ON p.id = m.parent_id WHERE p.code = 'admin'"))
+    end
+  end)
+
+  it("skips unchanged seeds and re-applies a changed one", function()
+    local res = ctx:migrate({ "--tenant", "acme_schema", "--json" }, nil, "seed")
+    assert.equal(0, res.code, mig.explain(res))
+    assert.same({ code = "acme_schema", applied = 0, skipped = 4, ok = true },
+      res.json.tenants[1])
+    -- The viewer loses category_read in a changed default.
+    local path = ctx.scripts .. "/seeds/0002_roles.lua"
+    local src = h.read_all(path)
+    h.write_all(path, (src:gsub('"board_read", "category_read" }', '"board_read" }')))
+    res = ctx:migrate({ "--all", "--json" }, nil, "seed")
+    assert.equal(0, res.code, mig.explain(res))
+    assert.equal("3", in_tenant("acme_schema", "SELECT count(*) FROM role_permissions rp "
+      .. "JOIN roles r ON r.id = rp.role_id WHERE r.code = 'viewer'"))
+    h.write_all(path, src)
+    assert.equal(0, ctx:migrate({ "--all" }, nil, "seed").code)
+  end)
 
   it("refuses a duplicate code as a conflict and keeps the first", function()
     local res = ctx:tenant_cmd({ "create", "acme_schema" })
@@ -79,7 +124,7 @@ describe("runtime tenant", function()
   it("compensates a failed provisioning and lets a retry succeed", function()
     -- A step that fails for boom_* tenants while a role setting is on (a
     -- setting reaches every database; a marker table would not).
-    ctx:write_step("tenant", "0002_maybe_fail.lua", [=[
+    ctx:write_step("tenant", "0003_maybe_fail.lua", [=[
 return {
   up = function(m)
     local rows = m:query("SELECT current_setting('rt.fail_boom', true) = 'on' AS f")
