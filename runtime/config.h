@@ -32,6 +32,9 @@ struct config {
     int database_retry_after;
 
     char *tenancy_default_isolation;
+    char *tenancy_sources;
+    char *tenancy_base_domain;
+    int tenancy_refresh_ms;
 
     int migrate_jobs;
     int migrate_lock_timeout_ms;

@@ -34,7 +34,9 @@ struct db_conn {
 
 struct db_pool {
     char *conninfo;
+    char *dbname; /* NULL: the database of conninfo */
     char *name;
+    bool refuse_privileged;
     int max_size;
     int checkout_timeout_ms;
     int connect_timeout_s;
@@ -98,6 +100,8 @@ struct db_pool *db_pool_new(const struct db_pool_options *opt)
         free(p);
         return NULL;
     }
+    p->dbname = opt->dbname ? strdup(opt->dbname) : NULL;
+    p->refuse_privileged = opt->refuse_privileged;
     p->max_size = opt->max_size > 0 ? opt->max_size : 1;
     p->checkout_timeout_ms = opt->checkout_timeout_ms;
     p->connect_timeout_s = opt->connect_timeout_s > 0 ? opt->connect_timeout_s : 5;
@@ -136,6 +140,7 @@ void db_pool_free(struct db_pool *p)
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
     free(p->conninfo);
+    free(p->dbname);
     free(p->name);
     free(p);
 }
@@ -150,8 +155,11 @@ static bool sqlstate_unavailable(const char *s)
 static struct db_conn *conn_open(struct db_pool *p, struct db_error *err)
 {
     char timeout[16];
-    const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
-    const char *vals[] = {p->conninfo, timeout, "runtime", NULL};
+    /* The URL is expanded from the first dbname; a second one (a tenant's
+     * database) overrides its database without any string pasting. */
+    const char *keys[] = {"dbname", "connect_timeout", "application_name",
+                          p->dbname ? "dbname" : NULL, NULL};
+    const char *vals[] = {p->conninfo, timeout, "runtime", p->dbname, NULL};
     struct db_conn *c;
 
     snprintf(timeout, sizeof timeout, "%d", p->connect_timeout_s);
@@ -167,6 +175,21 @@ static struct db_conn *conn_open(struct db_pool *p, struct db_error *err)
                 c->pg ? PQerrorMessage(c->pg) : "out of memory");
         conn_close(c);
         return NULL;
+    }
+    if (p->refuse_privileged) {
+        PGresult *r = PQexec(c->pg, "SELECT rolsuper OR rolbypassrls FROM pg_roles "
+                                    "WHERE rolname = current_user");
+        bool privileged = PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 ||
+                          PQgetvalue(r, 0, 0)[0] != 'f';
+        PQclear(r);
+        if (privileged) {
+            err_set(err, DB_ERR_REFUSED, NULL,
+                    "refusing to serve as database role '%s': it is a superuser or has "
+                    "BYPASSRLS, so row-level security would not apply (use rt_app)",
+                    PQuser(c->pg));
+            conn_close(c);
+            return NULL;
+        }
     }
     /* Pipeline mode for the connection's whole life: every round trip is
      * sent as a batch ending in a sync, so BEGIN, the scoping settings and
@@ -597,6 +620,16 @@ static const char *skip_space(const char *s)
     }
 }
 
+/* Case-insensitive search for a word in sql. */
+static bool contains_word(const char *sql, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *p = sql; *p; p++)
+        if (strncasecmp(p, word, n) == 0)
+            return true;
+    return false;
+}
+
 const char *db_refused_statement(const char *sql)
 {
     static const char *const refused[] = {
@@ -607,6 +640,8 @@ const char *db_refused_statement(const char *sql)
     const char *s = skip_space(sql);
     size_t n = 0;
 
+    if (contains_word(sql, "set_config"))
+        return "set_config";
     while (isalpha((unsigned char)s[n]))
         n++;
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)

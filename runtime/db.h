@@ -39,11 +39,15 @@ struct db_error {
 
 struct db_pool_options {
     const char *conninfo; /* libpq URL or key=value string; copied */
+    const char *dbname;   /* overrides the database of conninfo; NULL: none */
     const char *name;     /* for logs: "main" or "main/t_acme"; copied */
     int max_size;
     int checkout_timeout_ms;
     int connect_timeout_s;
     int statement_timeout_ms; /* set per transaction; 0 = none */
+    /* Refuse connections whose role is a superuser or has BYPASSRLS (row-level
+     * security would silently not apply to them). */
+    bool refuse_privileged;
 };
 
 struct db_pool;
@@ -102,7 +106,8 @@ int db_end(struct db_conn *conn, bool commit, struct db_error *err)
 int db_ping(struct db_pool *p, struct db_error *err) __attribute__((warn_unused_result));
 
 /* Statements that would escape the request transaction or its scoping
- * (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, SET, RESET, DISCARD, COPY, ...).
+ * (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, SET, RESET, DISCARD, COPY, ...), and
+ * any call of set_config, which changes settings from inside a query.
  * Returns the refused keyword as a static string, or NULL when sql may run.
  * Leading whitespace and comments are skipped. Pure. */
 const char *db_refused_statement(const char *sql);

@@ -5,6 +5,7 @@
 #include "errors.h"
 #include "log.h"
 #include "router.h"
+#include "tenant.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -31,6 +32,16 @@ struct http_server {
     const struct config *cfg;
     const struct vm_scripts *scripts;
     struct db_pool *pool;
+
+    struct tenant_dir *dir;
+    struct tenant_sources sources;
+
+    pthread_mutex_t pools_mu; /* guards pools */
+    struct tenant_pool {
+        char dbname[64];
+        struct db_pool *pool;
+    } * pools; /* database-mode tenants' pools, made on first use */
+    size_t npools, cappools;
 
     pthread_mutex_t mu; /* guards vms and inflight waits */
     pthread_cond_t idle;
@@ -62,6 +73,8 @@ struct request {
     size_t discarded;
     int status;
     size_t bytes;
+    struct tenant_snapshot *snap;     /* retained while the request lives */
+    const struct tenant_info *tenant; /* borrowed from snap; NULL: none */
 };
 
 static _Thread_local struct vm *tls_vm;
@@ -188,13 +201,20 @@ static enum MHD_Result respond(struct MHD_Connection *c, struct request *r,
     return ret;
 }
 
-static enum MHD_Result send_error(struct MHD_Connection *c, struct request *r, int status,
-                                  const char *message, const char *allow)
+static enum MHD_Result send_error_code(struct MHD_Connection *c, struct request *r,
+                                       int status, const char *code, const char *message,
+                                       const char *allow)
 {
     struct vm_response vr;
     memset(&vr, 0, sizeof vr);
-    vm_response_error(&vr, status, NULL, message, r->id);
+    vm_response_error(&vr, status, code, message, r->id);
     return respond(c, r, &vr, allow);
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *c, struct request *r, int status,
+                                  const char *message, const char *allow)
+{
+    return send_error_code(c, r, status, NULL, message, allow);
 }
 
 static enum MHD_Result send_json(struct MHD_Connection *c, struct request *r, int status,
@@ -243,6 +263,92 @@ static int kv_fill(struct MHD_Connection *c, enum MHD_ValueKind kind, struct kv_
     return 0;
 }
 
+/* The pool of a database-mode tenant's database, made on first use. Only
+ * tenants found in the directory get here: a bogus identifier never makes a
+ * pool or a connection. */
+static struct db_pool *tenant_pool(struct http_server *s, const struct tenant_info *t)
+{
+    struct db_pool *p = NULL;
+
+    if (!t || !t->dbname[0])
+        return s->pool;
+    pthread_mutex_lock(&s->pools_mu);
+    for (size_t i = 0; i < s->npools; i++)
+        if (strcmp(s->pools[i].dbname, t->dbname) == 0) {
+            p = s->pools[i].pool;
+            goto done;
+        }
+    if (s->npools == s->cappools) {
+        size_t cap = s->cappools ? s->cappools * 2 : 8;
+        struct tenant_pool *v = realloc(s->pools, cap * sizeof *v);
+        if (!v)
+            goto done;
+        s->pools = v;
+        s->cappools = cap;
+    }
+    char name[96];
+    snprintf(name, sizeof name, "main/%s", t->dbname);
+    struct db_pool_options po = {
+        .conninfo = s->cfg->database_url,
+        .dbname = t->dbname,
+        .name = name,
+        .max_size = s->cfg->database_pool_size,
+        .checkout_timeout_ms = s->cfg->database_checkout_timeout_ms,
+        .connect_timeout_s = s->cfg->database_connect_timeout,
+        .statement_timeout_ms = s->cfg->database_statement_timeout_ms,
+        .refuse_privileged = true,
+    };
+    p = db_pool_new(&po);
+    if (p) {
+        snprintf(s->pools[s->npools].dbname, sizeof s->pools[0].dbname, "%s", t->dbname);
+        s->pools[s->npools++].pool = p;
+    }
+done:
+    pthread_mutex_unlock(&s->pools_mu);
+    return p;
+}
+
+/* Resolves the request's tenant for a route of the given scope. Returns
+ * MHD_YES to go on, or the result of the error response it sent (r->status
+ * is then set). */
+static enum MHD_Result resolve_tenant(struct MHD_Connection *c, struct request *r,
+                                      const struct vm_route *route)
+{
+    struct http_server *s = r->srv;
+    char param[72];
+    const char *why;
+    struct tenant_request tr = {
+        .path_param = NULL,
+        .header = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Tenant-Id"),
+        .host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST),
+    };
+
+    for (int i = 0; i < r->match.nparams; i++)
+        if (strcmp(r->match.params[i].name, "tenant_id") == 0) {
+            const struct router_param *pp = &r->match.params[i];
+            /* Too long to be an id or a code: passed on as invalid. */
+            snprintf(param, sizeof param, "%.*s",
+                     pp->value_len < 64 ? (int)pp->value_len : 0, pp->value);
+            tr.path_param = param;
+        }
+    r->snap = tenant_dir_snapshot(s->dir);
+    if (!r->snap)
+        return send_error(c, r, 500, NULL, NULL);
+    switch (tenant_resolve(r->snap, &s->sources, &tr, &r->tenant, &why)) {
+    case TENANT_RESOLVED: return MHD_YES;
+    case TENANT_NONE:
+        if (strcmp(route->scope, "tenant") == 0)
+            return send_error_code(c, r, 400, "tenant_required",
+                                   "this route needs a tenant (X-Tenant-Id)", NULL);
+        return MHD_YES;
+    case TENANT_INVALID: return send_error_code(c, r, 400, "invalid_tenant", why, NULL);
+    case TENANT_CONFLICT: return send_error_code(c, r, 400, "tenant_conflict", why, NULL);
+    case TENANT_UNKNOWN: return send_error_code(c, r, 404, "tenant_not_found", why, NULL);
+    case TENANT_FORBIDDEN: return send_error_code(c, r, 403, "tenant_suspended", why, NULL);
+    }
+    return send_error(c, r, 500, NULL, NULL);
+}
+
 static enum MHD_Result run_route(struct MHD_Connection *c, struct request *r)
 {
     struct http_server *s = r->srv;
@@ -253,10 +359,21 @@ static enum MHD_Result run_route(struct MHD_Connection *c, struct request *r)
 
     if (!vm)
         return send_error(c, r, 500, NULL, NULL);
+    /* Tenant resolution comes before authentication (DESIGN.md section 3):
+     * public and any routes take a tenant when one is named, tenant routes
+     * need one, core routes ignore tenant sources. */
+    if (strcmp(route->scope, "core") != 0) {
+        enum MHD_Result res = resolve_tenant(c, r, route);
+        if (r->status)
+            return res;
+    }
     if (strcmp(route->scope, "public") != 0)
         /* Authentication arrives with the auth issue; until then only public
          * routes can be served, and the others say what is missing. */
         return send_error(c, r, 401, "this route requires a bearer token", NULL);
+    struct db_pool *pool = tenant_pool(s, r->tenant);
+    if (!pool)
+        return send_error(c, r, 500, NULL, NULL);
     if (kv_fill(c, MHD_HEADER_KIND, &headers) < 0 ||
         kv_fill(c, MHD_GET_ARGUMENT_KIND, &query) < 0) {
         free(headers.v);
@@ -274,7 +391,8 @@ static enum MHD_Result run_route(struct MHD_Connection *c, struct request *r)
         .nheaders = headers.n,
         .body = r->has_body ? buf_cstr(&r->body) : NULL,
         .body_len = r->has_body ? r->body.len : 0,
-        .pool = s->pool,
+        .pool = pool,
+        .tenant = r->tenant,
     };
     vm_handle(vm, &req, &vr);
     free(headers.v);
@@ -420,7 +538,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
             .request_id = r->id,
             .method = r->method,
             .path = r->path,
-            .tenant = NULL,
+            .tenant = r->tenant ? r->tenant->code : NULL,
             .status = r->status,
             .duration_ms = ms_since(&r->start),
             .bytes = r->bytes,
@@ -430,6 +548,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && r->status)
         log_msg(LOG_LEVEL_DEBUG, r->id, "request ended early (code %d)", (int)toe);
     buf_free(&r->body);
+    tenant_snapshot_release(r->snap);
     free(r->method);
     free(r->path);
     free(r);
@@ -471,6 +590,20 @@ struct http_server *http_start(const struct config *cfg, const struct vm_scripts
     s->scripts = scripts;
     s->pool = pool;
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->pools_mu, NULL);
+    s->sources.base_domain = cfg->tenancy_base_domain;
+    if (tenant_sources_parse(cfg->tenancy_sources, &s->sources) < 0) {
+        snprintf(err, errlen, "tenancy.sources: unknown source in '%s'",
+                 cfg->tenancy_sources);
+        http_stop(s);
+        return NULL;
+    }
+    s->dir = tenant_dir_new(pool, cfg->tenancy_refresh_ms);
+    if (!s->dir) {
+        snprintf(err, errlen, "out of memory");
+        http_stop(s);
+        return NULL;
+    }
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->idle, &ca);
@@ -537,6 +670,11 @@ void http_stop(struct http_server *s)
     for (size_t i = 0; i < s->nvms; i++)
         vm_free(s->vms[i]);
     free(s->vms);
+    for (size_t i = 0; i < s->npools; i++)
+        db_pool_free(s->pools[i].pool);
+    free(s->pools);
+    tenant_dir_free(s->dir);
+    pthread_mutex_destroy(&s->pools_mu);
     pthread_cond_destroy(&s->idle);
     pthread_mutex_destroy(&s->mu);
     free(s);

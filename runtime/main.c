@@ -106,11 +106,24 @@ static int cmd_serve(int argc, char **argv)
         .checkout_timeout_ms = cfg->database_checkout_timeout_ms,
         .connect_timeout_s = cfg->database_connect_timeout,
         .statement_timeout_ms = cfg->database_statement_timeout_ms,
+        .refuse_privileged = true,
     };
     pool = db_pool_new(&po);
     if (!pool) {
         fprintf(stderr, "runtime: out of memory\n");
         goto done;
+    }
+    /* A superuser or BYPASSRLS role would make row-level security silently
+     * not apply: refuse to start. An unreachable database is not fatal
+     * (/readyz says so, and the pool reconnects). */
+    struct db_error dberr;
+    if (db_ping(pool, &dberr) < 0) {
+        if (dberr.status == DB_ERR_REFUSED) {
+            fprintf(stderr, "runtime: %s\n", dberr.message);
+            goto done;
+        }
+        log_msg(LOG_LEVEL_WARN, NULL, "database not reachable at start-up: %s",
+                dberr.message);
     }
 
     /* Signals are taken synchronously by this thread; every thread started

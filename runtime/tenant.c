@@ -2,9 +2,13 @@
 #include "tenant.h"
 
 #include <ctype.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 bool tenant_code_valid(const char *code)
 {
@@ -269,4 +273,429 @@ int tenant_storage_drop(PGconn *c, const struct tenant_row *row, struct tenant_e
 rollback:
     PQclear(PQexec(c, "ROLLBACK"));
     return -1;
+}
+
+/* ---- the directory snapshot ---------------------------------------------- */
+
+/* Open-addressing index from a key to a position in v. */
+struct index {
+    int *slot; /* -1: empty */
+    size_t mask;
+};
+
+struct tenant_snapshot {
+    _Atomic int refs;
+    struct tenant_info *v;
+    size_t n;
+    struct index by_code, by_id, by_domain, by_sub;
+};
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static uint64_t hash_id(long long id)
+{
+    uint64_t x = (uint64_t)id * 0x9E3779B97F4A7C15ULL;
+    return x ^ (x >> 29);
+}
+
+static int index_init(struct index *ix, size_t n)
+{
+    size_t cap = 16;
+    while (cap < n * 2)
+        cap *= 2;
+    ix->slot = malloc(cap * sizeof *ix->slot);
+    if (!ix->slot)
+        return -1;
+    for (size_t i = 0; i < cap; i++)
+        ix->slot[i] = -1;
+    ix->mask = cap - 1;
+    return 0;
+}
+
+static void index_put(struct index *ix, uint64_t h, int pos)
+{
+    size_t i = h & ix->mask;
+    while (ix->slot[i] >= 0)
+        i = (i + 1) & ix->mask;
+    ix->slot[i] = pos;
+}
+
+static const char *str_key(const struct tenant_info *t, int which)
+{
+    return which == 0 ? t->code : which == 1 ? t->domain : t->subdomain;
+}
+
+static const struct tenant_info *index_find_str(const struct tenant_snapshot *s,
+                                                const struct index *ix, int which,
+                                                const char *key)
+{
+    if (!s || !key)
+        return NULL;
+    for (size_t i = hash_str(key) & ix->mask; ix->slot[i] >= 0; i = (i + 1) & ix->mask) {
+        const struct tenant_info *t = &s->v[ix->slot[i]];
+        const char *k = str_key(t, which);
+        if (k && strcmp(k, key) == 0)
+            return t;
+    }
+    return NULL;
+}
+
+static char *dup_or_null(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? NULL : strdup(PQgetvalue(r, row, col));
+}
+
+static enum tenant_status status_parse(const char *s)
+{
+    if (strcmp(s, "active") == 0)
+        return TENANT_ACTIVE;
+    if (strcmp(s, "suspended") == 0)
+        return TENANT_SUSPENDED;
+    if (strcmp(s, "provisioning") == 0)
+        return TENANT_PROVISIONING;
+    if (strcmp(s, "deleted") == 0)
+        return TENANT_DELETED;
+    return TENANT_FAILED;
+}
+
+struct tenant_snapshot *tenant_snapshot_build(const PGresult *r)
+{
+    struct tenant_snapshot *s = calloc(1, sizeof *s);
+    size_t n = r ? (size_t)PQntuples(r) : 0;
+
+    if (!s)
+        return NULL;
+    s->refs = 1;
+    s->v = calloc(n ? n : 1, sizeof *s->v);
+    if (!s->v || index_init(&s->by_code, n) < 0 || index_init(&s->by_id, n) < 0 ||
+        index_init(&s->by_domain, n) < 0 || index_init(&s->by_sub, n) < 0) {
+        tenant_snapshot_release(s);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct tenant_info *t = &s->v[i];
+        int row = (int)i;
+        t->id = strtoll(PQgetvalue(r, row, 0), NULL, 10);
+        snprintf(t->code, sizeof t->code, "%s", PQgetvalue(r, row, 1));
+        snprintf(t->isolation, sizeof t->isolation, "%s", PQgetvalue(r, row, 2));
+        snprintf(t->server, sizeof t->server, "%s", PQgetvalue(r, row, 3));
+        if (strcmp(t->isolation, "shared") == 0) {
+            strcpy(t->schema, "shared");
+        } else if (strcmp(t->isolation, "database") == 0) {
+            strcpy(t->schema, "public");
+            snprintf(t->dbname, sizeof t->dbname, "%s", PQgetvalue(r, row, 5));
+        } else {
+            snprintf(t->schema, sizeof t->schema, "%s", PQgetvalue(r, row, 4));
+        }
+        t->name = dup_or_null(r, row, 6);
+        t->domain = dup_or_null(r, row, 7);
+        t->subdomain = dup_or_null(r, row, 8);
+        t->settings = dup_or_null(r, row, 9);
+        t->status = status_parse(PQgetvalue(r, row, 10));
+        s->n = i + 1;
+        index_put(&s->by_code, hash_str(t->code), row);
+        index_put(&s->by_id, hash_id(t->id), row);
+        if (t->domain)
+            index_put(&s->by_domain, hash_str(t->domain), row);
+        if (t->subdomain)
+            index_put(&s->by_sub, hash_str(t->subdomain), row);
+    }
+    return s;
+}
+
+void tenant_snapshot_retain(struct tenant_snapshot *s)
+{
+    if (s)
+        atomic_fetch_add(&s->refs, 1);
+}
+
+void tenant_snapshot_release(struct tenant_snapshot *s)
+{
+    if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
+        return;
+    for (size_t i = 0; i < s->n; i++) {
+        free(s->v[i].name);
+        free(s->v[i].domain);
+        free(s->v[i].subdomain);
+        free(s->v[i].settings);
+    }
+    free(s->v);
+    free(s->by_code.slot);
+    free(s->by_id.slot);
+    free(s->by_domain.slot);
+    free(s->by_sub.slot);
+    free(s);
+}
+
+size_t tenant_snapshot_count(const struct tenant_snapshot *s)
+{
+    return s ? s->n : 0;
+}
+
+const struct tenant_info *tenant_by_code(const struct tenant_snapshot *s, const char *code)
+{
+    return s ? index_find_str(s, &s->by_code, 0, code) : NULL;
+}
+
+const struct tenant_info *tenant_by_domain(const struct tenant_snapshot *s,
+                                           const char *domain)
+{
+    return s ? index_find_str(s, &s->by_domain, 1, domain) : NULL;
+}
+
+const struct tenant_info *tenant_by_subdomain(const struct tenant_snapshot *s,
+                                              const char *sub)
+{
+    return s ? index_find_str(s, &s->by_sub, 2, sub) : NULL;
+}
+
+const struct tenant_info *tenant_by_id(const struct tenant_snapshot *s, long long id)
+{
+    if (!s)
+        return NULL;
+    for (size_t i = hash_id(id) & s->by_id.mask; s->by_id.slot[i] >= 0;
+         i = (i + 1) & s->by_id.mask)
+        if (s->v[s->by_id.slot[i]].id == id)
+            return &s->v[s->by_id.slot[i]];
+    return NULL;
+}
+
+/* ---- resolution ------------------------------------------------------------ */
+
+int tenant_sources_parse(const char *list, struct tenant_sources *out)
+{
+    const char *base = out->base_domain;
+    memset(out, 0, sizeof *out);
+    out->base_domain = base;
+    for (const char *p = list; p && *p;) {
+        size_t n = strcspn(p, ", ");
+        if (n == 4 && strncmp(p, "path", 4) == 0)
+            out->path = true;
+        else if (n == 6 && strncmp(p, "header", 6) == 0)
+            out->header = true;
+        else if (n == 9 && strncmp(p, "subdomain", 9) == 0)
+            out->subdomain = true;
+        else if (n == 6 && strncmp(p, "domain", 6) == 0)
+            out->domain = true;
+        else if (!(n == 5 && strncmp(p, "token", 5) == 0) && n > 0)
+            return -1;
+        p += n;
+        p += strspn(p, ", ");
+    }
+    return 0;
+}
+
+/* An id (digits, no sign, at most 18) or a code; anything else is invalid. */
+static const struct tenant_info *by_ident(const struct tenant_snapshot *s, const char *v,
+                                          bool *valid)
+{
+    size_t n = strlen(v);
+    *valid = true;
+    if (n > 0 && n <= 18 && strspn(v, "0123456789") == n && v[0] != '0')
+        return tenant_by_id(s, strtoll(v, NULL, 10));
+    if (tenant_code_valid(v))
+        return tenant_by_code(s, v);
+    *valid = false;
+    return NULL;
+}
+
+static bool host_is_address(const char *host)
+{
+    return strcmp(host, "localhost") == 0 || strspn(host, "0123456789.") == strlen(host) ||
+           host[0] == '[';
+}
+
+enum tenant_outcome tenant_resolve(const struct tenant_snapshot *s,
+                                   const struct tenant_sources *src,
+                                   const struct tenant_request *req,
+                                   const struct tenant_info **out, const char **why)
+{
+    const struct tenant_info *found = NULL;
+    bool named = false, valid;
+    char host[256];
+
+    *out = NULL;
+    *why = NULL;
+    /* Each source that names a tenant must name a valid, known one, and all
+     * must agree. */
+#define CONSIDER(t)                                           \
+    do {                                                      \
+        const struct tenant_info *t_ = (t);                   \
+        if (!t_) {                                            \
+            *why = "unknown tenant";                          \
+            return TENANT_UNKNOWN;                            \
+        }                                                     \
+        if (found && found != t_) {                           \
+            *why = "the request names two different tenants"; \
+            return TENANT_CONFLICT;                           \
+        }                                                     \
+        found = t_;                                           \
+        named = true;                                         \
+    } while (0)
+
+    if (src->path && req->path_param) {
+        const struct tenant_info *t = by_ident(s, req->path_param, &valid);
+        if (!valid) {
+            *why = "invalid tenant identifier in the path";
+            return TENANT_INVALID;
+        }
+        CONSIDER(t);
+    }
+    if (src->header && req->header) {
+        const struct tenant_info *t = by_ident(s, req->header, &valid);
+        if (!valid) {
+            *why = "invalid X-Tenant-Id (a tenant id or code)";
+            return TENANT_INVALID;
+        }
+        CONSIDER(t);
+    }
+    if ((src->subdomain || src->domain) && req->host && *req->host) {
+        size_t n = strcspn(req->host, ":");
+        if (n >= sizeof host) {
+            *why = "invalid Host";
+            return TENANT_INVALID;
+        }
+        for (size_t i = 0; i < n; i++)
+            host[i] = (char)tolower((unsigned char)req->host[i]);
+        host[n] = '\0';
+        const char *base = src->base_domain ? src->base_domain : "";
+        size_t bl = strlen(base);
+        if (!host_is_address(host) && strcmp(host, base) != 0) {
+            if (!tenant_host_valid(host)) {
+                *why = "invalid Host";
+                return TENANT_INVALID;
+            }
+            if (src->subdomain && bl && n > bl + 1 && host[n - bl - 1] == '.' &&
+                strcmp(host + n - bl, base) == 0) {
+                host[n - bl - 1] = '\0';
+                if (strchr(host, '.')) {
+                    *why = "invalid subdomain";
+                    return TENANT_INVALID;
+                }
+                CONSIDER(tenant_by_subdomain(s, host));
+            } else if (src->domain && tenant_by_domain(s, host)) {
+                /* A Host that is no tenant's domain names no tenant: it may
+                 * be the platform's own host name. */
+                CONSIDER(tenant_by_domain(s, host));
+            }
+        }
+    }
+#undef CONSIDER
+    if (!named)
+        return TENANT_NONE;
+    if (found->status == TENANT_SUSPENDED) {
+        *why = "this tenant is suspended";
+        return TENANT_FORBIDDEN;
+    }
+    if (found->status != TENANT_ACTIVE) {
+        *why = "unknown tenant";
+        return TENANT_UNKNOWN;
+    }
+    *out = found;
+    return TENANT_RESOLVED;
+}
+
+/* ---- the server's directory ------------------------------------------------ */
+
+struct tenant_dir {
+    struct db_pool *pool;
+    int refresh_ms;
+    pthread_mutex_t mu;      /* guards cur */
+    pthread_mutex_t refresh; /* held by the one request that refreshes */
+    struct tenant_snapshot *cur;
+    char stamp[128];
+    _Atomic long long next_check_ms;
+};
+
+static long long mono_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Reads the stamp and, when it changed, the whole directory. */
+static void dir_refresh(struct tenant_dir *d)
+{
+    static const struct db_tx ro = {NULL, 0, true};
+    struct db_conn *c = NULL;
+    struct db_error err;
+    PGresult *r = NULL;
+
+    if (db_query(d->pool, &c, &ro,
+                 "SELECT count(*)::text || '/' || coalesce(max(updated_at)::text, '') "
+                 "FROM core.tenants",
+                 0, NULL, &r, &err) < 0)
+        goto done; /* not migrated yet, or unreachable: keep what we have */
+    const char *stamp = PQgetvalue(r, 0, 0);
+    if (strcmp(stamp, d->stamp) != 0) {
+        char next[128];
+        snprintf(next, sizeof next, "%s", stamp);
+        PQclear(r);
+        r = NULL;
+        if (db_query(d->pool, &c, &ro, TENANT_SNAPSHOT_SQL, 0, NULL, &r, &err) == 0) {
+            struct tenant_snapshot *s = tenant_snapshot_build(r);
+            if (s) {
+                pthread_mutex_lock(&d->mu);
+                struct tenant_snapshot *old = d->cur;
+                d->cur = s;
+                pthread_mutex_unlock(&d->mu);
+                tenant_snapshot_release(old);
+                snprintf(d->stamp, sizeof d->stamp, "%s", next);
+            }
+        }
+    }
+done:
+    PQclear(r);
+    db_checkin(d->pool, c);
+}
+
+struct tenant_dir *tenant_dir_new(struct db_pool *pool, int refresh_ms)
+{
+    struct tenant_dir *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    d->pool = pool;
+    d->refresh_ms = refresh_ms;
+    pthread_mutex_init(&d->mu, NULL);
+    pthread_mutex_init(&d->refresh, NULL);
+    d->cur = tenant_snapshot_build(NULL);
+    if (!d->cur) {
+        tenant_dir_free(d);
+        return NULL;
+    }
+    dir_refresh(d);
+    d->next_check_ms = mono_ms() + refresh_ms;
+    return d;
+}
+
+void tenant_dir_free(struct tenant_dir *d)
+{
+    if (!d)
+        return;
+    tenant_snapshot_release(d->cur);
+    pthread_mutex_destroy(&d->mu);
+    pthread_mutex_destroy(&d->refresh);
+    free(d);
+}
+
+struct tenant_snapshot *tenant_dir_snapshot(struct tenant_dir *d)
+{
+    long long now = mono_ms();
+    if (now >= atomic_load(&d->next_check_ms) && pthread_mutex_trylock(&d->refresh) == 0) {
+        atomic_store(&d->next_check_ms, now + d->refresh_ms);
+        dir_refresh(d);
+        pthread_mutex_unlock(&d->refresh);
+    }
+    pthread_mutex_lock(&d->mu);
+    struct tenant_snapshot *s = d->cur;
+    tenant_snapshot_retain(s);
+    pthread_mutex_unlock(&d->mu);
+    return s;
 }

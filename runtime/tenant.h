@@ -6,8 +6,9 @@
  * SQL is built from a validated code and quoted; nothing else is ever pasted
  * into SQL. Callers pass an owner-role connection (rt_owner).
  *
- * The server-side directory cache and tenant resolution arrive with the rest
- * of the tenancy issue. Uses: libpq, buf.c. */
+ * For the server: a snapshot of the directory (refcounted, swapped whole when
+ * the directory changes, refreshed lazily at most every refresh_ms) and the
+ * resolution of a request's tenant from its sources. Uses: libpq, db.c. */
 #ifndef RT_TENANT_H
 #define RT_TENANT_H
 
@@ -15,6 +16,8 @@
 #include <stddef.h>
 
 #include <libpq-fe.h>
+
+#include "db.h"
 
 #define TENANT_CODE_MAX 40
 
@@ -80,5 +83,98 @@ int tenant_storage_create(PGconn *c, const struct tenant_row *row, struct tenant
  * tenant's rows in every shared table. Missing storage is not an error. */
 int tenant_storage_drop(PGconn *c, const struct tenant_row *row, struct tenant_error *err)
     __attribute__((warn_unused_result));
+
+/* ---- the directory cache and resolution (server side) -------------------- */
+
+enum tenant_status {
+    TENANT_PROVISIONING,
+    TENANT_ACTIVE,
+    TENANT_SUSPENDED,
+    TENANT_FAILED,
+    TENANT_DELETED,
+};
+
+struct tenant_info {
+    long long id;
+    char code[TENANT_CODE_MAX + 1];
+    char isolation[16];
+    char server[64];
+    char schema[64]; /* the search_path of its transactions */
+    char dbname[64]; /* "" for the main database */
+    char *name;
+    char *domain;    /* NULL when none */
+    char *subdomain; /* NULL when none */
+    char *settings;  /* JSON text */
+    enum tenant_status status;
+};
+
+struct tenant_snapshot;
+
+/* Builds a snapshot from the rows of TENANT_SNAPSHOT_SQL (NULL: empty). */
+#define TENANT_SNAPSHOT_SQL                                                         \
+    "SELECT id, code, isolation, server, coalesce(schema_name, ''), "               \
+    "coalesce(database_name, ''), name, domain, subdomain, settings::text, status " \
+    "FROM core.tenants"
+struct tenant_snapshot *tenant_snapshot_build(const PGresult *rows);
+void tenant_snapshot_retain(struct tenant_snapshot *s);
+void tenant_snapshot_release(struct tenant_snapshot *s);
+size_t tenant_snapshot_count(const struct tenant_snapshot *s);
+
+const struct tenant_info *tenant_by_code(const struct tenant_snapshot *s, const char *code);
+const struct tenant_info *tenant_by_id(const struct tenant_snapshot *s, long long id);
+const struct tenant_info *tenant_by_domain(const struct tenant_snapshot *s,
+                                           const char *domain);
+const struct tenant_info *tenant_by_subdomain(const struct tenant_snapshot *s,
+                                              const char *sub);
+
+/* Where a request's tenant may come from (each can be switched off). */
+struct tenant_sources {
+    bool path;               /* the route's :tenant_id parameter */
+    bool header;             /* X-Tenant-Id: id or code */
+    bool subdomain;          /* <subdomain>.<base_domain> in Host */
+    bool domain;             /* a tenant's custom domain in Host */
+    const char *base_domain; /* "" or NULL: no subdomains */
+};
+
+/* Parses "path,header,subdomain,domain" (any subset, "token" accepted for
+ * the auth issue). Returns -1 on an unknown name. */
+int tenant_sources_parse(const char *list, struct tenant_sources *out);
+
+struct tenant_request {
+    const char *path_param; /* NULL when the route has none */
+    const char *header;     /* X-Tenant-Id, or NULL */
+    const char *host;       /* Host, or NULL */
+};
+
+enum tenant_outcome {
+    TENANT_RESOLVED,
+    TENANT_NONE,      /* no source named a tenant */
+    TENANT_INVALID,   /* 400: a malformed identifier */
+    TENANT_CONFLICT,  /* 400: two sources disagree */
+    TENANT_UNKNOWN,   /* 404 */
+    TENANT_FORBIDDEN, /* 403: suspended */
+};
+
+/* Resolves req against the snapshot. Identifiers are checked before any
+ * lookup; nothing here touches the database. *out is borrowed from s. *why
+ * is a client-facing message for the non-resolved outcomes. */
+enum tenant_outcome tenant_resolve(const struct tenant_snapshot *s,
+                                   const struct tenant_sources *src,
+                                   const struct tenant_request *req,
+                                   const struct tenant_info **out, const char **why);
+
+/* The server's view of the directory: the current snapshot, checked for
+ * changes (a count and the latest updated_at) at most every refresh_ms, by
+ * whichever request comes first; the others keep using the snapshot they
+ * have. A directory that cannot be read leaves the last snapshot in place. */
+struct tenant_dir;
+
+/* pool (borrowed) reads core.tenants as the request role. Loads once. */
+struct tenant_dir *tenant_dir_new(struct db_pool *pool, int refresh_ms);
+void tenant_dir_free(struct tenant_dir *d);
+
+/* The current snapshot, retained: the caller releases it. Never NULL unless
+ * out of memory. */
+struct tenant_snapshot *tenant_dir_snapshot(struct tenant_dir *d);
 
 #endif

@@ -614,6 +614,24 @@ static int run_request(lua_State *L)
     }
     lua_setfield(L, -2, "headers");
 
+    if (req->tenant) {
+        const struct tenant_info *t = req->tenant;
+        lua_createtable(L, 0, 5);
+        lua_pushinteger(L, (lua_Integer)t->id);
+        lua_setfield(L, -2, "id");
+        lua_pushstring(L, t->code);
+        lua_setfield(L, -2, "code");
+        lua_pushstring(L, t->name ? t->name : t->code);
+        lua_setfield(L, -2, "name");
+        lua_pushstring(L, t->isolation);
+        lua_setfield(L, -2, "isolation");
+        lua_getfield(L, LUA_REGISTRYINDEX, "rt.json.decode");
+        lua_pushstring(L, t->settings ? t->settings : "{}");
+        lua_call(L, 1, 1);
+        lua_setfield(L, -2, "settings");
+        lua_setfield(L, -2, "tenant");
+    }
+
     lua_call(L, 2, LUA_MULTRET);
     return lua_gettop(L);
 }
@@ -703,6 +721,20 @@ void vm_handle(struct vm *vm, const struct vm_request *req, struct vm_response *
     lua_State *L = vm->L;
     const struct vm_route *route = vm_scripts_route(vm->scripts, req->match->route_id);
     struct rt_db_ctx ctx = {req->pool, NULL, {NULL, 0, route->read_only}, DB_OK, 0};
+    struct db_setting scope[2];
+    char search_path[80], tenant_id[32];
+
+    if (req->tenant) {
+        /* Set inside every transaction (set_config(..., true)), never on the
+         * session, so a pooled connection carries nothing to the next
+         * request. The schema name comes from a validated code. */
+        snprintf(search_path, sizeof search_path, "\"%s\"", req->tenant->schema);
+        snprintf(tenant_id, sizeof tenant_id, "%lld", req->tenant->id);
+        scope[0] = (struct db_setting){"search_path", search_path};
+        scope[1] = (struct db_setting){"app.tenant_id", tenant_id};
+        ctx.tx.settings = scope;
+        ctx.tx.nsettings = 2;
+    }
     struct db_error dberr;
     const char *kind = "error";
     int status;

@@ -20,6 +20,7 @@
 
 #include "db.h"
 #include "router.h"
+#include "tenant.h"
 
 struct vm_error {
     char msg[2048];
@@ -71,7 +72,8 @@ struct vm_request {
     int nheaders;
     const char *body; /* NULL when there is none */
     size_t body_len;
-    struct db_pool *pool; /* borrowed */
+    struct db_pool *pool;             /* borrowed: the tenant's database */
+    const struct tenant_info *tenant; /* borrowed; NULL: no tenant */
 };
 
 struct vm_header {
