@@ -225,6 +225,77 @@ static int set_lua(struct config *c, const struct key *k, lua_State *L, const ch
     return -1;
 }
 
+static bool server_name_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > 31 || !islower((unsigned char)s[0]))
+        return false;
+    for (size_t i = 1; i < n; i++)
+        if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '_'))
+            return false;
+    return true;
+}
+
+/* Reads servers = { name = { url = "...", owner_url = "..." }, ... }.
+ * Stack: [..., servers table] -> unchanged. */
+static int apply_servers(struct config *c, lua_State *L, const char *origin,
+                         struct config_error *err)
+{
+    if (!lua_istable(L, -1)) {
+        snprintf(err->msg, sizeof err->msg, "%s: servers must be a table", origin);
+        return -1;
+    }
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+        if (!server_name_valid(name) || strcmp(name, "main") == 0) {
+            snprintf(err->msg, sizeof err->msg,
+                     "%s: servers.%s: server names are [a-z][a-z0-9_]* and 'main' is "
+                     "database.url",
+                     origin, name);
+            return -1;
+        }
+        if (!lua_istable(L, -1)) {
+            snprintf(err->msg, sizeof err->msg, "%s: servers.%s must be a table", origin,
+                     name);
+            return -1;
+        }
+        struct config_server *v =
+            realloc(c->servers, sizeof *v * (size_t)(c->nservers + 1));
+        if (!v) {
+            snprintf(err->msg, sizeof err->msg, "out of memory");
+            return -1;
+        }
+        c->servers = v;
+        struct config_server *sv = &c->servers[c->nservers++];
+        memset(sv, 0, sizeof *sv);
+        sv->name = strdup(name);
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+            char **slot = strcmp(k, "url") == 0         ? &sv->url
+                          : strcmp(k, "owner_url") == 0 ? &sv->owner_url
+                                                        : NULL;
+            if (!slot || lua_type(L, -1) != LUA_TSTRING) {
+                snprintf(err->msg, sizeof err->msg,
+                         "%s: servers.%s.%s: expected url and owner_url strings", origin,
+                         name, k);
+                return -1;
+            }
+            free(*slot);
+            *slot = strdup(lua_tostring(L, -1));
+            lua_pop(L, 1);
+        }
+        if (!sv->name || !sv->url || !sv->owner_url) {
+            snprintf(err->msg, sizeof err->msg, "%s: servers.%s needs url and owner_url",
+                     origin, name);
+            return -1;
+        }
+        lua_pop(L, 1);
+    }
+    return 0;
+}
+
 /* Walks the table returned by config.lua. Stack: [table] -> [table]. */
 static int apply_table(struct config *c, lua_State *L, const char *origin,
                        struct config_error *err)
@@ -237,6 +308,12 @@ static int apply_table(struct config *c, lua_State *L, const char *origin,
             return -1;
         }
         const char *section = lua_tostring(L, -2);
+        if (strcmp(section, "servers") == 0) {
+            if (apply_servers(c, L, origin, err) < 0)
+                return -1;
+            lua_pop(L, 1);
+            continue;
+        }
         if (!section_known(section)) {
             snprintf(err->msg, sizeof err->msg, "%s: unknown section '%s'", origin,
                      section);
@@ -343,6 +420,22 @@ struct config *config_load(const char *path, struct config_error *err)
         if (v && set_text(c, &keys[i], v, keys[i].info.env, err) < 0)
             goto fail;
     }
+    /* "main" goes first: it is the database.* keys after their overrides. */
+    struct config_server *v = realloc(c->servers, sizeof *v * (size_t)(c->nservers + 1));
+    if (!v) {
+        snprintf(err->msg, sizeof err->msg, "out of memory");
+        goto fail;
+    }
+    c->servers = v;
+    memmove(&c->servers[1], &c->servers[0], sizeof *v * (size_t)c->nservers);
+    c->nservers++;
+    c->servers[0].name = strdup("main");
+    c->servers[0].url = strdup(c->database_url);
+    c->servers[0].owner_url = strdup(c->database_owner_url);
+    if (!c->servers[0].name || !c->servers[0].url || !c->servers[0].owner_url) {
+        snprintf(err->msg, sizeof err->msg, "out of memory");
+        goto fail;
+    }
     return c;
 fail:
     config_free(c);
@@ -356,8 +449,22 @@ void config_free(struct config *c)
     for (size_t i = 0; i < NKEYS; i++)
         if (keys[i].type == KEY_STRING)
             free(*(char **)((char *)c + keys[i].offset));
+    for (int i = 0; i < c->nservers; i++) {
+        free(c->servers[i].name);
+        free(c->servers[i].url);
+        free(c->servers[i].owner_url);
+    }
+    free(c->servers);
     free(c->base_dir);
     free(c);
+}
+
+const struct config_server *config_server(const struct config *c, const char *name)
+{
+    for (int i = 0; i < c->nservers; i++)
+        if (strcmp(c->servers[i].name, name) == 0)
+            return &c->servers[i];
+    return NULL;
 }
 
 char *config_path(const struct config *c, const char *p)

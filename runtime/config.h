@@ -45,6 +45,16 @@ struct config {
     bool log_access;
 
     char *base_dir; /* directory of the config file ("." without one) */
+
+    /* PostgreSQL servers tenants can be placed on. servers[0] is "main"
+     * (database.url and database.owner_url); more come from the `servers`
+     * table of config.lua: servers = { eu = { url = ..., owner_url = ... } }. */
+    struct config_server {
+        char *name;
+        char *url;       /* request role (rt_app) */
+        char *owner_url; /* owner role (rt_owner) */
+    } * servers;
+    int nservers;
 };
 
 struct config_error {
@@ -57,6 +67,9 @@ struct config_error {
  * failure. The result is freed with config_free. */
 struct config *config_load(const char *path, struct config_error *err);
 void config_free(struct config *c);
+
+/* The server called name, or NULL. */
+const struct config_server *config_server(const struct config *c, const char *name);
 
 /* Resolves a path from the config (such as scripts_dir) against base_dir.
  * Returns a malloc'd string or NULL when out of memory. */

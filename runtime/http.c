@@ -38,9 +38,10 @@ struct http_server {
 
     pthread_mutex_t pools_mu; /* guards pools */
     struct tenant_pool {
+        char server[64];
         char dbname[64];
         struct db_pool *pool;
-    } * pools; /* database-mode tenants' pools, made on first use */
+    } * pools; /* pools of tenants outside the main database, made on first use */
     size_t npools, cappools;
 
     pthread_mutex_t mu; /* guards vms and inflight waits */
@@ -263,18 +264,25 @@ static int kv_fill(struct MHD_Connection *c, enum MHD_ValueKind kind, struct kv_
     return 0;
 }
 
-/* The pool of a database-mode tenant's database, made on first use. Only
+/* The pool of a tenant's (server, database), made on first use. Only
  * tenants found in the directory get here: a bogus identifier never makes a
  * pool or a connection. */
 static struct db_pool *tenant_pool(struct http_server *s, const struct tenant_info *t)
 {
     struct db_pool *p = NULL;
 
-    if (!t || !t->dbname[0])
+    if (!t || (!t->dbname[0] && strcmp(t->server, "main") == 0))
         return s->pool;
+    const struct config_server *srv = config_server(s->cfg, t->server);
+    if (!srv) {
+        log_msg(LOG_LEVEL_ERROR, NULL, "tenant %s: unknown server '%s'", t->code,
+                t->server);
+        return NULL;
+    }
     pthread_mutex_lock(&s->pools_mu);
     for (size_t i = 0; i < s->npools; i++)
-        if (strcmp(s->pools[i].dbname, t->dbname) == 0) {
+        if (strcmp(s->pools[i].dbname, t->dbname) == 0 &&
+            strcmp(s->pools[i].server, t->server) == 0) {
             p = s->pools[i].pool;
             goto done;
         }
@@ -286,11 +294,11 @@ static struct db_pool *tenant_pool(struct http_server *s, const struct tenant_in
         s->pools = v;
         s->cappools = cap;
     }
-    char name[96];
-    snprintf(name, sizeof name, "main/%s", t->dbname);
+    char name[160];
+    snprintf(name, sizeof name, "%s/%s", t->server, t->dbname[0] ? t->dbname : "(default)");
     struct db_pool_options po = {
-        .conninfo = s->cfg->database_url,
-        .dbname = t->dbname,
+        .conninfo = srv->url,
+        .dbname = t->dbname[0] ? t->dbname : NULL,
         .name = name,
         .max_size = s->cfg->database_pool_size,
         .checkout_timeout_ms = s->cfg->database_checkout_timeout_ms,
@@ -300,6 +308,7 @@ static struct db_pool *tenant_pool(struct http_server *s, const struct tenant_in
     };
     p = db_pool_new(&po);
     if (p) {
+        snprintf(s->pools[s->npools].server, sizeof s->pools[0].server, "%s", t->server);
         snprintf(s->pools[s->npools].dbname, sizeof s->pools[0].dbname, "%s", t->dbname);
         s->pools[s->npools++].pool = p;
     }

@@ -204,11 +204,9 @@ static PGconn *conn_get(struct worker *w, const char *server, const char *dbname
     char timeout[32];
     struct conn_entry *e;
 
-    if (strcmp(server, "main") != 0) {
-        snprintf(err, ERRLEN,
-                 "unknown server '%s' (only 'main' is configured; config.servers "
-                 "arrives with tenancy)",
-                 server);
+    const struct config_server *srv = config_server(w->eng->cfg, server);
+    if (!srv) {
+        snprintf(err, ERRLEN, "unknown server '%s' (not in config servers)", server);
         return NULL;
     }
     for (int i = 0; i < w->nconns; i++) {
@@ -232,7 +230,7 @@ static PGconn *conn_get(struct worker *w, const char *server, const char *dbname
      * database) overrides its database without any string pasting. */
     const char *keys[] = {"dbname", "application_name", "connect_timeout",
                           dbname[0] ? "dbname" : NULL, NULL};
-    const char *vals[] = {w->eng->cfg->database_owner_url, "runtime-migrate", timeout,
+    const char *vals[] = {srv->owner_url, "runtime-migrate", timeout,
                           dbname[0] ? dbname : NULL, NULL};
     PGconn *pg = PQconnectdbParams(keys, vals, 1);
     if (!pg || PQstatus(pg) != CONNECTION_OK) {

@@ -17,15 +17,23 @@ static void ignore_notice(void *arg, const char *message)
     (void)message;
 }
 
-static PGconn *owner_connect(const struct config *cfg, struct tenant_error *err)
+/* An owner connection to server (the directory lives on "main"). */
+static PGconn *owner_connect(const struct config *cfg, const char *server,
+                             struct tenant_error *err)
 {
-    if (!cfg->database_owner_url[0]) {
+    const struct config_server *srv = config_server(cfg, server);
+    if (!srv) {
+        snprintf(err->msg, sizeof err->msg,
+                 "unknown server '%.64s' (not in config servers)", server);
+        return NULL;
+    }
+    if (!srv->owner_url[0]) {
         snprintf(err->msg, sizeof err->msg,
                  "database.owner_url is not set (set RUNTIME_DATABASE_OWNER_URL)");
         return NULL;
     }
     const char *keys[] = {"dbname", "application_name", NULL};
-    const char *vals[] = {cfg->database_owner_url, "runtime-tenant", NULL};
+    const char *vals[] = {srv->owner_url, "runtime-tenant", NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (PQstatus(c) != CONNECTION_OK) {
         snprintf(err->msg, sizeof err->msg, "cannot connect: %s", PQerrorMessage(c));
@@ -83,7 +91,7 @@ int provision_tenant(const struct config *cfg, const struct tenant_spec *spec, b
 {
     struct tenant_row row;
     struct tenant_error derr;
-    PGconn *c;
+    PGconn *c, *sc = NULL; /* the directory's server, the tenant's server */
     int rc = -1;
 
     memset(err, 0, sizeof *err);
@@ -100,27 +108,36 @@ int provision_tenant(const struct config *cfg, const struct tenant_spec *spec, b
                  "host names");
         return -1;
     }
-    if (!(c = owner_connect(cfg, err)))
+    const char *server = spec->server ? spec->server : "main";
+    if (!(c = owner_connect(cfg, "main", err)))
         return -1;
+    if (!(sc = owner_connect(cfg, server, err)))
+        goto done;
     if (force) {
         /* Re-provision: the old storage goes first, then the row is taken
          * over as after a failure. */
         int found = tenant_row_get(c, spec->code, &row, err);
         if (found < 0)
             goto done;
+        if (found && strcmp(row.server, server) != 0) {
+            snprintf(err->msg, sizeof err->msg,
+                     "tenant '%s' lives on server '%s': purge it to move it", spec->code,
+                     row.server);
+            goto done;
+        }
         if (found &&
-            (tenant_storage_drop(c, &row, err) < 0 ||
+            (tenant_storage_drop(sc, &row, err) < 0 ||
              tenant_set_status(c, spec->code, "failed", "re-provisioning", err) < 0))
             goto done;
     }
     if (tenant_row_create(c, spec, id, err) < 0 ||
         tenant_row_get(c, spec->code, &row, err) < 1)
         goto done;
-    if (tenant_storage_create(c, &row, err) < 0 || run_migrations(cfg, &row, err) < 0 ||
+    if (tenant_storage_create(sc, &row, err) < 0 || run_migrations(cfg, &row, err) < 0 ||
         run_seeds(cfg, &row, err) < 0 ||
         tenant_set_status(c, spec->code, "active", NULL, err) < 0) {
         /* Compensate: nothing half-made stays behind. */
-        if (tenant_storage_drop(c, &row, &derr) < 0)
+        if (tenant_storage_drop(sc, &row, &derr) < 0)
             snprintf(err->msg + strlen(err->msg), sizeof err->msg - strlen(err->msg),
                      " (and dropping its storage failed: %.200s)", derr.msg);
         if (tenant_set_status(c, spec->code, "failed", err->msg, &derr) < 0)
@@ -130,6 +147,7 @@ int provision_tenant(const struct config *cfg, const struct tenant_spec *spec, b
     }
     rc = 0;
 done:
+    PQfinish(sc);
     PQfinish(c);
     return rc;
 }
@@ -304,7 +322,7 @@ int provision_main(int argc, char **argv)
         }
         goto out;
     }
-    PGconn *c = owner_connect(cfg, &err);
+    PGconn *c = owner_connect(cfg, "main", &err);
     if (!c) {
         fprintf(stderr, "runtime tenant: %s\n", err.msg);
         goto out;
@@ -325,16 +343,19 @@ int provision_main(int argc, char **argv)
             printf("tenant %s %s\n", code, status);
     } else if (strcmp(cmd, "purge") == 0) {
         struct tenant_row row;
+        PGconn *sc = NULL;
         int found = tenant_row_get(c, code, &row, &err);
         if (found == 0)
             snprintf(err.msg, sizeof err.msg, "no tenant '%s'", code);
-        if (found < 1 || tenant_storage_drop(c, &row, &err) < 0 ||
+        if (found < 1 || !(sc = owner_connect(cfg, row.server, &err)) ||
+            tenant_storage_drop(sc, &row, &err) < 0 ||
             tenant_row_delete(c, code, &err) < 0) {
             fprintf(stderr, "runtime tenant purge: %s\n", err.msg);
         } else {
             printf("tenant %s purged\n", code);
             rc = 0;
         }
+        PQfinish(sc);
     } else {
         fprintf(stderr, "runtime tenant: unknown command '%s'\n", cmd);
         usage(stderr);

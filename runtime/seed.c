@@ -166,14 +166,15 @@ static PGconn *tenant_connect(const struct config *cfg, const struct tenant_row 
 {
     bool own_db = strcmp(row->isolation, "database") == 0;
     const char *keys[] = {"dbname", "application_name", own_db ? "dbname" : NULL, NULL};
-    const char *vals[] = {cfg->database_owner_url, "runtime-seed",
-                          own_db ? row->database_name : NULL, NULL};
+    const struct config_server *srv = config_server(cfg, row->server);
     PGconn *c;
 
-    if (strcmp(row->server, "main") != 0) {
-        snprintf(err, len, "unknown server '%s'", row->server);
+    if (!srv) {
+        snprintf(err, len, "unknown server '%s' (not in config servers)", row->server);
         return NULL;
     }
+    const char *vals[] = {srv->owner_url, "runtime-seed",
+                          own_db ? row->database_name : NULL, NULL};
     c = PQconnectdbParams(keys, vals, 1);
     if (PQstatus(c) != CONNECTION_OK) {
         snprintf(err, len, "cannot connect: %s", PQerrorMessage(c));

@@ -71,8 +71,9 @@ end
 local server_mt = {}
 server_mt.__index = server_mt
 
--- Starts `runtime serve`. opts: scripts (dir), env (table), config (Lua
--- source of the config table, without scripts/http.port), wait (default true).
+-- Starts `runtime serve`. opts: scripts (dir), env (table), database (Lua
+-- fields of the database section), extra (more top-level config fields, such
+-- as a servers table), threads, max_body, grace, log_level, wait (default true).
 function M.start(opts)
   for _ = 1, 5 do
     local s, err = M.try_start(opts)
@@ -92,10 +93,10 @@ function M.try_start(opts)
   local log = os.tmpname()
   local cfg = M.config_file(string.format(
     "{ http = { port = %d, threads = %d, shutdown_grace = %d, max_body = %d }, "
-      .. "scripts = { dir = %q }, database = { %s }, log = { level = %q } }",
+      .. "scripts = { dir = %q }, database = { %s }, log = { level = %q }, %s }",
     port, opts.threads or 2, opts.grace or 10, opts.max_body or 65536,
     opts.scripts or (M.root .. "/spec/fixtures/scripts"),
-    opts.database or "", opts.log_level or "info"))
+    opts.database or "", opts.log_level or "info", opts.extra or ""))
   local env = { RUNTIME_DATABASE_URL = opts.database_url or M.app_url }
   for k, v in pairs(opts.env or {}) do
     env[k] = v

@@ -83,6 +83,32 @@ static void test_errors(void)
     CHECK(strstr(err.msg, "cannot read") != NULL);
 }
 
+static void test_servers(void)
+{
+    struct config_error err;
+    setenv("RUNTIME_DATABASE_URL", "postgresql://app@main/db", 1);
+    struct config *c = load("return { servers = { eu = { url = 'postgresql://app@eu/db', "
+                            "owner_url = 'postgresql://owner@eu/db' } } }",
+                            &err);
+    unsetenv("RUNTIME_DATABASE_URL");
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    CHECK(c->nservers == 2);
+    CHECK_STR(c->servers[0].name, "main");
+    CHECK_STR(config_server(c, "main")->url, "postgresql://app@main/db");
+    CHECK_STR(config_server(c, "eu")->owner_url, "postgresql://owner@eu/db");
+    CHECK(config_server(c, "us") == NULL);
+    config_free(c);
+    CHECK(load("return { servers = { main = { url = 'a', owner_url = 'b' } } }", &err) == NULL);
+    CHECK(strstr(err.msg, "'main' is database.url") != NULL);
+    CHECK(load("return { servers = { eu = { url = 'a' } } }", &err) == NULL);
+    CHECK(strstr(err.msg, "needs url and owner_url") != NULL);
+    CHECK(load("return { servers = { EU = { url = 'a', owner_url = 'b' } } }", &err) == NULL);
+    CHECK(load("return { servers = { eu = { url = 'a', owner_url = 'b', pool = 3 } } }",
+               &err) == NULL);
+}
+
 static void test_keys_documented(void)
 {
     FILE *f = fopen("README.md", "r");
@@ -113,6 +139,7 @@ int main(void)
     test_defaults_and_file();
     test_env_overrides();
     test_errors();
+    test_servers();
     test_keys_documented();
     unlink(path);
     return check_done();
