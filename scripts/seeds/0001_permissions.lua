@@ -7,14 +7,13 @@ local actions = { "create", "read", "update", "delete", "manage" }
 
 return {
   run = function(s)
-    for _, resource in ipairs(resources) do
-      for _, action in ipairs(actions) do
-        s:exec([[
-          INSERT INTO permissions (code, name, resource, action)
-          VALUES ($1 || '_' || $2, initcap($2) || ' ' || $1, $1, $2)
-          ON CONFLICT (tenant_id, code) DO UPDATE SET name = EXCLUDED.name
-        ]], resource, action)
-      end
-    end
+    -- One statement for all of them: resources x actions.
+    s:exec([[
+      INSERT INTO permissions (code, name, resource, action)
+      SELECT r || '_' || a, initcap(a) || ' ' || r, r, a
+      FROM unnest($1::text[]) AS r, unnest($2::text[]) AS a
+      ON CONFLICT (tenant_id, code) DO UPDATE SET name = EXCLUDED.name
+    ]], "{" .. table.concat(resources, ",") .. "}",
+      "{" .. table.concat(actions, ",") .. "}")
   end,
 }

@@ -5,6 +5,22 @@ local db = require "rt.db"
 local ACCOUNT_SQL = "SELECT abalance FROM pgbench_accounts WHERE aid = $1"
 
 return {
+  -- A tenant-scoped read: the tenant comes from X-Tenant-Id, the transaction
+  -- is scoped to it (used by bench/tenants.sh to serve many tenants).
+  ["/bench/tenant"] = {
+    GET = {
+      scope = "public",
+      handler = function(req)
+        local row, err = db.query_one(
+          "SELECT current_setting('app.tenant_id') AS tenant_id")
+        if err then
+          return nil, err
+        end
+        return { json = { code = req.tenant and req.tenant.code, db = row } }
+      end,
+    },
+  },
+
   -- Pure runtime overhead: routing + Lua handler + JSON encoding, no database.
   ["/bench/hello"] = {
     GET = {
