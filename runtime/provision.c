@@ -133,11 +133,12 @@ int provision_tenant(const struct config *cfg, const struct tenant_spec *spec, b
     if (tenant_row_create(c, spec, id, err) < 0 ||
         tenant_row_get(c, spec->code, &row, err) < 1)
         goto done;
-    if (tenant_storage_create(sc, &row, err) < 0 || run_migrations(cfg, &row, err) < 0 ||
-        run_seeds(cfg, &row, err) < 0 ||
+    /* Compensation undoes only what this attempt made: storage that could
+     * not be created (it may exist already, and not be ours) is left alone. */
+    bool made = tenant_storage_create(sc, &row, err) == 0;
+    if (!made || run_migrations(cfg, &row, err) < 0 || run_seeds(cfg, &row, err) < 0 ||
         tenant_set_status(c, spec->code, "active", NULL, err) < 0) {
-        /* Compensate: nothing half-made stays behind. */
-        if (tenant_storage_drop(sc, &row, &derr) < 0)
+        if (made && tenant_storage_drop(sc, &row, &derr) < 0)
             snprintf(err->msg + strlen(err->msg), sizeof err->msg - strlen(err->msg),
                      " (and dropping its storage failed: %.200s)", derr.msg);
         if (tenant_set_status(c, spec->code, "failed", err->msg, &derr) < 0)

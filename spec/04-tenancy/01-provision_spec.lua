@@ -160,6 +160,38 @@ return {
     end
   end)
 
+  it("leaves storage it did not create alone when creating storage fails", function()
+    psql("CREATE SCHEMA t_clash; CREATE TABLE t_clash.keep (id int)")
+    local res = ctx:tenant_cmd({ "create", "clash" })
+    assert.equal(1, res.code)
+    assert.matches("already exists", res.err)
+    assert.equal("failed", status_of("clash"))
+    assert.equal("1", psql("SELECT count(*) FROM pg_tables WHERE schemaname = 't_clash' "
+      .. "AND tablename = 'keep'"))
+    psql("DROP SCHEMA t_clash CASCADE")
+    assert.equal(0, ctx:tenant_cmd({ "create", "clash" }).code)
+  end)
+
+  it("compensates a failing seed", function()
+    local path = ctx.scripts .. "/seeds/0005_fail.lua"
+    h.write_all(path, [[
+return {
+  run = function(s)
+    if s.tenant.code == "seedfail" then
+      error("seed fault")
+    end
+  end,
+}
+]])
+    local res = ctx:tenant_cmd({ "create", "seedfail" })
+    os.remove(path)
+    assert.equal(1, res.code)
+    assert.matches("seed fault", res.err)
+    assert.equal("failed", status_of("seedfail"))
+    assert.equal("0", psql("SELECT count(*) FROM pg_namespace WHERE nspname = 't_seedfail'"))
+    assert.equal(0, ctx:tenant_cmd({ "create", "seedfail" }).code)
+  end)
+
   it("suspends, activates, soft-deletes and purges", function()
     assert.equal(0, ctx:tenant_cmd({ "create", "life" }).code)
     assert.equal(0, ctx:tenant_cmd({ "suspend", "life" }).code)

@@ -100,11 +100,13 @@ static void test_servers(void)
     CHECK_STR(config_server(c, "eu")->owner_url, "postgresql://owner@eu/db");
     CHECK(config_server(c, "us") == NULL);
     config_free(c);
-    CHECK(load("return { servers = { main = { url = 'a', owner_url = 'b' } } }", &err) == NULL);
+    CHECK(load("return { servers = { main = { url = 'a', owner_url = 'b' } } }", &err) ==
+          NULL);
     CHECK(strstr(err.msg, "'main' is database.url") != NULL);
     CHECK(load("return { servers = { eu = { url = 'a' } } }", &err) == NULL);
     CHECK(strstr(err.msg, "needs url and owner_url") != NULL);
-    CHECK(load("return { servers = { EU = { url = 'a', owner_url = 'b' } } }", &err) == NULL);
+    CHECK(load("return { servers = { EU = { url = 'a', owner_url = 'b' } } }", &err) ==
+          NULL);
     CHECK(load("return { servers = { eu = { url = 'a', owner_url = 'b', pool = 3 } } }",
                &err) == NULL);
 }
