@@ -152,28 +152,50 @@ static bool sqlstate_unavailable(const char *s)
             strcmp(s, "57P02") == 0 || strcmp(s, "57P03") == 0 || strcmp(s, "53300") == 0);
 }
 
-static struct db_conn *conn_open(struct db_pool *p, struct db_error *err)
+static void ignore_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+PGconn *db_connect(const char *conninfo, const char *dbname, const char *application,
+                   int connect_timeout_s, char *err, size_t errlen)
 {
     char timeout[16];
-    /* The URL is expanded from the first dbname; a second one (a tenant's
-     * database) overrides its database without any string pasting. */
-    const char *keys[] = {"dbname", "connect_timeout", "application_name",
-                          p->dbname ? "dbname" : NULL, NULL};
-    const char *vals[] = {p->conninfo, timeout, "runtime", p->dbname, NULL};
-    struct db_conn *c;
+    /* The URL is expanded from the first dbname (expand_dbname = 1); a second
+     * one (a tenant's database) overrides its database. */
+    const char *keys[] = {"dbname", "application_name", "connect_timeout",
+                          dbname ? "dbname" : NULL, NULL};
+    const char *vals[] = {conninfo, application, timeout, dbname, NULL};
 
-    snprintf(timeout, sizeof timeout, "%d", p->connect_timeout_s);
-    c = calloc(1, sizeof *c);
+    snprintf(timeout, sizeof timeout, "%d", connect_timeout_s);
+    PGconn *pg = PQconnectdbParams(keys, vals, 1);
+    if (!pg || PQstatus(pg) != CONNECTION_OK) {
+        snprintf(err, errlen, "%s", pg ? PQerrorMessage(pg) : "out of memory");
+        size_t n = strlen(err);
+        while (n && (err[n - 1] == '\n' || err[n - 1] == ' '))
+            err[--n] = '\0';
+        PQfinish(pg);
+        return NULL;
+    }
+    PQsetNoticeProcessor(pg, ignore_notice, NULL);
+    return pg;
+}
+
+static struct db_conn *conn_open(struct db_pool *p, struct db_error *err)
+{
+    char why[400];
+    struct db_conn *c = calloc(1, sizeof *c);
+
     if (!c) {
         err_set(err, DB_ERR_UNAVAILABLE, NULL, "out of memory");
         return NULL;
     }
-    /* expand_dbname = 1: the dbname value may be a full URL or conninfo. */
-    c->pg = PQconnectdbParams(keys, vals, 1);
-    if (!c->pg || PQstatus(c->pg) != CONNECTION_OK) {
-        err_set(err, DB_ERR_UNAVAILABLE, NULL, "cannot connect to %s: %s", p->name,
-                c->pg ? PQerrorMessage(c->pg) : "out of memory");
-        conn_close(c);
+    c->pg = db_connect(p->conninfo, p->dbname, "runtime", p->connect_timeout_s, why,
+                       sizeof why);
+    if (!c->pg) {
+        err_set(err, DB_ERR_UNAVAILABLE, NULL, "cannot connect to %s: %s", p->name, why);
+        free(c);
         return NULL;
     }
     if (p->refuse_privileged) {

@@ -53,6 +53,14 @@ struct db_pool_options {
 struct db_pool;
 struct db_conn;
 
+/* A plain connection (no pool): conninfo is a URL or key=value string,
+ * dbname (NULL: none) overrides its database without any string pasting,
+ * application names it in pg_stat_activity, connect_timeout_s (>= 1) bounds
+ * the wait. Server notices are dropped. Returns NULL with a
+ * one-line message in err on failure. */
+PGconn *db_connect(const char *conninfo, const char *dbname, const char *application,
+                   int connect_timeout_s, char *err, size_t errlen);
+
 struct db_pool *db_pool_new(const struct db_pool_options *opt);
 /* Closes every idle connection. All connections must be checked in. */
 void db_pool_free(struct db_pool *p);

@@ -6,6 +6,7 @@
 #include "crypto.h"
 #include "log.h"
 #include "lua/rt_migrate.h"
+#include "tenant.h"
 #include "vm.h"
 
 #include <ctype.h>
@@ -125,18 +126,6 @@ static double now_ms(void)
     return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
 }
 
-static bool code_valid(const char *code)
-{
-    size_t n = strlen(code);
-    if (n < 2 || n > 40 || !islower((unsigned char)code[0]))
-        return false;
-    for (size_t i = 1; i < n; i++)
-        if (!(islower((unsigned char)code[i]) || isdigit((unsigned char)code[i]) ||
-              code[i] == '_'))
-            return false;
-    return true;
-}
-
 static void pg_error(PGconn *c, const PGresult *r, char *err)
 {
     const char *m = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
@@ -191,17 +180,10 @@ static int quote_ident(PGconn *c, const char *name, char *out, size_t cap)
     return rc;
 }
 
-static void ignore_notice(void *arg, const char *message)
-{
-    (void)arg;
-    (void)message;
-}
-
 /* The worker's connection to (server, dbname), made once and reused across
  * the targets that live there. */
 static PGconn *conn_get(struct worker *w, const char *server, const char *dbname, char *err)
 {
-    char timeout[32];
     struct conn_entry *e;
 
     const struct config_server *srv = config_server(w->eng->cfg, server);
@@ -225,24 +207,14 @@ static PGconn *conn_get(struct worker *w, const char *server, const char *dbname
         memmove(&w->conns[0], &w->conns[1], sizeof w->conns[0] * (MAX_CONNS - 1));
         w->nconns--;
     }
-    snprintf(timeout, sizeof timeout, "%d", w->eng->cfg->database_connect_timeout);
-    /* The URL is expanded from the first dbname; a second one (a tenant's
-     * database) overrides its database without any string pasting. */
-    const char *keys[] = {"dbname", "application_name", "connect_timeout",
-                          dbname[0] ? "dbname" : NULL, NULL};
-    const char *vals[] = {srv->owner_url, "runtime-migrate", timeout,
-                          dbname[0] ? dbname : NULL, NULL};
-    PGconn *pg = PQconnectdbParams(keys, vals, 1);
-    if (!pg || PQstatus(pg) != CONNECTION_OK) {
+    char why[400];
+    PGconn *pg = db_connect(srv->owner_url, dbname[0] ? dbname : NULL, "runtime-migrate",
+                            w->eng->cfg->database_connect_timeout, why, sizeof why);
+    if (!pg) {
         snprintf(err, ERRLEN, "cannot connect%s%s: %s", dbname[0] ? " to database " : "",
-                 dbname, pg ? PQerrorMessage(pg) : "out of memory");
-        size_t n = strlen(err);
-        while (n && err[n - 1] == '\n')
-            err[--n] = '\0';
-        PQfinish(pg);
+                 dbname, why);
         return NULL;
     }
-    PQsetNoticeProcessor(pg, ignore_notice, NULL);
     char lt[32];
     snprintf(lt, sizeof lt, "%d", w->eng->cfg->migrate_lock_timeout_ms);
     const char *v[] = {lt};
@@ -1255,7 +1227,7 @@ static int cli_parse(int argc, char **argv, struct migrate_request *c, const cha
             return -1;
         }
     }
-    if (c->tenant && !code_valid(c->tenant)) {
+    if (c->tenant && !tenant_code_valid(c->tenant)) {
         fprintf(stderr,
                 "runtime migrate: '%s' is not a tenant code (^[a-z][a-z0-9_]{1,39}$)\n",
                 c->tenant);

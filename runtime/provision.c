@@ -11,12 +11,6 @@
 
 #include <libpq-fe.h>
 
-static void ignore_notice(void *arg, const char *message)
-{
-    (void)arg;
-    (void)message;
-}
-
 /* An owner connection to server (the directory lives on "main"). */
 static PGconn *owner_connect(const struct config *cfg, const char *server,
                              struct tenant_error *err)
@@ -32,15 +26,11 @@ static PGconn *owner_connect(const struct config *cfg, const char *server,
                  "database.owner_url is not set (set RUNTIME_DATABASE_OWNER_URL)");
         return NULL;
     }
-    const char *keys[] = {"dbname", "application_name", NULL};
-    const char *vals[] = {srv->owner_url, "runtime-tenant", NULL};
-    PGconn *c = PQconnectdbParams(keys, vals, 1);
-    if (PQstatus(c) != CONNECTION_OK) {
-        snprintf(err->msg, sizeof err->msg, "cannot connect: %s", PQerrorMessage(c));
-        PQfinish(c);
-        return NULL;
-    }
-    PQsetNoticeProcessor(c, ignore_notice, NULL);
+    char why[400];
+    PGconn *c = db_connect(srv->owner_url, NULL, "runtime-tenant",
+                           cfg->database_connect_timeout, why, sizeof why);
+    if (!c)
+        snprintf(err->msg, sizeof err->msg, "cannot connect: %s", why);
     return c;
 }
 

@@ -1,6 +1,7 @@
 /* seed: seed steps per tenant and `runtime seed` (see seed.h). */
 #include "seed.h"
 
+#include "db.h"
 #include "lua/rt_migrate.h"
 #include "vm.h"
 
@@ -15,12 +16,6 @@ struct seeder {
     struct vm_steps *steps;
     struct vm *vm;
 };
-
-static void ignore_notice(void *arg, const char *message)
-{
-    (void)arg;
-    (void)message;
-}
 
 static int seeder_init(struct seeder *sd, const struct config *cfg, char *err, size_t len)
 {
@@ -164,24 +159,20 @@ fail:
 static PGconn *tenant_connect(const struct config *cfg, const struct tenant_row *row,
                               char *err, size_t len)
 {
-    bool own_db = strcmp(row->isolation, "database") == 0;
-    const char *keys[] = {"dbname", "application_name", own_db ? "dbname" : NULL, NULL};
     const struct config_server *srv = config_server(cfg, row->server);
-    PGconn *c;
+    bool own_db = strcmp(row->isolation, "database") == 0;
+    char why[400];
 
     if (!srv) {
         snprintf(err, len, "unknown server '%s' (not in config servers)", row->server);
         return NULL;
     }
-    const char *vals[] = {srv->owner_url, "runtime-seed",
-                          own_db ? row->database_name : NULL, NULL};
-    c = PQconnectdbParams(keys, vals, 1);
-    if (PQstatus(c) != CONNECTION_OK) {
-        snprintf(err, len, "cannot connect: %s", PQerrorMessage(c));
-        PQfinish(c);
+    PGconn *c = db_connect(srv->owner_url, own_db ? row->database_name : NULL,
+                           "runtime-seed", cfg->database_connect_timeout, why, sizeof why);
+    if (!c) {
+        snprintf(err, len, "cannot connect: %s", why);
         return NULL;
     }
-    PQsetNoticeProcessor(c, ignore_notice, NULL);
     /* Seeds are idempotent and their ledger commits with them: a crash can
      * only lose the last ones, which the next run applies again. */
     PQclear(PQexec(c, "SET synchronous_commit = off"));
@@ -264,19 +255,17 @@ int seed_main(int argc, char **argv)
         config_free(cfg);
         return 1;
     }
-    const char *keys[] = {"dbname", NULL};
-    const char *vals[] = {cfg->database_owner_url, NULL};
-    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    PGconn *c = db_connect(cfg->database_owner_url, NULL, "runtime-seed",
+                           cfg->database_connect_timeout, err, sizeof err);
     PGresult *r = NULL;
     const char *v[] = {code};
-    if (PQstatus(c) != CONNECTION_OK ||
+    if (!c ||
         x(c,
           code ? "SELECT code FROM core.tenants WHERE code = $1"
                : "SELECT code FROM core.tenants WHERE status IN ('active', 'suspended', "
                  "'provisioning') ORDER BY code",
           code ? 1 : 0, code ? v : NULL, &r, err, sizeof err) < 0) {
-        fprintf(stderr, "runtime seed: %s\n",
-                PQstatus(c) != CONNECTION_OK ? PQerrorMessage(c) : err);
+        fprintf(stderr, "runtime seed: %s\n", err);
         rc = 1;
         goto done;
     }
