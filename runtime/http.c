@@ -318,10 +318,10 @@ done:
 }
 
 /* Resolves the request's tenant for a route of the given scope. Returns
- * MHD_YES to go on, or the result of the error response it sent (r->status
- * is then set). */
-static enum MHD_Result resolve_tenant(struct MHD_Connection *c, struct request *r,
-                                      const struct vm_route *route)
+ * true when the request may go on; otherwise an error response was queued
+ * (or could not be) and *res is what to return to libmicrohttpd. */
+static bool resolve_tenant(struct MHD_Connection *c, struct request *r,
+                           const struct vm_route *route, enum MHD_Result *res)
 {
     struct http_server *s = r->srv;
     char param[72];
@@ -341,21 +341,33 @@ static enum MHD_Result resolve_tenant(struct MHD_Connection *c, struct request *
             tr.path_param = param;
         }
     r->snap = tenant_dir_snapshot(s->dir);
-    if (!r->snap)
-        return send_error(c, r, 500, NULL, NULL);
-    switch (tenant_resolve(r->snap, &s->sources, &tr, &r->tenant, &why)) {
-    case TENANT_RESOLVED: return MHD_YES;
-    case TENANT_NONE:
-        if (strcmp(route->scope, "tenant") == 0)
-            return send_error_code(c, r, 400, "tenant_required",
-                                   "this route needs a tenant (X-Tenant-Id)", NULL);
-        return MHD_YES;
-    case TENANT_INVALID: return send_error_code(c, r, 400, "invalid_tenant", why, NULL);
-    case TENANT_CONFLICT: return send_error_code(c, r, 400, "tenant_conflict", why, NULL);
-    case TENANT_UNKNOWN: return send_error_code(c, r, 404, "tenant_not_found", why, NULL);
-    case TENANT_FORBIDDEN: return send_error_code(c, r, 403, "tenant_suspended", why, NULL);
+    if (!r->snap) {
+        *res = send_error(c, r, 500, NULL, NULL);
+        return false;
     }
-    return send_error(c, r, 500, NULL, NULL);
+    switch (tenant_resolve(r->snap, &s->sources, &tr, &r->tenant, &why)) {
+    case TENANT_RESOLVED: return true;
+    case TENANT_NONE:
+        if (strcmp(route->scope, "tenant") != 0)
+            return true;
+        *res = send_error_code(c, r, 400, "tenant_required",
+                               "this route needs a tenant (X-Tenant-Id)", NULL);
+        return false;
+    case TENANT_INVALID:
+        *res = send_error_code(c, r, 400, "invalid_tenant", why, NULL);
+        return false;
+    case TENANT_CONFLICT:
+        *res = send_error_code(c, r, 400, "tenant_conflict", why, NULL);
+        return false;
+    case TENANT_UNKNOWN:
+        *res = send_error_code(c, r, 404, "tenant_not_found", why, NULL);
+        return false;
+    case TENANT_FORBIDDEN:
+        *res = send_error_code(c, r, 403, "tenant_suspended", why, NULL);
+        return false;
+    }
+    *res = send_error(c, r, 500, NULL, NULL);
+    return false;
 }
 
 static enum MHD_Result run_route(struct MHD_Connection *c, struct request *r)
@@ -371,11 +383,9 @@ static enum MHD_Result run_route(struct MHD_Connection *c, struct request *r)
     /* Tenant resolution comes before authentication (DESIGN.md section 3):
      * public and any routes take a tenant when one is named, tenant routes
      * need one, core routes ignore tenant sources. */
-    if (strcmp(route->scope, "core") != 0) {
-        enum MHD_Result res = resolve_tenant(c, r, route);
-        if (r->status)
-            return res;
-    }
+    enum MHD_Result res;
+    if (strcmp(route->scope, "core") != 0 && !resolve_tenant(c, r, route, &res))
+        return res;
     if (strcmp(route->scope, "public") != 0)
         /* Authentication arrives with the auth issue; until then only public
          * routes can be served, and the others say what is missing. */
