@@ -606,19 +606,14 @@ enum tenant_outcome tenant_resolve(const struct tenant_snapshot *s,
 struct tenant_dir {
     struct db_pool *pool;
     int refresh_ms;
-    pthread_mutex_t mu;      /* guards cur */
-    pthread_mutex_t refresh; /* held by the one request that refreshes */
+    pthread_mutex_t mu; /* guards cur and stop */
+    pthread_cond_t wake;
+    bool stop;
+    pthread_t thread;
+    bool running;
     struct tenant_snapshot *cur;
     char stamp[128];
-    _Atomic long long next_check_ms;
 };
-
-static long long mono_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
 
 /* Reads the stamp and, when it changed, the whole directory. */
 static void dir_refresh(struct tenant_dir *d)
@@ -656,22 +651,59 @@ done:
     db_checkin(d->pool, c);
 }
 
+/* The refresher: checks the directory every refresh_ms until stopped, so a
+ * request never waits for it. */
+static void *dir_thread(void *arg)
+{
+    struct tenant_dir *d = arg;
+    struct timespec until;
+
+    pthread_mutex_lock(&d->mu);
+    while (!d->stop) {
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += d->refresh_ms / 1000;
+        until.tv_nsec += (long)(d->refresh_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        while (!d->stop && pthread_cond_timedwait(&d->wake, &d->mu, &until) == 0)
+            ;
+        if (d->stop)
+            break;
+        pthread_mutex_unlock(&d->mu);
+        dir_refresh(d);
+        pthread_mutex_lock(&d->mu);
+    }
+    pthread_mutex_unlock(&d->mu);
+    return NULL;
+}
+
 struct tenant_dir *tenant_dir_new(struct db_pool *pool, int refresh_ms)
 {
     struct tenant_dir *d = calloc(1, sizeof *d);
+    pthread_condattr_t ca;
+
     if (!d)
         return NULL;
     d->pool = pool;
     d->refresh_ms = refresh_ms;
     pthread_mutex_init(&d->mu, NULL);
-    pthread_mutex_init(&d->refresh, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&d->wake, &ca);
+    pthread_condattr_destroy(&ca);
     d->cur = tenant_snapshot_build(NULL);
     if (!d->cur) {
         tenant_dir_free(d);
         return NULL;
     }
     dir_refresh(d);
-    d->next_check_ms = mono_ms() + refresh_ms;
+    if (pthread_create(&d->thread, NULL, dir_thread, d) != 0) {
+        tenant_dir_free(d);
+        return NULL;
+    }
+    d->running = true;
     return d;
 }
 
@@ -679,20 +711,21 @@ void tenant_dir_free(struct tenant_dir *d)
 {
     if (!d)
         return;
+    if (d->running) {
+        pthread_mutex_lock(&d->mu);
+        d->stop = true;
+        pthread_cond_signal(&d->wake);
+        pthread_mutex_unlock(&d->mu);
+        pthread_join(d->thread, NULL);
+    }
     tenant_snapshot_release(d->cur);
+    pthread_cond_destroy(&d->wake);
     pthread_mutex_destroy(&d->mu);
-    pthread_mutex_destroy(&d->refresh);
     free(d);
 }
 
 struct tenant_snapshot *tenant_dir_snapshot(struct tenant_dir *d)
 {
-    long long now = mono_ms();
-    if (now >= atomic_load(&d->next_check_ms) && pthread_mutex_trylock(&d->refresh) == 0) {
-        atomic_store(&d->next_check_ms, now + d->refresh_ms);
-        dir_refresh(d);
-        pthread_mutex_unlock(&d->refresh);
-    }
     pthread_mutex_lock(&d->mu);
     struct tenant_snapshot *s = d->cur;
     tenant_snapshot_retain(s);

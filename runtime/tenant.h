@@ -7,7 +7,7 @@
  * into SQL. Callers pass an owner-role connection (rt_owner).
  *
  * For the server: a snapshot of the directory (refcounted, swapped whole when
- * the directory changes, refreshed lazily at most every refresh_ms) and the
+ * the directory changes, checked every refresh_ms by a background thread) and the
  * resolution of a request's tenant from its sources. Uses: libpq, db.c. */
 #ifndef RT_TENANT_H
 #define RT_TENANT_H
@@ -164,12 +164,13 @@ enum tenant_outcome tenant_resolve(const struct tenant_snapshot *s,
                                    const struct tenant_info **out, const char **why);
 
 /* The server's view of the directory: the current snapshot, checked for
- * changes (a count and the latest updated_at) at most every refresh_ms, by
- * whichever request comes first; the others keep using the snapshot they
- * have. A directory that cannot be read leaves the last snapshot in place. */
+ * changes (a count and the latest updated_at) every refresh_ms by a thread of
+ * its own, so no request waits for it. A directory that cannot be read
+ * leaves the last snapshot in place. */
 struct tenant_dir;
 
-/* pool (borrowed) reads core.tenants as the request role. Loads once. */
+/* pool (borrowed) reads core.tenants as the request role. Loads once, then
+ * starts the refresher; tenant_dir_free stops it. */
 struct tenant_dir *tenant_dir_new(struct db_pool *pool, int refresh_ms);
 void tenant_dir_free(struct tenant_dir *d);
 
