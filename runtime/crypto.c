@@ -2,8 +2,13 @@
 #include "crypto.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+
+#include <argon2.h>
+#include <jwt.h>
 
 static const uint32_t k256[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
@@ -157,4 +162,150 @@ int crypto_equal(const void *a, const void *b, size_t len)
     for (size_t i = 0; i < len; i++)
         d |= x[i] ^ y[i];
     return d == 0;
+}
+
+/* ---- passwords -------------------------------------------------------------- */
+
+int crypto_password_hash(const char *password, size_t len, const struct crypto_argon2 *p,
+                         char *out, size_t cap)
+{
+    unsigned char salt[16];
+
+    if (len > CRYPTO_PASSWORD_MAX || crypto_random(salt, sizeof salt) < 0)
+        return -1;
+    if (argon2_encodedlen(p->t_cost, p->m_cost_kib, p->parallelism, sizeof salt, 32,
+                          Argon2_id) > cap)
+        return -1;
+    return argon2id_hash_encoded(p->t_cost, p->m_cost_kib, p->parallelism, password, len,
+                                 salt, sizeof salt, 32, out, cap) == ARGON2_OK
+               ? 0
+               : -1;
+}
+
+int crypto_password_verify(const char *encoded, const char *password, size_t len,
+                           const struct crypto_argon2 *ceiling)
+{
+    unsigned long m, t, par;
+    int consumed = 0;
+
+    if (!encoded || len > CRYPTO_PASSWORD_MAX)
+        return -1;
+    /* The parameters are read before any work: a hash planted with huge ones
+     * must not cost the server minutes or gigabytes. */
+    if (sscanf(encoded, "$argon2id$v=19$m=%lu,t=%lu,p=%lu$%n", &m, &t, &par, &consumed) !=
+            3 ||
+        consumed == 0 || m > ceiling->m_cost_kib || t > ceiling->t_cost ||
+        par > ceiling->parallelism || m < 8 || t < 1 || par < 1)
+        return -1;
+    switch (argon2id_verify(encoded, password, len)) {
+    case ARGON2_OK: return 1;
+    case ARGON2_VERIFY_MISMATCH: return 0;
+    default: return -1;
+    }
+}
+
+/* ---- tokens ------------------------------------------------------------------ */
+
+char *crypto_jwt_sign(const unsigned char *key, size_t key_len, const char *kid,
+                      const struct crypto_jwt_claims *c)
+{
+    jwt_t *jwt = NULL;
+    char *token = NULL;
+
+    if (key_len < 32 || jwt_new(&jwt) != 0)
+        return NULL;
+    if (jwt_add_grant(jwt, "iss", c->iss) == 0 && jwt_add_grant(jwt, "aud", c->aud) == 0 &&
+        (!c->sub[0] || jwt_add_grant(jwt, "sub", c->sub) == 0) &&
+        jwt_add_grant(jwt, "scope", c->scope) == 0 &&
+        jwt_add_grant(jwt, "jti", c->jti) == 0 &&
+        (c->tid == 0 || jwt_add_grant_int(jwt, "tid", (long)c->tid) == 0) &&
+        jwt_add_grant_int(jwt, "iat", (long)c->iat) == 0 &&
+        jwt_add_grant_int(jwt, "exp", (long)c->exp) == 0 &&
+        (!kid || jwt_add_header(jwt, "kid", kid) == 0) &&
+        jwt_set_alg(jwt, JWT_ALG_HS256, key, (int)key_len) == 0)
+        token = jwt_encode_str(jwt);
+    jwt_free(jwt);
+    return token;
+}
+
+static int copy_grant(jwt_t *jwt, const char *name, char *out, size_t cap)
+{
+    const char *v = jwt_get_grant(jwt, name);
+    if (!v || !*v || strlen(v) >= cap)
+        return -1;
+    memcpy(out, v, strlen(v) + 1);
+    return 0;
+}
+
+/* A numeric claim; errno tells a missing or non-numeric one apart. */
+static int int_grant(jwt_t *jwt, const char *name, long long *out)
+{
+    errno = 0;
+    long v = jwt_get_grant_int(jwt, name);
+    if (errno != 0)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int crypto_jwt_verify(const unsigned char *key, size_t key_len, const char *token,
+                      const char *iss, const char *aud, long long now, int leeway,
+                      struct crypto_jwt_claims *out, char *why, size_t why_len)
+{
+    jwt_t *jwt = NULL;
+    int rc = -1;
+
+    memset(out, 0, sizeof *out);
+    /* The algorithm is pinned: whatever libjwt made of the token's header,
+     * a token whose algorithm is not HS256 ("none", HS512, RS256, ...) is
+     * refused after decoding, so the token never chooses how it is checked. */
+    const char *dot = token ? strchr(token, '.') : NULL;
+    if (!token || !dot || dot == token || strlen(token) > 8192) {
+        snprintf(why, why_len, "malformed token");
+        return -1;
+    }
+    if (jwt_decode(&jwt, token, key, (int)key_len) != 0 || !jwt) {
+        snprintf(why, why_len, "bad signature or malformed token");
+        goto done;
+    }
+    if (jwt_get_alg(jwt) != JWT_ALG_HS256) {
+        snprintf(why, why_len, "algorithm %s is not the configured HS256",
+                 jwt_alg_str(jwt_get_alg(jwt)) ? jwt_alg_str(jwt_get_alg(jwt)) : "?");
+        goto done;
+    }
+    if (copy_grant(jwt, "iss", out->iss, sizeof out->iss) < 0 ||
+        copy_grant(jwt, "aud", out->aud, sizeof out->aud) < 0 ||
+        copy_grant(jwt, "scope", out->scope, sizeof out->scope) < 0 ||
+        copy_grant(jwt, "jti", out->jti, sizeof out->jti) < 0 ||
+        int_grant(jwt, "exp", &out->exp) < 0 || int_grant(jwt, "iat", &out->iat) < 0) {
+        snprintf(why, why_len,
+                 "a required claim (iss, aud, scope, jti, exp, iat) is missing");
+        goto done;
+    }
+    (void)copy_grant(jwt, "sub", out->sub, sizeof out->sub);
+    if (strcmp(out->iss, iss) != 0 || strcmp(out->aud, aud) != 0) {
+        snprintf(why, why_len, "wrong issuer or audience");
+        goto done;
+    }
+    if (strcmp(out->scope, "core") != 0 && strcmp(out->scope, "tenant") != 0) {
+        snprintf(why, why_len, "scope must be core or tenant");
+        goto done;
+    }
+    if (strcmp(out->scope, "tenant") == 0 &&
+        (int_grant(jwt, "tid", &out->tid) < 0 || out->tid <= 0)) {
+        snprintf(why, why_len, "a tenant token needs tid");
+        goto done;
+    }
+    if (out->exp + leeway < now) {
+        snprintf(why, why_len, "expired");
+        goto done;
+    }
+    if (out->iat - leeway > now) {
+        snprintf(why, why_len, "issued in the future");
+        goto done;
+    }
+    rc = 0;
+done:
+    jwt_free(jwt);
+    return rc;
 }
