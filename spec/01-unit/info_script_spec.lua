@@ -32,6 +32,12 @@ describe("scripts/api/info.lua", function()
     assert.equal(0, calls[1].n)
   end)
 
+  it("shows the tenant the request named", function()
+    local tenant = { id = 3, code = "acme", isolation = "schema" }
+    local res = routes["/api/v1/info"].GET.handler({ id = "req-3", tenant = tenant })
+    assert.same(tenant, res.json.tenant)
+  end)
+
   it("passes a database failure on as nil, err", function()
     package.loaded["rt.db"].query_one = function()
       return nil, "connection refused"
