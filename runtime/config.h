@@ -36,6 +36,12 @@ struct config {
     char *tenancy_base_domain;
     int tenancy_refresh_ms;
 
+    char *auth_jwt_secret;
+    char *auth_issuer;
+    char *auth_audience;
+    int auth_leeway_s;
+    int auth_token_ttl_s;
+
     int migrate_jobs;
     int migrate_lock_timeout_ms;
 

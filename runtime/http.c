@@ -2,6 +2,7 @@
 #include "http.h"
 
 #include "buf.h"
+#include "crypto.h"
 #include "errors.h"
 #include "log.h"
 #include "router.h"
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -76,6 +78,8 @@ struct request {
     size_t bytes;
     struct tenant_snapshot *snap;     /* retained while the request lives */
     const struct tenant_info *tenant; /* borrowed from snap; NULL: none */
+    struct crypto_jwt_claims claims;  /* valid when authenticated */
+    bool authenticated;
 };
 
 static _Thread_local struct vm *tls_vm;
@@ -348,11 +352,8 @@ static bool resolve_tenant(struct MHD_Connection *c, struct request *r,
     switch (tenant_resolve(r->snap, &s->sources, &tr, &r->tenant, &why)) {
     case TENANT_RESOLVED: return true;
     case TENANT_NONE:
-        if (strcmp(route->scope, "tenant") != 0)
-            return true;
-        *res = send_error_code(c, r, 400, "tenant_required",
-                               "this route needs a tenant (X-Tenant-Id)", NULL);
-        return false;
+        (void)route; /* a tenant route may still get its tenant from the token */
+        return true;
     case TENANT_INVALID:
         *res = send_error_code(c, r, 400, "invalid_tenant", why, NULL);
         return false;
@@ -368,6 +369,66 @@ static bool resolve_tenant(struct MHD_Connection *c, struct request *r,
     }
     *res = send_error(c, r, 500, NULL, NULL);
     return false;
+}
+
+/* Authenticates a non-public route's request (DESIGN.md section 3, step 4):
+ * a bearer token verified with the pinned algorithm and the required claims
+ * (any failure: one 401), the token's scope against the route's (403), and
+ * for tenant tokens the tenant: the one resolved from the request must be the
+ * token's (403); with none resolved, the token's tid names it. Returns true
+ * when the request may go on; otherwise *res is what to return. */
+static bool authenticate(struct MHD_Connection *c, struct request *r,
+                         const struct vm_route *route, enum MHD_Result *res)
+{
+    struct http_server *s = r->srv;
+    const struct config *cfg = s->cfg;
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    char why[160];
+
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
+        *res = send_error(c, r, 401, "this route requires a bearer token", NULL);
+        return false;
+    }
+    if (strlen(cfg->auth_jwt_secret) < 32 ||
+        crypto_jwt_verify((const unsigned char *)cfg->auth_jwt_secret,
+                          strlen(cfg->auth_jwt_secret), h + 7, cfg->auth_issuer,
+                          cfg->auth_audience, (long long)time(NULL), cfg->auth_leeway_s,
+                          &r->claims, why, sizeof why) < 0) {
+        log_msg(LOG_LEVEL_INFO, r->id, "bearer token refused: %s",
+                cfg->auth_jwt_secret[0] ? why : "auth.jwt_secret is not configured");
+        *res = send_error(c, r, 401, "invalid or expired token", NULL);
+        return false;
+    }
+    bool tenant_token = strcmp(r->claims.scope, "tenant") == 0;
+    if ((strcmp(route->scope, "core") == 0 && tenant_token) ||
+        (strcmp(route->scope, "tenant") == 0 && !tenant_token)) {
+        *res = send_error(c, r, 403,
+                          tenant_token ? "this route needs a platform (core) token"
+                                       : "this route needs a tenant token",
+                          NULL);
+        return false;
+    }
+    if (tenant_token && strcmp(route->scope, "core") != 0) {
+        if (r->tenant && r->tenant->id != r->claims.tid) {
+            *res = send_error(c, r, 403, "the token belongs to another tenant", NULL);
+            return false;
+        }
+        if (!r->tenant && s->sources.token) {
+            const struct tenant_info *t = tenant_by_id(r->snap, r->claims.tid);
+            if (!t || (t->status != TENANT_ACTIVE && t->status != TENANT_SUSPENDED)) {
+                *res = send_error(c, r, 401, "invalid or expired token", NULL);
+                return false;
+            }
+            if (t->status == TENANT_SUSPENDED) {
+                *res = send_error_code(c, r, 403, "tenant_suspended",
+                                       "this tenant is suspended", NULL);
+                return false;
+            }
+            r->tenant = t;
+        }
+    }
+    r->authenticated = true;
+    return true;
 }
 
 static enum MHD_Result run_route(struct MHD_Connection *c, struct request *r)
@@ -386,10 +447,12 @@ static enum MHD_Result run_route(struct MHD_Connection *c, struct request *r)
     enum MHD_Result res;
     if (strcmp(route->scope, "core") != 0 && !resolve_tenant(c, r, route, &res))
         return res;
-    if (strcmp(route->scope, "public") != 0)
-        /* Authentication arrives with the auth issue; until then only public
-         * routes can be served, and the others say what is missing. */
-        return send_error(c, r, 401, "this route requires a bearer token", NULL);
+    if (strcmp(route->scope, "public") != 0 && !authenticate(c, r, route, &res))
+        return res;
+    if (strcmp(route->scope, "tenant") == 0 && !r->tenant)
+        return send_error_code(c, r, 400, "tenant_required",
+                               "this route needs a tenant (X-Tenant-Id or a tenant token)",
+                               NULL);
     struct db_pool *pool = tenant_pool(s, r->tenant);
     if (!pool)
         return send_error(c, r, 500, NULL, NULL);
@@ -412,6 +475,7 @@ static enum MHD_Result run_route(struct MHD_Connection *c, struct request *r)
         .body_len = r->has_body ? r->body.len : 0,
         .pool = pool,
         .tenant = r->tenant,
+        .claims = r->authenticated ? &r->claims : NULL,
     };
     vm_handle(vm, &req, &vr);
     free(headers.v);

@@ -94,7 +94,7 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "runtime: out of memory\n");
         goto done;
     }
-    scripts = vm_scripts_load(scripts_dir, cfg->json_max_depth, &verr);
+    scripts = vm_scripts_load(scripts_dir, cfg, &verr);
     if (!scripts) {
         fprintf(stderr, "runtime: scripts: %s\n", verr.msg);
         goto done;

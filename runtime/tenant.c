@@ -483,7 +483,9 @@ int tenant_sources_parse(const char *list, struct tenant_sources *out)
             out->subdomain = true;
         else if (n == 6 && strncmp(p, "domain", 6) == 0)
             out->domain = true;
-        else if (!(n == 5 && strncmp(p, "token", 5) == 0) && n > 0)
+        else if (n == 5 && strncmp(p, "token", 5) == 0)
+            out->token = true;
+        else if (n > 0)
             return -1;
         p += n;
         p += strspn(p, ", ");

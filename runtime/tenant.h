@@ -133,11 +133,12 @@ struct tenant_sources {
     bool header;             /* X-Tenant-Id: id or code */
     bool subdomain;          /* <subdomain>.<base_domain> in Host */
     bool domain;             /* a tenant's custom domain in Host */
+    bool token;              /* the tid claim of a tenant token (checked by http.c) */
     const char *base_domain; /* "" or NULL: no subdomains */
 };
 
-/* Parses "path,header,subdomain,domain" (any subset, "token" accepted for
- * the auth issue). Returns -1 on an unknown name. */
+/* Parses "path,header,subdomain,domain,token" (any subset). Returns -1 on an
+ * unknown name. */
 int tenant_sources_parse(const char *list, struct tenant_sources *out);
 
 struct tenant_request {

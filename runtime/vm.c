@@ -4,6 +4,7 @@
 #include "crypto.h"
 #include "errors.h"
 #include "log.h"
+#include "lua/rt_auth.h"
 #include "lua/rt_db.h"
 #include "lua/rt_migrate.h"
 #include "lua/rt_json.h"
@@ -31,6 +32,7 @@ struct script_file {
 };
 
 struct vm_scripts {
+    const struct config *cfg; /* borrowed: for rt.auth */
     struct script_file *files;
     size_t nfiles;
     struct router *router;
@@ -79,6 +81,8 @@ static int open_rt(lua_State *L)
     lua_setfield(L, -2, "json");
     luaL_requiref(L, "rt.log", luaopen_rt_log, 0);
     lua_setfield(L, -2, "log");
+    luaL_requiref(L, "rt.auth", luaopen_rt_auth, 0);
+    lua_setfield(L, -2, "auth");
     lua_pushlightuserdata(L, NULL);
     lua_setfield(L, -2, "null");
     return 1;
@@ -89,6 +93,7 @@ static const luaL_Reg rt_modules[] = {
     {"rt.db", luaopen_rt_db},
     {"rt.json", luaopen_rt_json},
     {"rt.log", luaopen_rt_log},
+    {"rt.auth", luaopen_rt_auth},
     {NULL, NULL},
 };
 
@@ -374,9 +379,10 @@ static int register_routes(lua_State *L, struct vm_scripts *s, const char *file,
     return 0;
 }
 
-struct vm_scripts *vm_scripts_load(const char *scripts_dir, int json_max_depth,
+struct vm_scripts *vm_scripts_load(const char *scripts_dir, const struct config *cfg,
                                    struct vm_error *err)
 {
+    int json_max_depth = cfg->json_max_depth;
     struct vm_scripts *s = calloc(1, sizeof *s);
     struct path_list paths = {NULL, 0, 0};
     struct stat st;
@@ -389,6 +395,7 @@ struct vm_scripts *vm_scripts_load(const char *scripts_dir, int json_max_depth,
         goto fail;
     }
     s->json_max_depth = json_max_depth;
+    s->cfg = cfg;
     if (stat(scripts_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
         snprintf(err->msg, sizeof err->msg, "scripts directory '%s' not found",
                  scripts_dir);
@@ -493,6 +500,8 @@ struct vm *vm_new(const struct vm_scripts *s, struct vm_error *err)
         return NULL;
     }
     lua_State *L = vm->L;
+    lua_pushlightuserdata(L, (void *)s->cfg);
+    lua_setfield(L, LUA_REGISTRYINDEX, "rt.config");
     lua_createtable(L, (int)s->nroutes, 0);
     for (size_t i = 0; i < s->nfiles; i++) {
         if (file_routes(L, vm->prelude_ref, &s->files[i], err) < 0)
@@ -614,6 +623,21 @@ static int run_request(lua_State *L)
     }
     lua_setfield(L, -2, "headers");
 
+    if (req->claims) {
+        const struct crypto_jwt_claims *c = req->claims;
+        lua_createtable(L, 0, 4);
+        lua_pushstring(L, c->sub);
+        lua_setfield(L, -2, "id");
+        lua_pushstring(L, c->scope);
+        lua_setfield(L, -2, "scope");
+        if (c->tid) {
+            lua_pushinteger(L, (lua_Integer)c->tid);
+            lua_setfield(L, -2, "tid");
+        }
+        lua_pushstring(L, c->jti);
+        lua_setfield(L, -2, "jti");
+        lua_setfield(L, -2, "user");
+    }
     if (req->tenant) {
         const struct tenant_info *t = req->tenant;
         lua_createtable(L, 0, 5);

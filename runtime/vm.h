@@ -18,6 +18,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "config.h"
+#include "crypto.h"
 #include "db.h"
 #include "router.h"
 #include "tenant.h"
@@ -39,9 +41,10 @@ struct vm_scripts;
 
 /* Reads and validates every *.lua under <scripts_dir>/api (sorted by path):
  * each compiles, returns a valid route table, and no route is declared twice.
- * Errors carry the file (and line, for syntax errors). json_max_depth
- * configures rt.json. Returns NULL with err filled on failure. */
-struct vm_scripts *vm_scripts_load(const char *scripts_dir, int json_max_depth,
+ * Errors carry the file (and line, for syntax errors). cfg (borrowed, must
+ * outlive the set) configures rt.json and rt.auth. Returns NULL with err
+ * filled on failure. */
+struct vm_scripts *vm_scripts_load(const char *scripts_dir, const struct config *cfg,
                                    struct vm_error *err);
 void vm_scripts_free(struct vm_scripts *s);
 const struct router *vm_scripts_router(const struct vm_scripts *s);
@@ -72,8 +75,9 @@ struct vm_request {
     int nheaders;
     const char *body; /* NULL when there is none */
     size_t body_len;
-    struct db_pool *pool;             /* borrowed: the tenant's database */
-    const struct tenant_info *tenant; /* borrowed; NULL: no tenant */
+    struct db_pool *pool;                   /* borrowed: the tenant's database */
+    const struct tenant_info *tenant;       /* borrowed; NULL: no tenant */
+    const struct crypto_jwt_claims *claims; /* borrowed; NULL: no token */
 };
 
 struct vm_header {

@@ -37,7 +37,8 @@ describe("tenant resolution", function()
       threads = 4,
       database = "pool_size = 2",
       env = {
-        RUNTIME_TENANCY_SOURCES = "path,header,subdomain,domain",
+        RUNTIME_TENANCY_SOURCES = "path,header,subdomain,domain,token",
+        RUNTIME_AUTH_JWT_SECRET = "spec-secret-0123456789abcdef0123456789",
         RUNTIME_TENANCY_BASE_DOMAIN = "example.test",
         RUNTIME_TENANCY_REFRESH_MS = "100",
       },
@@ -189,9 +190,98 @@ describe("tenant resolution", function()
     assert.equal(200, get("/t/whoami", { ["X-Tenant-Id"] = "beta" }).status)
   end)
 
-  it("answers tenant routes only after resolving the tenant", function()
+  it("resolves the tenant before authenticating", function()
     assert.equal(404, get("/private", { ["X-Tenant-Id"] = "nobody" }).status)
-    assert.equal(400, get("/private").status)
+    assert.equal(401, get("/private").status)
     assert.equal(401, get("/private", { ["X-Tenant-Id"] = "acme" }).status)
+  end)
+
+  describe("with bearer tokens", function()
+    local function mint(claims)
+      local r = srv:request({ method = "POST", path = "/token",
+        headers = { ["Content-Type"] = "application/json" }, body = cjson.encode(claims) })
+      assert.equal(200, r.status, r.body)
+      return r.json.token
+    end
+
+    local function bearer(token, extra)
+      local hdr = { Authorization = "Bearer " .. token }
+      for k, v in pairs(extra or {}) do
+        hdr[k] = v
+      end
+      return hdr
+    end
+
+    local function b64url(s)
+      local chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+      return ((s:gsub(".", function(c)
+        local b = c:byte()
+        local bits = ""
+        for i = 7, 0, -1 do
+          bits = bits .. ((b >> i) & 1)
+        end
+        return bits
+      end) .. "0000"):gsub("%d%d%d%d%d%d", function(six)
+        return chars:sub(tonumber(six, 2) + 1, tonumber(six, 2) + 1)
+      end))
+    end
+
+    it("serves a tenant route with a token for the named tenant", function()
+      local t = mint({ sub = "u1", scope = "tenant", tid = ids.acme })
+      local r = get("/private", bearer(t, { ["X-Tenant-Id"] = "acme" }))
+      assert.equal(200, r.status)
+      assert.equal("acme", r.json.tenant)
+      assert.equal("u1", r.json.user.id)
+      assert.equal(ids.acme, r.json.user.tid)
+    end)
+
+    it("takes the tenant from the token when no other source names one", function()
+      local t = mint({ sub = "u2", scope = "tenant", tid = ids.gamma })
+      local r = get("/private", bearer(t))
+      assert.equal(200, r.status)
+      assert.equal("gamma", r.json.tenant)
+    end)
+
+    it("answers 403 for a token of another tenant, and for the wrong scope", function()
+      local beta = mint({ sub = "u3", scope = "tenant", tid = ids.beta })
+      local r = get("/private", bearer(beta, { ["X-Tenant-Id"] = "acme" }))
+      assert.equal(403, r.status)
+      local core = mint({ sub = "admin", scope = "core" })
+      assert.equal(403, get("/private", bearer(core, { ["X-Tenant-Id"] = "acme" })).status)
+      assert.equal(403, get("/core/whoami", bearer(beta)).status)
+      r = get("/core/whoami", bearer(core))
+      assert.equal(200, r.status)
+      assert.equal("core", r.json.user.scope)
+      assert.is_nil(r.json.tenant)
+      assert.equal(200, get("/any/whoami", bearer(core)).status)
+      assert.equal("beta", get("/any/whoami", bearer(beta)).json.tenant)
+    end)
+
+    it("answers 403 for a suspended tenant's token", function()
+      local id = tonumber(h.psql("SELECT id FROM core.tenants WHERE code = 'sus'",
+        ctx.owner_url))
+      local t = mint({ sub = "u4", scope = "tenant", tid = id })
+      assert.equal(403, get("/private", bearer(t)).status)
+    end)
+
+    it("answers one 401 for every bad token", function()
+      local good = mint({ sub = "u5", scope = "tenant", tid = ids.acme })
+      local header, payload = good:match("^([^.]+)%.([^.]+)%.")
+      local none = b64url('{"alg":"none","typ":"JWT"}') .. "." .. payload .. "."
+      local hs512 = b64url('{"alg":"HS512","typ":"JWT"}') .. "." .. payload .. "."
+        .. good:match("[^.]+$")
+      local tampered = header .. "." .. payload:sub(1, -3) .. "AA." .. good:match("[^.]+$")
+      local bodies = {}
+      for _, bad in ipairs({ "garbage", none, hs512, tampered, good .. "x" }) do
+        local r = get("/private", bearer(bad, { ["X-Tenant-Id"] = "acme" }))
+        assert.equal(401, r.status, bad)
+        bodies[#bodies + 1] = r.json.message
+      end
+      for _, m in ipairs(bodies) do
+        assert.equal(bodies[1], m)
+      end
+      assert.equal(401, get("/private", { Authorization = "Basic eDp5",
+        ["X-Tenant-Id"] = "acme" }).status)
+    end)
   end)
 end)
