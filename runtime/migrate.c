@@ -511,20 +511,34 @@ static int ledger_write(PGconn *c, const char *qschema, const struct vm_step *st
     return x(c, sql, err);
 }
 
+static int directory_exists(PGconn *c, bool *exists, char *err)
+{
+    PGresult *r = q(c, "SELECT to_regclass('core.tenants') IS NOT NULL", 0, NULL, err);
+    if (!r)
+        return -1;
+    *exists = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    return 0;
+}
+
 static void directory_update(struct worker *w, const struct target *t,
                              const struct result *r, const char *fp)
 {
     char err[ERRLEN], id[32], version[16];
     PGconn *c;
 
-    if (t->kind != TK_TENANT || w->eng->dry_run)
+    bool exists = false;
+
+    if (t->kind == TK_CORE || w->eng->dry_run)
         return;
     c = conn_get(w, "main", "", err);
-    if (!c) {
+    if (!c || (t->kind == TK_SHARED && directory_exists(c, &exists, err) < 0)) {
         log_msg(LOG_LEVEL_ERROR, NULL, "%s: cannot record the result in the directory: %s",
                 t->key, err);
         return;
     }
+    if (t->kind == TK_SHARED && !exists)
+        return;
     snprintf(id, sizeof id, "%lld", t->tenant_id);
     snprintf(version, sizeof version, "%d", r->to);
     const char *status = r->status == TS_UP_TO_DATE ? "ok" : tstatus_names[r->status];
@@ -534,12 +548,23 @@ static void directory_update(struct worker *w, const struct target *t,
                        status,
                        r->napplied ? "true" : "false",
                        r->error[0] ? r->error : NULL};
+    /* The shared target's state is every shared tenant's; only rows that
+     * differ are touched, so a steady fleet is not rewritten. */
     if (q_ok(c,
-             "UPDATE core.tenants SET schema_version = $2, fingerprint = $3, "
-             "migration_status = $4, "
-             "migrated_at = CASE WHEN $5::bool THEN now() ELSE migrated_at END, "
-             "last_migration_error = $6, last_migration_at = now(), updated_at = now() "
-             "WHERE id = $1",
+             t->kind == TK_SHARED
+                 ? "UPDATE core.tenants SET schema_version = $2, fingerprint = $3, "
+                   "migration_status = $4, "
+                   "migrated_at = CASE WHEN $5::bool THEN now() ELSE migrated_at END, "
+                   "last_migration_error = $6, last_migration_at = now(), "
+                   "updated_at = now() "
+                   "WHERE isolation = 'shared' AND $1::bigint = 0 AND "
+                   "(schema_version, fingerprint, migration_status) IS DISTINCT FROM "
+                   "($2::int, $3, $4)"
+                 : "UPDATE core.tenants SET schema_version = $2, fingerprint = $3, "
+                   "migration_status = $4, "
+                   "migrated_at = CASE WHEN $5::bool THEN now() ELSE migrated_at END, "
+                   "last_migration_error = $6, last_migration_at = now(), "
+                   "updated_at = now() WHERE id = $1",
              6, v, err) < 0)
         log_msg(LOG_LEVEL_ERROR, NULL, "%s: cannot record the result in the directory: %s",
                 t->key, err);
@@ -810,7 +835,7 @@ done:
 record:
     if (r->status == TS_FAILED && !r->error[0])
         snprintf(r->error, sizeof r->error, "failed");
-    if (!eng->dry_run && t->kind == TK_TENANT) {
+    if (!eng->dry_run && t->kind != TK_CORE) {
         /* After a failure the ledger holds what committed before it. */
         fingerprint(&l, s, r->to, fp);
         directory_update(w, t, r, fp);
@@ -863,16 +888,6 @@ static void target_tenant(struct target *t, PGresult *r, int row)
 #define TENANT_SCOPE                                                             \
     "isolation IN ('schema', 'database') AND status IN ('active', 'suspended', " \
     "'provisioning')"
-
-static int directory_exists(PGconn *c, bool *exists, char *err)
-{
-    PGresult *r = q(c, "SELECT to_regclass('core.tenants') IS NOT NULL", 0, NULL, err);
-    if (!r)
-        return -1;
-    *exists = PQgetvalue(r, 0, 0)[0] == 't';
-    PQclear(r);
-    return 0;
-}
 
 static void *fleet_worker(void *arg)
 {

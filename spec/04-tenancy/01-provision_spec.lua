@@ -48,6 +48,9 @@ describe("runtime tenant", function()
       assert.equal(0, res.code, mig.explain(res))
       assert.equal("active", res.json.status)
       assert.equal("active", status_of(code))
+      -- at head in the directory (a shared tenant follows the shared target)
+      assert.equal("2", psql("SELECT schema_version FROM core.tenants WHERE code = '"
+        .. code .. "'"))
       -- the nine tenant tables and the seed ledger
       local where = ({
         schema = "schemaname = 't_" .. code .. "'",
