@@ -22,6 +22,8 @@ struct config {
     int http_connection_limit;
     int http_per_ip_connection_limit;
     int http_shutdown_grace;
+    int http_offload_threads;
+    int http_offload_queue;
 
     char *database_url;
     char *database_owner_url;
@@ -41,6 +43,16 @@ struct config {
     char *auth_audience;
     int auth_leeway_s;
     int auth_token_ttl_s;
+    int auth_refresh_ttl_s;
+    int auth_revocation_refresh_ms;
+    int auth_permission_cache_s;
+    int auth_argon2_memory_kib;
+    int auth_argon2_iterations;
+    int auth_argon2_parallelism;
+    int auth_lockout_attempts;
+    int auth_lockout_s;
+    int auth_password_min_length;
+    bool auth_core_registration;
 
     int migrate_jobs;
     int migrate_lock_timeout_ms;

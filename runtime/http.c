@@ -1,6 +1,7 @@
 /* http: libmicrohttpd daemon, limits, per-request state (see http.h). */
 #include "http.h"
 
+#include "auth.h"
 #include "buf.h"
 #include "crypto.h"
 #include "errors.h"
@@ -19,7 +20,9 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,6 +40,17 @@ struct http_server {
 
     struct tenant_dir *dir;
     struct tenant_sources sources;
+    struct auth *auth;
+
+    /* The offload lane: routes declared offload = true run on these threads
+     * while their connection is suspended. */
+    pthread_mutex_t oq_mu; /* guards the queue and oq_stop */
+    pthread_cond_t oq_wake;
+    struct request *oq_head, *oq_tail;
+    int oq_len;
+    bool oq_stop;
+    pthread_t *offload;
+    int noffload;
 
     pthread_mutex_t pools_mu; /* guards pools */
     struct tenant_pool {
@@ -51,6 +65,13 @@ struct http_server {
     struct vm **vms; /* one per worker thread that served a request */
     size_t nvms, capvms;
     atomic_int inflight;
+};
+
+/* Headers or query arguments; keys and values are borrowed from
+ * libmicrohttpd and live as long as the request. */
+struct kv_list {
+    struct vm_kv *v;
+    int n, cap;
 };
 
 enum request_kind {
@@ -80,6 +101,14 @@ struct request {
     const struct tenant_info *tenant; /* borrowed from snap; NULL: none */
     struct crypto_jwt_claims claims;  /* valid when authenticated */
     bool authenticated;
+
+    /* Offloaded requests: what the offload thread needs, and its answer. */
+    struct MHD_Connection *conn;
+    struct vm_request vreq;
+    struct kv_list headers, query;
+    struct vm_response answer;
+    bool answered; /* answer is ready: send it on the next callback */
+    struct request *oq_next;
 };
 
 static _Thread_local struct vm *tls_vm;
@@ -236,11 +265,6 @@ static enum MHD_Result send_json(struct MHD_Connection *c, struct request *r, in
 
 /* ---- request collection ------------------------------------------------- */
 
-struct kv_list {
-    struct vm_kv *v;
-    int n, cap;
-};
-
 static enum MHD_Result kv_collect(void *cls, enum MHD_ValueKind kind, const char *key,
                                   const char *value)
 {
@@ -389,13 +413,27 @@ static bool authenticate(struct MHD_Connection *c, struct request *r,
         *res = send_error(c, r, 401, "this route requires a bearer token", NULL);
         return false;
     }
-    if (strlen(cfg->auth_jwt_secret) < 32 ||
-        crypto_jwt_verify((const unsigned char *)cfg->auth_jwt_secret,
-                          strlen(cfg->auth_jwt_secret), h + 7, cfg->auth_issuer,
-                          cfg->auth_audience, (long long)time(NULL), cfg->auth_leeway_s,
-                          &r->claims, why, sizeof why) < 0) {
+    if (strncmp(h + 7, "rtk_", 4) == 0) {
+        /* A platform API key: a core principal, checked live. */
+        long long key = auth_api_key(s->auth, h + 7);
+        if (key <= 0) {
+            *res = send_error(c, r, 401, "invalid or expired token", NULL);
+            return false;
+        }
+        memset(&r->claims, 0, sizeof r->claims);
+        snprintf(r->claims.sub, sizeof r->claims.sub, "apikey:%lld", key);
+        snprintf(r->claims.scope, sizeof r->claims.scope, "core");
+    } else if (strlen(cfg->auth_jwt_secret) < 32 ||
+               crypto_jwt_verify((const unsigned char *)cfg->auth_jwt_secret,
+                                 strlen(cfg->auth_jwt_secret), h + 7, cfg->auth_issuer,
+                                 cfg->auth_audience, (long long)time(NULL),
+                                 cfg->auth_leeway_s, &r->claims, why, sizeof why) < 0) {
         log_msg(LOG_LEVEL_INFO, r->id, "bearer token refused: %s",
                 cfg->auth_jwt_secret[0] ? why : "auth.jwt_secret is not configured");
+        *res = send_error(c, r, 401, "invalid or expired token", NULL);
+        return false;
+    } else if (auth_token_revoked(s->auth, &r->claims)) {
+        log_msg(LOG_LEVEL_INFO, r->id, "bearer token refused: revoked");
         *res = send_error(c, r, 401, "invalid or expired token", NULL);
         return false;
     }
@@ -431,16 +469,72 @@ static bool authenticate(struct MHD_Connection *c, struct request *r,
     return true;
 }
 
+/* ---- the offload lane ------------------------------------------------------ */
+
+/* Queues r for the offload threads. Returns false when the queue is full. */
+static bool offload_push(struct http_server *s, struct request *r)
+{
+    pthread_mutex_lock(&s->oq_mu);
+    bool ok = s->oq_len < s->cfg->http_offload_queue;
+    if (ok) {
+        r->oq_next = NULL;
+        if (s->oq_tail)
+            s->oq_tail->oq_next = r;
+        else
+            s->oq_head = r;
+        s->oq_tail = r;
+        s->oq_len++;
+        pthread_cond_signal(&s->oq_wake);
+    }
+    pthread_mutex_unlock(&s->oq_mu);
+    return ok;
+}
+
+/* Runs a prepared request on this thread's state into r->answer. */
+static void handle(struct request *r)
+{
+    struct vm *vm = worker_vm(r->srv, r->id);
+    if (vm)
+        vm_handle(vm, &r->vreq, &r->answer);
+    else
+        vm_response_error(&r->answer, 500, NULL, NULL, r->id);
+    r->answered = true;
+}
+
+/* An offload thread: at a lower CPU priority than the HTTP threads, so a
+ * burst of logins (argon2id) slows logins, not the other routes. Drains the
+ * queue before it stops, so no suspended connection is left behind. */
+static void *offload_main(void *arg)
+{
+    struct http_server *s = arg;
+
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10) < 0)
+        log_msg(LOG_LEVEL_DEBUG, NULL, "offload thread: cannot lower its priority");
+    pthread_mutex_lock(&s->oq_mu);
+    for (;;) {
+        while (!s->oq_head && !s->oq_stop)
+            pthread_cond_wait(&s->oq_wake, &s->oq_mu);
+        struct request *r = s->oq_head;
+        if (!r)
+            break; /* stopping, and nothing left */
+        s->oq_head = r->oq_next;
+        if (!s->oq_head)
+            s->oq_tail = NULL;
+        s->oq_len--;
+        pthread_mutex_unlock(&s->oq_mu);
+        handle(r);
+        MHD_resume_connection(r->conn);
+        pthread_mutex_lock(&s->oq_mu);
+    }
+    pthread_mutex_unlock(&s->oq_mu);
+    return NULL;
+}
+
 static enum MHD_Result run_route(struct MHD_Connection *c, struct request *r)
 {
     struct http_server *s = r->srv;
-    struct kv_list headers = {NULL, 0, 0}, query = {NULL, 0, 0};
-    struct vm_response vr;
-    struct vm *vm = worker_vm(s, r->id);
     const struct vm_route *route = vm_scripts_route(s->scripts, r->match.route_id);
 
-    if (!vm)
-        return send_error(c, r, 500, NULL, NULL);
     /* Tenant resolution comes before authentication (DESIGN.md section 3):
      * public and any routes take a tenant when one is named, tenant routes
      * need one, core routes ignore tenant sources. */
@@ -456,31 +550,40 @@ static enum MHD_Result run_route(struct MHD_Connection *c, struct request *r)
     struct db_pool *pool = tenant_pool(s, r->tenant);
     if (!pool)
         return send_error(c, r, 500, NULL, NULL);
-    if (kv_fill(c, MHD_HEADER_KIND, &headers) < 0 ||
-        kv_fill(c, MHD_GET_ARGUMENT_KIND, &query) < 0) {
-        free(headers.v);
-        free(query.v);
+    if (kv_fill(c, MHD_HEADER_KIND, &r->headers) < 0 ||
+        kv_fill(c, MHD_GET_ARGUMENT_KIND, &r->query) < 0)
         return send_error(c, r, 500, NULL, NULL);
-    }
-    struct vm_request req = {
+    r->vreq = (struct vm_request){
         .id = r->id,
         .method = r->method,
         .path = r->path,
         .match = &r->match,
-        .query = query.v,
-        .nquery = query.n,
-        .headers = headers.v,
-        .nheaders = headers.n,
+        .query = r->query.v,
+        .nquery = r->query.n,
+        .headers = r->headers.v,
+        .nheaders = r->headers.n,
         .body = r->has_body ? buf_cstr(&r->body) : NULL,
         .body_len = r->has_body ? r->body.len : 0,
         .pool = pool,
         .tenant = r->tenant,
         .claims = r->authenticated ? &r->claims : NULL,
+        .auth = s->auth,
+        .offloaded = route->offload,
     };
-    vm_handle(vm, &req, &vr);
-    free(headers.v);
-    free(query.v);
-    return respond(c, r, &vr, NULL);
+    if (!route->offload) {
+        handle(r);
+        return respond(c, r, &r->answer, NULL);
+    }
+    /* Suspended before it is queued, so the offload thread can never resume
+     * it first; the answer goes out on the callback after the resume. */
+    r->conn = c;
+    MHD_suspend_connection(c);
+    if (!offload_push(s, r)) {
+        vm_response_error(&r->answer, 503, NULL, NULL, r->id);
+        r->answered = true;
+        MHD_resume_connection(c);
+    }
+    return MHD_YES;
 }
 
 static enum MHD_Result run_builtin(struct MHD_Connection *c, struct request *r)
@@ -574,6 +677,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         *upload_data_size = 0; /* answered already; drop what is left */
         return MHD_YES;
     }
+    if (r->answered) /* back from the offload lane */
+        return respond(c, r, &r->answer, NULL);
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
@@ -631,6 +736,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && r->status)
         log_msg(LOG_LEVEL_DEBUG, r->id, "request ended early (code %d)", (int)toe);
     buf_free(&r->body);
+    free(r->headers.v);
+    free(r->query.v);
+    vm_response_free(&r->answer);
     tenant_snapshot_release(r->snap);
     free(r->method);
     free(r->path);
@@ -662,7 +770,8 @@ struct http_server *http_start(const struct config *cfg, const struct vm_scripts
     struct sockaddr_in a4;
     struct sockaddr_in6 a6;
     struct sockaddr *addr;
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+                     MHD_ALLOW_SUSPEND_RESUME;
     pthread_condattr_t ca;
 
     if (!s) {
@@ -674,6 +783,8 @@ struct http_server *http_start(const struct config *cfg, const struct vm_scripts
     s->pool = pool;
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->pools_mu, NULL);
+    pthread_mutex_init(&s->oq_mu, NULL);
+    pthread_cond_init(&s->oq_wake, NULL);
     s->sources.base_domain = cfg->tenancy_base_domain;
     if (tenant_sources_parse(cfg->tenancy_sources, &s->sources) < 0) {
         snprintf(err, errlen, "tenancy.sources: unknown source in '%s'",
@@ -691,6 +802,22 @@ struct http_server *http_start(const struct config *cfg, const struct vm_scripts
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->idle, &ca);
     pthread_condattr_destroy(&ca);
+    if (!(s->auth = auth_new(cfg, true, err, errlen))) {
+        http_stop(s);
+        return NULL;
+    }
+    s->offload = calloc((size_t)cfg->http_offload_threads, sizeof *s->offload);
+    if (!s->offload) {
+        snprintf(err, errlen, "out of memory");
+        http_stop(s);
+        return NULL;
+    }
+    for (; s->noffload < cfg->http_offload_threads; s->noffload++)
+        if (pthread_create(&s->offload[s->noffload], NULL, offload_main, s) != 0) {
+            snprintf(err, errlen, "cannot start the offload threads");
+            http_stop(s);
+            return NULL;
+        }
 
     memset(&a4, 0, sizeof a4);
     memset(&a6, 0, sizeof a6);
@@ -748,8 +875,18 @@ void http_stop(struct http_server *s)
         if (left > 0)
             log_msg(LOG_LEVEL_WARN, NULL, "shutdown grace over with %d requests in flight",
                     left);
-        MHD_stop_daemon(s->d);
     }
+    /* The offload threads finish what is queued (resuming every suspended
+     * connection) before the daemon stops. */
+    pthread_mutex_lock(&s->oq_mu);
+    s->oq_stop = true;
+    pthread_cond_broadcast(&s->oq_wake);
+    pthread_mutex_unlock(&s->oq_mu);
+    for (int i = 0; i < s->noffload; i++)
+        pthread_join(s->offload[i], NULL);
+    free(s->offload);
+    if (s->d)
+        MHD_stop_daemon(s->d);
     for (size_t i = 0; i < s->nvms; i++)
         vm_free(s->vms[i]);
     free(s->vms);
@@ -757,6 +894,9 @@ void http_stop(struct http_server *s)
         db_pool_free(s->pools[i].pool);
     free(s->pools);
     tenant_dir_free(s->dir);
+    auth_free(s->auth);
+    pthread_cond_destroy(&s->oq_wake);
+    pthread_mutex_destroy(&s->oq_mu);
     pthread_mutex_destroy(&s->pools_mu);
     pthread_cond_destroy(&s->idle);
     pthread_mutex_destroy(&s->mu);

@@ -127,6 +127,48 @@ static int l_print(lua_State *L)
     return 0;
 }
 
+/* rt.routes(): the routes of the script set this state runs, in order:
+ * { method, pattern, scope, permission, summary, description, body, tags,
+ * offload, file } each. */
+static int l_routes(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, "rt.route_meta");
+    lua_getfield(L, LUA_REGISTRYINDEX, "rt.scripts");
+    const struct vm_scripts *s = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (!s || !lua_istable(L, -1))
+        return luaL_error(L, "rt.routes: not available here");
+    lua_createtable(L, (int)s->nroutes, 0);
+    for (size_t i = 0; i < s->nroutes; i++) {
+        const struct vm_route *r = &s->routes[i];
+        lua_createtable(L, 0, 10);
+        lua_rawgeti(L, -3, (lua_Integer)i + 1);
+        static const char *const copied[] = {"summary", "description", "body", "tags",
+                                             NULL};
+        for (int k = 0; copied[k]; k++) {
+            lua_getfield(L, -1, copied[k]);
+            lua_setfield(L, -3, copied[k]);
+        }
+        lua_pop(L, 1);
+        lua_pushstring(L, r->method);
+        lua_setfield(L, -2, "method");
+        lua_pushstring(L, r->pattern);
+        lua_setfield(L, -2, "pattern");
+        lua_pushstring(L, r->scope);
+        lua_setfield(L, -2, "scope");
+        if (r->permission) {
+            lua_pushstring(L, r->permission);
+            lua_setfield(L, -2, "permission");
+        }
+        lua_pushboolean(L, r->offload);
+        lua_setfield(L, -2, "offload");
+        lua_pushstring(L, r->file);
+        lua_setfield(L, -2, "file");
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    return 1;
+}
+
 /* Builds the sandbox and loads the prelude. Runs under lua_pcall so a
  * memory error cannot escape. Stack: [] -> [prelude]. */
 static int state_init(lua_State *L)
@@ -183,7 +225,12 @@ static int state_init(lua_State *L)
     lua_setfield(L, LUA_REGISTRYINDEX, "rt.traceback");
     lua_getfield(L, LUA_REGISTRYINDEX, "rt.json.encode");
     lua_getfield(L, LUA_REGISTRYINDEX, "rt.json.decode");
-    lua_call(L, 3, 1);
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_getfield(L, -1, "rt");
+    lua_remove(L, -2);
+    lua_pushcfunction(L, l_routes);
+    lua_setfield(L, -2, "routes");
+    lua_call(L, 4, 1);
     return 1;
 }
 
@@ -358,7 +405,9 @@ static int register_routes(lua_State *L, struct vm_scripts *s, const char *file,
         lua_getfield(L, -4, "permission");
         lua_getfield(L, -5, "readonly");
         r->read_only = lua_toboolean(L, -1);
-        lua_pop(L, 1);
+        lua_getfield(L, -6, "offload");
+        r->offload = lua_toboolean(L, -1);
+        lua_pop(L, 2);
         r->method = strdup(lua_tostring(L, -4));
         r->pattern = strdup(lua_tostring(L, -3));
         r->scope = strdup(lua_tostring(L, -2));
@@ -502,6 +551,11 @@ struct vm *vm_new(const struct vm_scripts *s, struct vm_error *err)
     lua_State *L = vm->L;
     lua_pushlightuserdata(L, (void *)s->cfg);
     lua_setfield(L, LUA_REGISTRYINDEX, "rt.config");
+    lua_pushlightuserdata(L, (void *)s);
+    lua_setfield(L, LUA_REGISTRYINDEX, "rt.scripts");
+    lua_createtable(L, (int)s->nroutes, 0);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, "rt.route_meta");
     lua_createtable(L, (int)s->nroutes, 0);
     for (size_t i = 0; i < s->nfiles; i++) {
         if (file_routes(L, vm->prelude_ref, &s->files[i], err) < 0)
@@ -523,11 +577,12 @@ struct vm *vm_new(const struct vm_scripts *s, struct vm_error *err)
             lua_pop(L, 2);
             lua_getfield(L, -1, "handler");
             lua_rawseti(L, -4, (lua_Integer)id + 1);
-            lua_pop(L, 1);
+            lua_rawseti(L, -4, (lua_Integer)id + 1); /* the entry: route metadata */
         }
         lua_pop(L, 1);
     }
     vm->handlers_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pop(L, 1); /* the metadata table */
     return vm;
 fail:
     lua_close(vm->L);
@@ -740,6 +795,90 @@ static int failure_status(const struct rt_db_ctx *ctx)
     }
 }
 
+/* The permission set of a tenant user, read in the request's transaction
+ * (the tenant's tables are in scope). */
+static const char PERMS_SQL[] =
+    "SELECT u.is_superuser OR coalesce(bool_or(r.code = 'super_admin'), false), "
+    "coalesce(max(r.priority), 0), "
+    "coalesce(string_agg(DISTINCT p.code, ',' ORDER BY p.code), '') "
+    "FROM users u LEFT JOIN user_roles ur ON ur.user_id = u.id "
+    "LEFT JOIN roles r ON r.id = ur.role_id "
+    "LEFT JOIN role_permissions rp ON rp.role_id = r.id "
+    "LEFT JOIN permissions p ON p.id = rp.permission_id "
+    "WHERE u.id = $1::bigint AND u.deleted_at IS NULL AND u.status = 'active' "
+    "GROUP BY u.id, u.is_superuser";
+
+/* Loads the caller's permission set on a cache miss. Returns 1 (out filled;
+ * out->codes is owned by res), 0 when the user is gone or disabled, -1 on a
+ * database failure (ctx->failure set). */
+static int load_perms(const struct vm_request *req, struct rt_db_ctx *ctx,
+                      struct auth_perms *out, PGresult **res, char *why, size_t whylen)
+{
+    const struct crypto_jwt_claims *c = req->claims;
+    struct db_error err;
+
+    if (strcmp(c->scope, "core") == 0)
+        return auth_core_perms(req->auth, c->sub, out, why, whylen);
+    if (!*c->sub || strspn(c->sub, "0123456789") != strlen(c->sub))
+        return 0;
+    const char *v[] = {c->sub};
+    if (db_query(ctx->pool, &ctx->conn, &ctx->tx, PERMS_SQL, 1, v, res, &err) < 0) {
+        ctx->failure = err.status;
+        snprintf(why, whylen, "%s", err.message);
+        return -1;
+    }
+    if (PQntuples(*res) != 1)
+        return 0;
+    out->superuser = PQgetvalue(*res, 0, 0)[0] == 't';
+    out->priority = atoi(PQgetvalue(*res, 0, 1));
+    out->codes = PQgetvalue(*res, 0, 2);
+    return 1;
+}
+
+/* Enforces the route's permission before its handler runs. Returns 0 when
+ * the request may go on; otherwise resp holds the answer. */
+static int authorize(const struct vm_request *req, const struct vm_route *route,
+                     struct rt_db_ctx *ctx, struct vm_response *resp)
+{
+    const struct crypto_jwt_claims *c = req->claims;
+    bool allowed = false;
+
+    if (!route->permission)
+        return 0;
+    if (!c || !req->auth) {
+        vm_response_error(resp, 401, NULL, "this route requires a bearer token", req->id);
+        return -1;
+    }
+    long long tid = strcmp(c->scope, "core") == 0 ? 0 : c->tid;
+    if (!auth_perms_cached(req->auth, tid, c->sub, route->permission, &allowed)) {
+        struct auth_perms p = {0};
+        PGresult *res = NULL;
+        char why[512] = "";
+        int rc = load_perms(req, ctx, &p, &res, why, sizeof why);
+        if (rc == 1) {
+            auth_perms_store(req->auth, tid, c->sub, &p);
+            allowed = auth_perms_allow(&p, route->permission);
+        }
+        PQclear(res);
+        if (rc < 0) {
+            log_msg(LOG_LEVEL_ERROR, req->id, "loading permissions: %s", why);
+            vm_response_error(resp, failure_status(ctx), NULL, NULL, req->id);
+            return -1;
+        }
+        if (rc == 0) {
+            vm_response_error(resp, 401, NULL, "invalid or expired token", req->id);
+            return -1;
+        }
+    }
+    if (!allowed) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "this route needs the permission %s", route->permission);
+        vm_response_error(resp, 403, "forbidden", msg, req->id);
+        return -1;
+    }
+    return 0;
+}
+
 void vm_handle(struct vm *vm, const struct vm_request *req, struct vm_response *resp)
 {
     lua_State *L = vm->L;
@@ -764,9 +903,15 @@ void vm_handle(struct vm *vm, const struct vm_request *req, struct vm_response *
     int status;
 
     memset(resp, 0, sizeof *resp);
+    if (authorize(req, route, &ctx, resp) < 0) {
+        (void)rt_db_finish(&ctx, false, &dberr);
+        return;
+    }
     rt_db_bind(L, &ctx);
     lua_pushstring(L, req->id);
     lua_setfield(L, LUA_REGISTRYINDEX, "rt.request_id");
+    rt_auth_bind(L, req->auth, req->claims, req->tenant ? req->tenant->id : 0,
+                 req->offloaded);
 
     lua_settop(L, 0);
     lua_pushcfunction(L, run_request);
@@ -794,8 +939,11 @@ void vm_handle(struct vm *vm, const struct vm_request *req, struct vm_response *
                 route->method, route->pattern, route->file, (int)lua_tointeger(L, 2));
         vm_response_error(resp, 500, NULL, NULL, req->id);
     } else if (strcmp(kind, "http_error") == 0) {
-        vm_response_error(resp, (int)lua_tointeger(L, 2), lua_tostring(L, 3),
-                          lua_tostring(L, 4), req->id);
+        resp->status = (int)lua_tointeger(L, 2);
+        resp->body = dup_lua(L, 3, &resp->body_len);
+        resp->content_type = strdup("application/json");
+        if (!resp->body || !resp->content_type)
+            vm_response_error(resp, 500, NULL, NULL, req->id);
     } else {
         const char *detail = status == LUA_OK ? lua_tostring(L, 2) : lua_tostring(L, -1);
         char what[512];
@@ -806,6 +954,7 @@ void vm_handle(struct vm *vm, const struct vm_request *req, struct vm_response *
     }
     lua_settop(L, 0);
     rt_db_bind(L, NULL);
+    rt_auth_bind(L, NULL, NULL, 0, false);
     lua_pushnil(L);
     lua_setfield(L, LUA_REGISTRYINDEX, "rt.request_id");
 }

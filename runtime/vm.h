@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "auth.h"
 #include "config.h"
 #include "crypto.h"
 #include "db.h"
@@ -35,6 +36,7 @@ struct vm_route {
     char *scope;      /* public, core, tenant, any */
     char *permission; /* NULL when none */
     bool read_only;   /* runs in a READ ONLY transaction (GET/HEAD by default) */
+    bool offload;     /* runs on the offload threads (password hashing, ...) */
 };
 
 struct vm_scripts;
@@ -78,6 +80,8 @@ struct vm_request {
     struct db_pool *pool;                   /* borrowed: the tenant's database */
     const struct tenant_info *tenant;       /* borrowed; NULL: no tenant */
     const struct crypto_jwt_claims *claims; /* borrowed; NULL: no token */
+    struct auth *auth;                      /* borrowed: sessions, permissions */
+    bool offloaded; /* on an offload thread: rt.auth may hash passwords */
 };
 
 struct vm_header {
@@ -96,8 +100,10 @@ struct vm_response {
 };
 
 /* Runs req in vm and fills resp, which the caller frees with
- * vm_response_free. Never fails: internal failures become a 5xx response
- * (the detail is logged with the request id, never sent). */
+ * vm_response_free. A route that declares a permission is checked first
+ * (403; 401 when the user is gone or disabled) against the user's cached
+ * permission set, loaded in the request's transaction on a miss. Never fails: internal
+ * failures become a 5xx response (the detail is logged with the request id, never sent). */
 void vm_handle(struct vm *vm, const struct vm_request *req, struct vm_response *resp);
 void vm_response_free(struct vm_response *resp);
 

@@ -6,15 +6,161 @@
 -- body and headers, and reports which channel failed, so the C side decides
 -- commit or rollback and shapes the error body.
 
-local traceback, encode, decode = ...
+local traceback, encode, decode, rt = ...
 
 local HttpError = {}
+local NULL = rt.null
 
--- Raises an error that becomes a 4xx response with the one error shape.
-local function http_error(status, code, message)
-  error(setmetatable({ status = status, code = code, message = message },
-    HttpError), 0)
+-- Raises an error that becomes a 4xx response with the one error shape;
+-- fields (optional) maps field names to what is wrong with them.
+local function http_error(status, code, message, fields)
+  if math.type(status) ~= "integer" or status < 400 or status > 499 then
+    error("rt.error: status must be a 4xx integer", 2)
+  end
+  error(setmetatable({ status = status, code = code, message = message,
+    fields = fields }, HttpError), 0)
 end
+rt.error = http_error
+
+-- ---- body validation: a small subset of JSON Schema --------------------------
+-- type (object, array, string, integer, number, boolean), properties,
+-- required, additionalProperties = false, items, minItems, maxItems,
+-- minLength, maxLength (characters), minimum, maximum, enum, nullable,
+-- format (email, code). Integral numbers become Lua integers.
+
+local formats = {
+  email = function(v)
+    return #v <= 254 and v:find("^[^%s@]+@[^%s@]+%.[^%s@]+$") ~= nil
+  end,
+  code = function(v)
+    return v:find("^[a-z][a-z0-9_]+$") ~= nil and #v <= 40
+  end,
+}
+
+local check
+
+local function check_object(schema, v, path, fields)
+  if type(v) ~= "table" or v == NULL or (next(v) == 1) then
+    fields[path ~= "" and path or "body"] = "must be an object"
+    return v
+  end
+  local props = schema.properties or {}
+  local prefix = path ~= "" and path .. "." or ""
+  for _, name in ipairs(schema.required or {}) do
+    if v[name] == nil then
+      fields[prefix .. name] = "is required"
+    end
+  end
+  for k, item in pairs(v) do
+    if type(k) ~= "string" then
+      fields[path ~= "" and path or "body"] = "must be an object"
+    elseif props[k] then
+      v[k] = check(props[k], item, prefix .. k, fields)
+    elseif schema.additionalProperties == false then
+      fields[prefix .. k] = "is not allowed"
+    end
+  end
+  return v
+end
+
+check = function(schema, v, path, fields)
+  if v == NULL then
+    if not schema.nullable then
+      fields[path] = "must not be null"
+    end
+    return v
+  end
+  local t = schema.type
+  if t == "object" then
+    return check_object(schema, v, path, fields)
+  elseif t == "array" then
+    if type(v) ~= "table" or (next(v) ~= nil and v[1] == nil) then
+      fields[path] = "must be an array"
+      return v
+    end
+    if schema.minItems and #v < schema.minItems then
+      fields[path] = "must have at least " .. schema.minItems .. " items"
+    elseif schema.maxItems and #v > schema.maxItems then
+      fields[path] = "must have at most " .. schema.maxItems .. " items"
+    end
+    if schema.items then
+      for i = 1, #v do
+        v[i] = check(schema.items, v[i], path .. "[" .. i .. "]", fields)
+      end
+    end
+    return v
+  elseif t == "string" then
+    if type(v) ~= "string" then
+      fields[path] = "must be a string"
+      return v
+    end
+    local n = utf8.len(v)
+    if not n then
+      fields[path] = "must be valid UTF-8"
+    elseif schema.minLength and n < schema.minLength then
+      fields[path] = schema.minLength == 1 and "must not be empty"
+        or "must be at least " .. schema.minLength .. " characters"
+    elseif schema.maxLength and n > schema.maxLength then
+      fields[path] = "must be at most " .. schema.maxLength .. " characters"
+    elseif schema.format and formats[schema.format] and not formats[schema.format](v) then
+      fields[path] = "must be a valid " .. schema.format
+    end
+  elseif t == "integer" or t == "number" then
+    if type(v) ~= "number" then
+      fields[path] = "must be a" .. (t == "integer" and "n integer" or " number")
+      return v
+    end
+    if t == "integer" then
+      local i = math.tointeger(v)
+      if not i then
+        fields[path] = "must be an integer"
+        return v
+      end
+      v = i
+    end
+    if schema.minimum and v < schema.minimum then
+      fields[path] = "must be at least " .. schema.minimum
+    elseif schema.maximum and v > schema.maximum then
+      fields[path] = "must be at most " .. schema.maximum
+    end
+  elseif t == "boolean" then
+    if type(v) ~= "boolean" then
+      fields[path] = "must be true or false"
+    end
+  end
+  if schema.enum and fields[path] == nil then
+    local found = false
+    for _, e in ipairs(schema.enum) do
+      found = found or e == v
+    end
+    if not found then
+      fields[path] = "must be one of " .. table.concat(schema.enum, ", ")
+    end
+  end
+  return v
+end
+
+-- Checks value against schema. Returns the value (integral numbers made
+-- integers), or raises a 422 naming every bad field.
+local function validate(schema, value)
+  local fields = {}
+  value = check(schema, value, "", fields)
+  local first
+  for k in pairs(fields) do
+    if not first or k < first then
+      first = k
+    end
+  end
+  if first then
+    if fields[""] then
+      fields.body, fields[""] = fields[""], nil
+      first = first == "" and "body" or first
+    end
+    http_error(422, "validation_failed", first .. " " .. fields[first], fields)
+  end
+  return value
+end
+rt.validate = validate
 
 local function on_error(e)
   if getmetatable(e) == HttpError then
@@ -47,6 +193,30 @@ local function body_json(req)
       "the request body is not valid JSON: " .. tostring(value))
   end
   return value
+end
+
+local function is_form_type(ctype)
+  return ctype and ctype:lower():find("^%s*application/x%-www%-form%-urlencoded") ~= nil
+end
+
+local function url_decode(s)
+  s = s:gsub("+", " ")
+  return (s:gsub("%%(%x%x)", function(h)
+    return string.char(tonumber(h, 16))
+  end))
+end
+
+-- The body as a table: JSON, or form fields (OAuth2 password flow clients).
+local function body_fields(req)
+  if is_form_type(req.headers["content-type"]) then
+    local t = {}
+    for pair in (req.body or ""):gmatch("[^&]+") do
+      local k, v = pair:match("^([^=]*)=?(.*)$")
+      t[url_decode(k)] = url_decode(v)
+    end
+    return t
+  end
+  return body_json(req)
 end
 
 local header_name = "^[%w!#$%%&'*+.^_`|~-]+$"
@@ -105,6 +275,7 @@ end
 --   "http_error", status, code, message          (rollback)
 --   "error", log_text                            (rollback; a bug: 500)
 --   "fail", log_text                             (rollback; nil, err: 500)
+--   "http_error", status, body                   (rollback)
 local function dispatch(handler, req)
   local parsed
   req.json = function()
@@ -113,10 +284,19 @@ local function dispatch(handler, req)
     end
     return parsed
   end
+  req.fields = function()
+    if parsed == nil then
+      parsed = body_fields(req)
+    end
+    return parsed
+  end
   local ok, res, err = xpcall(handler, on_error, req)
   if not ok then
     if getmetatable(res) == HttpError then
-      return "http_error", res.status, res.code, res.message
+      local body = encode({ error = res.code or "bad_request",
+        message = res.message or res.code or "bad request", fields = res.fields,
+        request_id = req.id })
+      return "http_error", res.status, body
     end
     return "error", tostring(res)
   end
@@ -141,7 +321,17 @@ local scopes = { public = true, core = true, tenant = true, any = true }
 local fields = {
   handler = "function", scope = "string", permission = "string",
   summary = "string", description = "string", readonly = "boolean",
+  offload = "boolean", body = "table", tags = "table",
 }
+
+-- A handler that first validates the body against schema (a form body
+-- too, for routes that accept one).
+local function validating(schema, handler)
+  return function(req)
+    validate(schema, req.fields()) -- fixes the parsed table in place
+    return handler(req)
+  end
+end
 local reserved = { ["/healthz"] = true, ["/readyz"] = true }
 
 local function sorted_keys(t, what, file)
@@ -205,10 +395,18 @@ local function collect(file, routes)
       if readonly == nil then
         readonly = method == "GET" or method == "HEAD"
       end
+      if scope == "public" and spec.permission then
+        error(where .. ": a public route cannot require a permission", 0)
+      end
+      if spec.body and spec.body.type ~= "object" then
+        error(where .. ": body must be a schema with type = \"object\"", 0)
+      end
       out[#out + 1] = {
-        method = method, pattern = pattern, handler = spec.handler,
+        method = method, pattern = pattern,
+        handler = spec.body and validating(spec.body, spec.handler) or spec.handler,
         scope = scope, permission = spec.permission, summary = spec.summary,
-        readonly = readonly,
+        description = spec.description, readonly = readonly,
+        offload = spec.offload or false, body = spec.body, tags = spec.tags,
       }
     end
   end

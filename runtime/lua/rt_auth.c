@@ -1,75 +1,374 @@
-/* rt.auth: token issuing over crypto.c (see rt_auth.h). */
+/* rt.auth: passwords, sessions and token state for handlers, over auth.c and
+ * crypto.c (see rt_auth.h). */
 #include "lua/rt_auth.h"
 
 #include "config.h"
 #include "crypto.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <lauxlib.h>
 
-static const char *field(lua_State *L, const char *name, bool required)
+/* What the current request gives rt.auth (rt_auth_bind). */
+struct binding {
+    struct auth *auth;
+    const struct crypto_jwt_claims *claims;
+    long long tid;
+    bool offloaded;
+};
+
+static const char BINDING_KEY[] = "rt.auth.binding";
+
+void rt_auth_bind(lua_State *L, struct auth *a, const struct crypto_jwt_claims *claims,
+                  long long tid, bool offloaded)
 {
-    lua_getfield(L, 1, name);
-    const char *v = lua_tostring(L, -1);
-    lua_pop(L, 1); /* the string stays alive in the argument table */
-    if (required && (!v || !*v))
-        luaL_error(L, "rt.auth.issue_token: %s is required", name);
-    return v;
+    struct binding *b;
+    if (lua_getfield(L, LUA_REGISTRYINDEX, BINDING_KEY) != LUA_TUSERDATA) {
+        lua_pop(L, 1);
+        b = lua_newuserdatauv(L, sizeof *b, 0);
+        lua_setfield(L, LUA_REGISTRYINDEX, BINDING_KEY);
+    } else {
+        b = lua_touserdata(L, -1);
+        lua_pop(L, 1);
+    }
+    *b = (struct binding){a, claims, tid, offloaded};
 }
 
-static int l_issue_token(lua_State *L)
+static const struct config *config_of(lua_State *L)
 {
     lua_getfield(L, LUA_REGISTRYINDEX, "rt.config");
     const struct config *cfg = lua_touserdata(L, -1);
     lua_pop(L, 1);
     if (!cfg)
-        return luaL_error(L, "rt.auth.issue_token: not available here");
-    luaL_checktype(L, 1, LUA_TTABLE);
-    const char *sub = field(L, "sub", true);
-    const char *scope = field(L, "scope", true);
-    if (strcmp(scope, "core") != 0 && strcmp(scope, "tenant") != 0)
-        return luaL_argerror(L, 1, "scope must be core or tenant");
-    lua_getfield(L, 1, "tid");
-    lua_Integer tid = lua_tointeger(L, -1);
+        luaL_error(L, "rt.auth: not available here");
+    return cfg;
+}
+
+/* The request's binding; raises outside a request. */
+static struct binding *bound(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, BINDING_KEY);
+    struct binding *b = lua_touserdata(L, -1);
     lua_pop(L, 1);
-    if (strcmp(scope, "tenant") == 0 && tid <= 0)
-        return luaL_argerror(L, 1, "a tenant token needs tid");
-    if (strlen(cfg->auth_jwt_secret) < 32) {
+    if (!b || !b->auth)
+        luaL_error(L, "rt.auth: only available while handling a request");
+    return b;
+}
+
+/* Password hashing costs tens of milliseconds of CPU: only offloaded
+ * routes may do it, so it never holds up an HTTP thread. */
+static void need_offload(lua_State *L, const char *fn)
+{
+    if (!bound(L)->offloaded)
+        luaL_error(L, "rt.auth.%s: declare the route with offload = true", fn);
+}
+
+static struct crypto_argon2 argon2_params(const struct config *cfg)
+{
+    return (struct crypto_argon2){(uint32_t)cfg->auth_argon2_iterations,
+                                  (uint32_t)cfg->auth_argon2_memory_kib,
+                                  (uint32_t)cfg->auth_argon2_parallelism};
+}
+
+/* Stored hashes may not ask for more than this (see crypto.h). */
+static const struct crypto_argon2 CEILING = {16, 1u << 20, 16};
+
+static int l_hash_password(lua_State *L)
+{
+    size_t len;
+    const char *pw = luaL_checklstring(L, 1, &len);
+    const struct config *cfg = config_of(L);
+    struct crypto_argon2 p = argon2_params(cfg);
+    char out[CRYPTO_HASH_MAX];
+
+    need_offload(L, "hash_password");
+    if (len == 0 || len > CRYPTO_PASSWORD_MAX)
+        return luaL_argerror(L, 1, "password must be 1 to 256 bytes");
+    if (crypto_password_hash(pw, len, &p, out, sizeof out) < 0)
+        return luaL_error(L, "rt.auth.hash_password: hashing failed");
+    lua_pushstring(L, out);
+    return 1;
+}
+
+/* A hash of a random password with the current parameters, for unknown users:
+ * checking against it costs what a real check costs. */
+static pthread_once_t dummy_once = PTHREAD_ONCE_INIT;
+static char dummy_hash[CRYPTO_HASH_MAX];
+static struct crypto_argon2 dummy_params;
+
+static void dummy_init(void)
+{
+    char pw[33];
+    unsigned char rnd[16];
+    if (crypto_random(rnd, sizeof rnd) < 0)
+        memset(rnd, 0x5a, sizeof rnd);
+    crypto_hex(rnd, sizeof rnd, pw);
+    if (crypto_password_hash(pw, strlen(pw), &dummy_params, dummy_hash, sizeof dummy_hash) <
+        0)
+        dummy_hash[0] = '\0';
+}
+
+/* verify_password(password, hash|nil) -> boolean. A nil or malformed hash
+ * still costs one full check and answers false. */
+static int l_verify_password(lua_State *L)
+{
+    size_t len;
+    const char *pw = luaL_checklstring(L, 1, &len);
+    const char *hash = luaL_optstring(L, 2, NULL);
+    const struct config *cfg = config_of(L);
+
+    need_offload(L, "verify_password");
+    if (len > CRYPTO_PASSWORD_MAX)
+        len = CRYPTO_PASSWORD_MAX;
+    int rc = -1;
+    if (hash && *hash)
+        rc = crypto_password_verify(hash, pw, len, &CEILING);
+    if (rc < 0) {
+        dummy_params = argon2_params(cfg);
+        pthread_once(&dummy_once, dummy_init);
+        (void)crypto_password_verify(dummy_hash, pw, len, &CEILING);
+        rc = 0;
+    }
+    lua_pushboolean(L, rc == 1);
+    return 1;
+}
+
+/* password_problem(password) -> nil, or what is wrong with it. */
+static int l_password_problem(lua_State *L)
+{
+    size_t len;
+    const char *pw = luaL_checklstring(L, 1, &len);
+    const struct config *cfg = config_of(L);
+    size_t chars = 0, same = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        chars += ((unsigned char)pw[i] & 0xc0) != 0x80; /* UTF-8 lead bytes */
+        same += pw[i] == pw[0];
+    }
+    if (chars < (size_t)cfg->auth_password_min_length)
+        lua_pushfstring(L, "must be at least %d characters", cfg->auth_password_min_length);
+    else if (len > CRYPTO_PASSWORD_MAX)
+        lua_pushfstring(L, "must be at most %d bytes", CRYPTO_PASSWORD_MAX);
+    else if (same == len)
+        lua_pushliteral(L, "must not repeat one character");
+    else
         lua_pushnil(L);
-        lua_pushliteral(L, "auth.jwt_secret is not configured (32 bytes or more)");
+    return 1;
+}
+
+static const char *opt_field(lua_State *L, int t, const char *name)
+{
+    lua_getfield(L, t, name);
+    const char *v = lua_tostring(L, -1);
+    lua_pop(L, 1); /* the string stays alive in the argument table */
+    return v;
+}
+
+/* Reads {sub=, scope=, tid=} from argument 1. */
+static void subject(lua_State *L, const char **sub, const char **scope, long long *tid)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    *sub = opt_field(L, 1, "sub");
+    *scope = opt_field(L, 1, "scope");
+    if (!*sub || !**sub || strlen(*sub) >= 128)
+        luaL_argerror(L, 1, "sub is required (at most 127 bytes)");
+    if (!*scope || (strcmp(*scope, "core") != 0 && strcmp(*scope, "tenant") != 0))
+        luaL_argerror(L, 1, "scope must be core or tenant");
+    lua_getfield(L, 1, "tid");
+    *tid = (long long)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    if (strcmp(*scope, "tenant") == 0 && *tid <= 0)
+        luaL_argerror(L, 1, "a tenant token needs tid");
+}
+
+/* Pushes the token response of seed 001/002 logins. */
+static void push_session(lua_State *L, const struct config *cfg,
+                         const struct auth_session *s)
+{
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, s->access);
+    lua_setfield(L, -2, "access_token");
+    if (s->refresh[0]) {
+        lua_pushstring(L, s->refresh);
+        lua_setfield(L, -2, "refresh_token");
+    }
+    lua_pushliteral(L, "bearer");
+    lua_setfield(L, -2, "token_type");
+    lua_pushinteger(L, cfg->auth_token_ttl_s);
+    lua_setfield(L, -2, "expires_in");
+}
+
+static int fail(lua_State *L, const char *what, const char *err)
+{
+    return luaL_error(L, "rt.auth.%s: %s", what, err);
+}
+
+/* issue_token{sub=, scope=, tid=} -> token, exp */
+static int l_issue_token(lua_State *L)
+{
+    const char *sub, *scope;
+    long long tid;
+    struct auth_session s;
+    char err[256];
+
+    subject(L, &sub, &scope, &tid);
+    if (auth_issue_access(bound(L)->auth, scope, tid, sub, &s, err, sizeof err) < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
         return 2;
     }
-
-    struct crypto_jwt_claims c;
-    unsigned char rnd[16];
-    memset(&c, 0, sizeof c);
-    if (crypto_random(rnd, sizeof rnd) < 0)
-        return luaL_error(L, "rt.auth.issue_token: no randomness");
-    crypto_hex(rnd, sizeof rnd, c.jti);
-    snprintf(c.iss, sizeof c.iss, "%s", cfg->auth_issuer);
-    snprintf(c.aud, sizeof c.aud, "%s", cfg->auth_audience);
-    snprintf(c.sub, sizeof c.sub, "%s", sub);
-    snprintf(c.scope, sizeof c.scope, "%s", scope);
-    c.tid = strcmp(scope, "tenant") == 0 ? (long long)tid : 0;
-    c.iat = (long long)time(NULL);
-    c.exp = c.iat + cfg->auth_token_ttl_s;
-    char *token = crypto_jwt_sign((const unsigned char *)cfg->auth_jwt_secret,
-                                  strlen(cfg->auth_jwt_secret), NULL, &c);
-    if (!token)
-        return luaL_error(L, "rt.auth.issue_token: signing failed");
-    lua_pushstring(L, token);
-    free(token);
-    lua_pushinteger(L, (lua_Integer)c.exp);
+    lua_pushstring(L, s.access);
+    lua_pushinteger(L, (lua_Integer)s.claims.exp);
+    auth_session_clear(&s);
     return 2;
+}
+
+/* login{sub=, scope=, tid=} -> {access_token, refresh_token, token_type,
+ * expires_in} */
+static int l_login(lua_State *L)
+{
+    const char *sub, *scope;
+    long long tid;
+    struct auth_session s;
+    char err[256];
+
+    subject(L, &sub, &scope, &tid);
+    if (auth_session_start(bound(L)->auth, scope, tid, sub, &s, err, sizeof err) < 0)
+        return fail(L, "login", err);
+    push_session(L, config_of(L), &s);
+    auth_session_clear(&s);
+    return 1;
+}
+
+/* refresh(token) -> session table plus sub, scope, tid | nil */
+static int l_refresh(lua_State *L)
+{
+    const char *token = luaL_checkstring(L, 1);
+    struct auth_session s;
+    char err[256];
+
+    int rc = auth_session_refresh(bound(L)->auth, token, &s, err, sizeof err);
+    if (rc < 0)
+        return fail(L, "refresh", err);
+    if (rc == 0) {
+        lua_pushnil(L);
+        return 1;
+    }
+    push_session(L, config_of(L), &s);
+    lua_pushstring(L, s.claims.sub);
+    lua_setfield(L, -2, "sub");
+    lua_pushstring(L, s.claims.scope);
+    lua_setfield(L, -2, "scope");
+    lua_pushinteger(L, (lua_Integer)s.claims.tid);
+    lua_setfield(L, -2, "tid");
+    auth_session_clear(&s);
+    return 1;
+}
+
+/* logout([refresh_token]): revokes the caller's token and that session. */
+static int l_logout(lua_State *L)
+{
+    const char *refresh = luaL_optstring(L, 1, NULL);
+    struct binding *b = bound(L);
+    char err[256];
+
+    if (!b->claims || strncmp(b->claims->sub, "apikey:", 7) == 0)
+        return luaL_error(L, "rt.auth.logout: the request has no user token");
+    if (auth_session_end(b->auth, b->claims, refresh, err, sizeof err) < 0)
+        return fail(L, "logout", err);
+    return 0;
+}
+
+/* revoke_user(user_id): every token and session of that user of the current
+ * tenant (platform user without one) stops working. */
+static int l_revoke_user(lua_State *L)
+{
+    const char *sub = luaL_checkstring(L, 1);
+    struct binding *b = bound(L);
+    char err[256];
+
+    if (auth_revoke_user(b->auth, b->tid, sub, err, sizeof err) < 0)
+        return fail(L, "revoke_user", err);
+    return 0;
+}
+
+/* rbac_changed([user_id]): roles or permissions of that user (nil: anyone)
+ * of the current tenant changed. */
+static int l_rbac_changed(lua_State *L)
+{
+    const char *sub = luaL_optstring(L, 1, NULL);
+    struct binding *b = bound(L);
+    char err[256];
+
+    if (auth_rbac_changed(b->auth, b->tid, sub, err, sizeof err) < 0)
+        return fail(L, "rbac_changed", err);
+    return 0;
+}
+
+/* create_api_key(name, creator_id) -> key, id (the key is shown once) */
+static int l_create_api_key(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    lua_Integer creator = luaL_optinteger(L, 2, 0);
+    char key[96], err[256];
+
+    long long id =
+        auth_api_key_create(bound(L)->auth, name, (long long)creator, key, err, sizeof err);
+    if (id < 0)
+        return fail(L, "create_api_key", err);
+    lua_pushstring(L, key);
+    lua_pushinteger(L, (lua_Integer)id);
+    return 2;
+}
+
+/* revoke_api_key(id) -> true | false (no such live key) */
+static int l_revoke_api_key(lua_State *L)
+{
+    lua_Integer id = luaL_checkinteger(L, 1);
+    char err[256];
+
+    int rc = auth_api_key_revoke(bound(L)->auth, (long long)id, err, sizeof err);
+    if (rc < 0)
+        return fail(L, "revoke_api_key", err);
+    lua_pushboolean(L, rc == 1);
+    return 1;
+}
+
+/* config() -> the auth settings scripts need */
+static int l_config(lua_State *L)
+{
+    const struct config *cfg = config_of(L);
+    lua_createtable(L, 0, 5);
+    lua_pushinteger(L, cfg->auth_password_min_length);
+    lua_setfield(L, -2, "password_min_length");
+    lua_pushinteger(L, cfg->auth_lockout_attempts);
+    lua_setfield(L, -2, "lockout_attempts");
+    lua_pushinteger(L, cfg->auth_lockout_s);
+    lua_setfield(L, -2, "lockout_s");
+    lua_pushboolean(L, cfg->auth_core_registration);
+    lua_setfield(L, -2, "core_registration");
+    lua_pushinteger(L, cfg->auth_token_ttl_s);
+    lua_setfield(L, -2, "token_ttl_s");
+    return 1;
 }
 
 int luaopen_rt_auth(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
+        {"hash_password", l_hash_password},
+        {"verify_password", l_verify_password},
+        {"password_problem", l_password_problem},
         {"issue_token", l_issue_token},
+        {"login", l_login},
+        {"refresh", l_refresh},
+        {"logout", l_logout},
+        {"revoke_user", l_revoke_user},
+        {"rbac_changed", l_rbac_changed},
+        {"create_api_key", l_create_api_key},
+        {"revoke_api_key", l_revoke_api_key},
+        {"config", l_config},
         {NULL, NULL},
     };
     luaL_newlib(L, funcs);

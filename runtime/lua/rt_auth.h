@@ -1,17 +1,36 @@
-/* rt.auth: tokens for scripts.
+/* rt.auth: passwords, sessions and token state for scripts (over auth.c and
+ * crypto.c).
  *
- *   auth.issue_token{ sub = "42", scope = "core" | "tenant", tid = 7 }
- *       -> token, expires_at   | nil, message
+ *   hash_password(pw)            -> argon2id PHC string       (offload routes)
+ *   verify_password(pw, hash)    -> boolean; a nil hash costs the same (offload)
+ *   password_problem(pw)         -> nil | what is wrong (length, ...)
+ *   issue_token{sub=, scope=, tid=}  -> token, exp | nil, message
+ *   login{sub=, scope=, tid=}    -> {access_token, refresh_token, token_type, expires_in}
+ *   refresh(token)               -> that table plus sub, scope, tid | nil
+ *   logout([refresh_token])      revokes the caller's token (and that session)
+ *   revoke_user(user_id)         every token of that user of the current tenant
+ *   rbac_changed([user_id])      drops cached permissions (nil: the whole tenant)
+ *   create_api_key(name, creator) -> key (shown once), id
+ *   revoke_api_key(id)           -> boolean
+ *   config()                     -> password and lockout settings
  *
- * Signs an HS256 access token with the runtime's configured key, issuer,
- * audience and lifetime, and a random jti. Available while a request runs
- * (the registry holds the config); password hashing and refresh tokens come
- * with the rest of the auth issue. */
+ * Available while a request runs: vm.c binds the request's auth service,
+ * claims and tenant with rt_auth_bind. Password functions raise unless the
+ * route runs on the offload threads (offload = true). */
 #ifndef RT_LUA_RT_AUTH_H
 #define RT_LUA_RT_AUTH_H
 
+#include <stdbool.h>
+
 #include <lua.h>
 
+#include "auth.h"
+
 int luaopen_rt_auth(lua_State *L);
+
+/* Binds the current request (a NULL: none). claims and a are borrowed for the
+ * request's duration; tid is the resolved tenant (0: none). */
+void rt_auth_bind(lua_State *L, struct auth *a, const struct crypto_jwt_claims *claims,
+                  long long tid, bool offloaded);
 
 #endif

@@ -2,6 +2,8 @@
 -- tenant migrations, compensation on failure, lifecycle commands, and the
 -- isolation posture of the request role.
 local h = require "helpers"
+-- the number of files in scripts/migrations/tenant
+local TENANT_HEAD = "3"
 local mig = require "helpers.migrate"
 
 local real_tenant_steps = h.root .. "/scripts/migrations/tenant"
@@ -49,7 +51,7 @@ describe("runtime tenant", function()
       assert.equal("active", res.json.status)
       assert.equal("active", status_of(code))
       -- at head in the directory (a shared tenant follows the shared target)
-      assert.equal("2", psql("SELECT schema_version FROM core.tenants WHERE code = '"
+      assert.equal(TENANT_HEAD, psql("SELECT schema_version FROM core.tenants WHERE code = '"
         .. code .. "'"))
       -- the nine tenant tables and the seed ledger
       local where = ({

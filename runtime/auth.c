@@ -1,0 +1,743 @@
+/* auth: sessions, revocations, API keys, permission cache (see auth.h). */
+#include "auth.h"
+
+#include "db.h"
+#include "log.h"
+#include "ticker.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define PERM_BUCKETS 1024
+#define PERM_MAX     50000 /* entries; the cache is emptied past this */
+/* How long an 'rbac' row lives: every reload in that time drops the cache
+ * entries it names, so a change committed out of order is still seen. */
+#define RBAC_ROW_S "10"
+
+struct user_rev {
+    long long tid;
+    char sub[128];
+    long long not_before; /* tokens with iat <= this are revoked */
+};
+
+/* What was read from the database in one reload; immutable once built. */
+struct state {
+    char (*jtis)[64]; /* sorted */
+    size_t njtis;
+    struct user_rev *users; /* sorted by (tid, sub) */
+    size_t nusers;
+    struct api_key {
+        char hash[65]; /* SHA-256 hex of the key */
+        long long id;
+    } * keys; /* live keys, sorted by hash */
+    size_t nkeys;
+};
+
+struct perm_entry {
+    struct perm_entry *next;
+    long long tid;
+    char *sub;
+    struct auth_perms p; /* p.codes owned */
+    time_t loaded;
+};
+
+struct auth {
+    const struct config *cfg;
+    struct db_pool *pool;
+    struct ticker *ticker;
+
+    pthread_mutex_t mu; /* guards st, local and the permission cache */
+    struct state *st;
+    /* Revocations made by this process since the last reload. */
+    struct state local;
+    struct perm_entry *buckets[PERM_BUCKETS];
+    size_t nperms;
+};
+
+/* ---- small helpers ----------------------------------------------------------- */
+
+static void state_free(struct state *s)
+{
+    if (!s)
+        return;
+    free(s->jtis);
+    free(s->users);
+    free(s->keys);
+}
+
+static int cmp_jti(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+static int cmp_user(const void *a, const void *b)
+{
+    const struct user_rev *x = a, *y = b;
+    if (x->tid != y->tid)
+        return x->tid < y->tid ? -1 : 1;
+    return strcmp(x->sub, y->sub);
+}
+
+/* Runs one statement in its own transaction on auth's pool. */
+static int run(struct auth *a, const char *sql, int n, const char *const *vals,
+               PGresult **res, char *err, size_t errlen)
+{
+    static const struct db_tx tx = {NULL, 0, false};
+    struct db_conn *c = NULL;
+    struct db_error e;
+    PGresult *r = NULL;
+
+    if (db_query(a->pool, &c, &tx, sql, n, vals, &r, &e) < 0 || db_end(c, true, &e) < 0) {
+        PQclear(r);
+        db_checkin(a->pool, c);
+        snprintf(err, errlen, "%s", e.message);
+        return -1;
+    }
+    db_checkin(a->pool, c);
+    if (res)
+        *res = r;
+    else
+        PQclear(r);
+    return 0;
+}
+
+static int random_hex(char *out, size_t bytes)
+{
+    unsigned char b[64];
+    if (bytes > sizeof b || crypto_random(b, bytes) < 0)
+        return -1;
+    crypto_hex(b, bytes, out);
+    return 0;
+}
+
+/* ---- reload ------------------------------------------------------------------- */
+
+static const char RELOAD_SQL[] =
+    "SELECT 'r', kind, coalesce(jti, ''), tenant_id::text, coalesce(user_id, ''), "
+    "floor(extract(epoch FROM not_before))::bigint::text "
+    "FROM core.revocations WHERE expires_at > now() "
+    "UNION ALL SELECT 'k', '', key_hash, id::text, '', '' "
+    "FROM core.api_keys WHERE revoked_at IS NULL";
+
+static struct state *state_build(PGresult *r)
+{
+    struct state *s = calloc(1, sizeof *s);
+    int n = PQntuples(r);
+
+    if (!s)
+        return NULL;
+    s->jtis = calloc((size_t)n + 1, sizeof *s->jtis);
+    s->users = calloc((size_t)n + 1, sizeof *s->users);
+    s->keys = calloc((size_t)n + 1, sizeof *s->keys);
+    if (!s->jtis || !s->users || !s->keys) {
+        state_free(s);
+        free(s);
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        const char *what = PQgetvalue(r, i, 0), *kind = PQgetvalue(r, i, 1);
+        if (*what == 'k') {
+            struct api_key *k = &s->keys[s->nkeys++];
+            snprintf(k->hash, sizeof k->hash, "%s", PQgetvalue(r, i, 2));
+            k->id = atoll(PQgetvalue(r, i, 3));
+        } else if (strcmp(kind, "jti") == 0) {
+            snprintf(s->jtis[s->njtis++], sizeof s->jtis[0], "%s", PQgetvalue(r, i, 2));
+        } else if (strcmp(kind, "user") == 0) {
+            struct user_rev *u = &s->users[s->nusers++];
+            u->tid = atoll(PQgetvalue(r, i, 3));
+            snprintf(u->sub, sizeof u->sub, "%s", PQgetvalue(r, i, 4));
+            u->not_before = atoll(PQgetvalue(r, i, 5));
+        }
+    }
+    qsort(s->jtis, s->njtis, sizeof s->jtis[0], cmp_jti);
+    qsort(s->users, s->nusers, sizeof s->users[0], cmp_user);
+    /* one row per user: the latest not_before */
+    size_t w = 0;
+    for (size_t i = 0; i < s->nusers; i++) {
+        if (w && cmp_user(&s->users[w - 1], &s->users[i]) == 0) {
+            if (s->users[i].not_before > s->users[w - 1].not_before)
+                s->users[w - 1].not_before = s->users[i].not_before;
+        } else {
+            s->users[w++] = s->users[i];
+        }
+    }
+    s->nusers = w;
+    /* the hash is the first member: cmp_jti compares it */
+    qsort(s->keys, s->nkeys, sizeof s->keys[0], cmp_jti);
+    return s;
+}
+
+static void perms_drop_locked(struct auth *a, long long tid, const char *sub);
+
+void auth_reload(struct auth *a)
+{
+    PGresult *r = NULL, *rb = NULL;
+    char err[256];
+
+    if (run(a, RELOAD_SQL, 0, NULL, &r, err, sizeof err) < 0) {
+        log_msg(LOG_LEVEL_DEBUG, NULL, "auth: cannot reload revocations: %s", err);
+        return; /* keep what we have */
+    }
+    struct state *s = state_build(r);
+    PQclear(r);
+    if (!s)
+        return;
+    (void)run(a,
+              "SELECT tenant_id::text, coalesce(user_id, '') FROM core.revocations "
+              "WHERE kind = 'rbac' AND expires_at > now()",
+              0, NULL, &rb, err, sizeof err);
+    pthread_mutex_lock(&a->mu);
+    struct state *old = a->st;
+    a->st = s;
+    state_free(&a->local);
+    memset(&a->local, 0, sizeof a->local);
+    for (int i = 0; rb && i < PQntuples(rb); i++) {
+        const char *sub = PQgetvalue(rb, i, 1);
+        perms_drop_locked(a, atoll(PQgetvalue(rb, i, 0)), *sub ? sub : NULL);
+    }
+    pthread_mutex_unlock(&a->mu);
+    PQclear(rb);
+    state_free(old);
+    free(old);
+}
+
+static void reload_tick(void *arg)
+{
+    auth_reload(arg);
+}
+
+struct auth *auth_new(const struct config *cfg, bool poll, char *err, size_t errlen)
+{
+    struct auth *a = calloc(1, sizeof *a);
+
+    if (!a) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    a->cfg = cfg;
+    pthread_mutex_init(&a->mu, NULL);
+    struct db_pool_options po = {
+        .conninfo = cfg->database_url,
+        .name = "auth",
+        .max_size = 2,
+        .checkout_timeout_ms = cfg->database_checkout_timeout_ms,
+        .connect_timeout_s = cfg->database_connect_timeout,
+        .statement_timeout_ms = cfg->database_statement_timeout_ms,
+    };
+    a->pool = db_pool_new(&po);
+    a->st = calloc(1, sizeof *a->st);
+    if (!a->pool || !a->st) {
+        snprintf(err, errlen, "out of memory");
+        auth_free(a);
+        return NULL;
+    }
+    auth_reload(a);
+    if (poll &&
+        !(a->ticker = ticker_start(cfg->auth_revocation_refresh_ms, reload_tick, a))) {
+        snprintf(err, errlen, "cannot start the revocation reloader");
+        auth_free(a);
+        return NULL;
+    }
+    return a;
+}
+
+void auth_free(struct auth *a)
+{
+    if (!a)
+        return;
+    ticker_stop(a->ticker);
+    perms_drop_locked(a, -1, NULL);
+    state_free(a->st);
+    free(a->st);
+    state_free(&a->local);
+    db_pool_free(a->pool);
+    pthread_mutex_destroy(&a->mu);
+    free(a);
+}
+
+/* ---- the request path ------------------------------------------------------ */
+
+static bool state_revoked(const struct state *s, const struct crypto_jwt_claims *c)
+{
+    if (s->njtis && bsearch(c->jti, s->jtis, s->njtis, sizeof s->jtis[0], cmp_jti))
+        return true;
+    if (s->nusers) {
+        struct user_rev key = {.tid = c->tid};
+        snprintf(key.sub, sizeof key.sub, "%s", c->sub);
+        const struct user_rev *u =
+            bsearch(&key, s->users, s->nusers, sizeof s->users[0], cmp_user);
+        if (u && c->iat <= u->not_before)
+            return true;
+    }
+    return false;
+}
+
+/* The local list is small and unsorted: scanned. */
+static bool local_revoked(const struct state *s, const struct crypto_jwt_claims *c)
+{
+    for (size_t i = 0; i < s->njtis; i++)
+        if (strcmp(s->jtis[i], c->jti) == 0)
+            return true;
+    for (size_t i = 0; i < s->nusers; i++)
+        if (s->users[i].tid == c->tid && strcmp(s->users[i].sub, c->sub) == 0 &&
+            c->iat <= s->users[i].not_before)
+            return true;
+    return false;
+}
+
+bool auth_token_revoked(struct auth *a, const struct crypto_jwt_claims *c)
+{
+    pthread_mutex_lock(&a->mu);
+    bool r = state_revoked(a->st, c) || local_revoked(&a->local, c);
+    pthread_mutex_unlock(&a->mu);
+    return r;
+}
+
+long long auth_api_key(struct auth *a, const char *key)
+{
+    char hex[CRYPTO_SHA256_HEX_LEN + 1];
+    long long id = 0;
+
+    if (strncmp(key, "rtk_", 4) != 0 || strlen(key) > 200)
+        return 0;
+    crypto_sha256_hex(key, strlen(key), hex);
+    pthread_mutex_lock(&a->mu);
+    const struct state *s = a->st;
+    const struct api_key *k =
+        s->nkeys ? bsearch(hex, s->keys, s->nkeys, sizeof s->keys[0], cmp_jti) : NULL;
+    if (k)
+        id = k->id;
+    pthread_mutex_unlock(&a->mu);
+    return id;
+}
+
+/* Records a revocation here at once (the next reload brings it from the
+ * database too). */
+static void local_add(struct auth *a, const char *jti, long long tid, const char *sub)
+{
+    pthread_mutex_lock(&a->mu);
+    struct state *l = &a->local;
+    if (jti) {
+        void *v = realloc(l->jtis, (l->njtis + 1) * sizeof *l->jtis);
+        if (v) {
+            l->jtis = v;
+            snprintf(l->jtis[l->njtis++], sizeof l->jtis[0], "%s", jti);
+        }
+    } else {
+        void *v = realloc(l->users, (l->nusers + 1) * sizeof *l->users);
+        if (v) {
+            l->users = v;
+            struct user_rev *u = &l->users[l->nusers++];
+            u->tid = tid;
+            snprintf(u->sub, sizeof u->sub, "%s", sub);
+            u->not_before = (long long)time(NULL);
+        }
+    }
+    pthread_mutex_unlock(&a->mu);
+}
+
+/* ---- sessions ---------------------------------------------------------------- */
+
+void auth_session_clear(struct auth_session *s)
+{
+    free(s->access);
+    memset(s, 0, sizeof *s);
+}
+
+int auth_issue_access(struct auth *a, const char *scope, long long tid, const char *sub,
+                      struct auth_session *out, char *err, size_t errlen)
+{
+    const struct config *cfg = a->cfg;
+    struct crypto_jwt_claims *c = &out->claims;
+
+    memset(out, 0, sizeof *out);
+    if (strlen(cfg->auth_jwt_secret) < 32) {
+        snprintf(err, errlen, "auth.jwt_secret is not configured (32 bytes or more)");
+        return -1;
+    }
+    if (random_hex(c->jti, 16) < 0) {
+        snprintf(err, errlen, "no randomness");
+        return -1;
+    }
+    snprintf(c->iss, sizeof c->iss, "%s", cfg->auth_issuer);
+    snprintf(c->aud, sizeof c->aud, "%s", cfg->auth_audience);
+    snprintf(c->sub, sizeof c->sub, "%s", sub);
+    snprintf(c->scope, sizeof c->scope, "%s", scope);
+    c->tid = strcmp(scope, "tenant") == 0 ? tid : 0;
+    c->iat = (long long)time(NULL);
+    c->exp = c->iat + cfg->auth_token_ttl_s;
+    out->access = crypto_jwt_sign((const unsigned char *)cfg->auth_jwt_secret,
+                                  strlen(cfg->auth_jwt_secret), NULL, c);
+    if (!out->access) {
+        snprintf(err, errlen, "signing failed");
+        return -1;
+    }
+    return 0;
+}
+
+/* Issues an access token and a refresh token of family (stored hashed). */
+static int issue_pair(struct auth *a, const char *scope, long long tid, const char *sub,
+                      const char *family, struct auth_session *out, char *err,
+                      size_t errlen)
+{
+    char hash[CRYPTO_SHA256_HEX_LEN + 1], tids[24], ttl[24];
+
+    if (auth_issue_access(a, scope, tid, sub, out, err, errlen) < 0)
+        return -1;
+    memcpy(out->refresh, "rtr_", 4);
+    if (random_hex(out->refresh + 4, 32) < 0) {
+        snprintf(err, errlen, "no randomness");
+        auth_session_clear(out);
+        return -1;
+    }
+    crypto_sha256_hex(out->refresh, strlen(out->refresh), hash);
+    snprintf(tids, sizeof tids, "%lld", out->claims.tid);
+    snprintf(ttl, sizeof ttl, "%d", a->cfg->auth_refresh_ttl_s);
+    const char *v[] = {hash, family, scope, tids, sub, out->claims.jti, ttl};
+    if (run(a,
+            "INSERT INTO core.refresh_tokens (token_hash, family, scope, tenant_id, "
+            "user_id, access_jti, expires_at) "
+            "VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7))",
+            7, v, NULL, err, errlen) < 0) {
+        auth_session_clear(out);
+        return -1;
+    }
+    return 0;
+}
+
+int auth_session_start(struct auth *a, const char *scope, long long tid, const char *sub,
+                       struct auth_session *out, char *err, size_t errlen)
+{
+    char family[33];
+
+    if (random_hex(family, 16) < 0) {
+        snprintf(err, errlen, "no randomness");
+        return -1;
+    }
+    return issue_pair(a, scope, tid, sub, family, out, err, errlen);
+}
+
+/* Revokes a family: its refresh tokens, and the access tokens issued from it
+ * that may still be alive. */
+static int revoke_family(struct auth *a, const char *family, char *err, size_t errlen)
+{
+    PGresult *r = NULL;
+    char ttl[24];
+
+    snprintf(ttl, sizeof ttl, "%d", a->cfg->auth_token_ttl_s + a->cfg->auth_leeway_s);
+    const char *v[] = {family, ttl};
+    if (run(a,
+            "WITH f AS (UPDATE core.refresh_tokens SET revoked_at = coalesce(revoked_at, "
+            "now()) WHERE family = $1 RETURNING access_jti, created_at) "
+            "INSERT INTO core.revocations (kind, jti, expires_at) "
+            "SELECT 'jti', access_jti, created_at + make_interval(secs => $2) FROM f "
+            "WHERE created_at + make_interval(secs => $2) > now() RETURNING jti",
+            2, v, &r, err, errlen) < 0)
+        return -1;
+    for (int i = 0; i < PQntuples(r); i++)
+        local_add(a, PQgetvalue(r, i, 0), 0, NULL);
+    PQclear(r);
+    return 0;
+}
+
+int auth_session_refresh(struct auth *a, const char *refresh, struct auth_session *out,
+                         char *err, size_t errlen)
+{
+    char hash[CRYPTO_SHA256_HEX_LEN + 1];
+    PGresult *r = NULL;
+
+    memset(out, 0, sizeof *out);
+    if (strncmp(refresh, "rtr_", 4) != 0 || strlen(refresh) != AUTH_REFRESH_LEN - 1)
+        return 0;
+    crypto_sha256_hex(refresh, strlen(refresh), hash);
+    const char *v[] = {hash};
+    if (run(a,
+            "UPDATE core.refresh_tokens SET used_at = now() WHERE token_hash = $1 "
+            "AND used_at IS NULL AND revoked_at IS NULL AND expires_at > now() "
+            "RETURNING family, scope, tenant_id::text, user_id",
+            1, v, &r, err, errlen) < 0)
+        return -1;
+    if (PQntuples(r) == 1) {
+        char family[64], scope[16], sub[128];
+        snprintf(family, sizeof family, "%s", PQgetvalue(r, 0, 0));
+        snprintf(scope, sizeof scope, "%s", PQgetvalue(r, 0, 1));
+        long long tid = atoll(PQgetvalue(r, 0, 2));
+        snprintf(sub, sizeof sub, "%s", PQgetvalue(r, 0, 3));
+        PQclear(r);
+        return issue_pair(a, scope, tid, sub, family, out, err, errlen) < 0 ? -1 : 1;
+    }
+    PQclear(r);
+    /* Unknown, or spent/revoked/expired: a spent one being replayed means
+     * someone else holds it, so the whole login ends. */
+    if (run(a,
+            "SELECT family FROM core.refresh_tokens WHERE token_hash = $1 "
+            "AND used_at IS NOT NULL",
+            1, v, &r, err, errlen) < 0)
+        return -1;
+    if (PQntuples(r) == 1) {
+        char family[64];
+        snprintf(family, sizeof family, "%s", PQgetvalue(r, 0, 0));
+        log_msg(LOG_LEVEL_WARN, NULL,
+                "refresh token reused: session family %.8s... revoked", family);
+        if (revoke_family(a, family, err, errlen) < 0) {
+            PQclear(r);
+            return -1;
+        }
+    }
+    PQclear(r);
+    return 0;
+}
+
+static int revoke_jti(struct auth *a, const struct crypto_jwt_claims *c, char *err,
+                      size_t errlen)
+{
+    char exp[24];
+    snprintf(exp, sizeof exp, "%lld", c->exp + a->cfg->auth_leeway_s);
+    const char *v[] = {c->jti, exp};
+    if (run(a,
+            "INSERT INTO core.revocations (kind, jti, expires_at) "
+            "VALUES ('jti', $1, to_timestamp($2::bigint))",
+            2, v, NULL, err, errlen) < 0)
+        return -1;
+    local_add(a, c->jti, 0, NULL);
+    return 0;
+}
+
+int auth_session_end(struct auth *a, const struct crypto_jwt_claims *who,
+                     const char *refresh, char *err, size_t errlen)
+{
+    if (revoke_jti(a, who, err, errlen) < 0)
+        return -1;
+    if (!refresh || strlen(refresh) != AUTH_REFRESH_LEN - 1)
+        return 0;
+    char hash[CRYPTO_SHA256_HEX_LEN + 1], tids[24];
+    PGresult *r = NULL;
+    crypto_sha256_hex(refresh, strlen(refresh), hash);
+    snprintf(tids, sizeof tids, "%lld", who->tid);
+    const char *v[] = {hash, tids, who->sub};
+    if (run(a,
+            "SELECT family FROM core.refresh_tokens WHERE token_hash = $1 "
+            "AND tenant_id = $2 AND user_id = $3",
+            3, v, &r, err, errlen) < 0)
+        return -1;
+    int rc = 0;
+    if (PQntuples(r) == 1) {
+        char family[64];
+        snprintf(family, sizeof family, "%s", PQgetvalue(r, 0, 0));
+        rc = revoke_family(a, family, err, errlen);
+    }
+    PQclear(r);
+    return rc;
+}
+
+int auth_revoke_user(struct auth *a, long long tid, const char *sub, char *err,
+                     size_t errlen)
+{
+    char tids[24], ttl[24];
+    snprintf(tids, sizeof tids, "%lld", tid);
+    snprintf(ttl, sizeof ttl, "%d", a->cfg->auth_token_ttl_s + 2 * a->cfg->auth_leeway_s);
+    const char *v[] = {tids, sub, ttl};
+    if (run(a,
+            "WITH s AS (UPDATE core.refresh_tokens SET revoked_at = now() "
+            "WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL) "
+            "INSERT INTO core.revocations (kind, tenant_id, user_id, expires_at) "
+            "VALUES ('user', $1, $2, now() + make_interval(secs => $3))",
+            3, v, NULL, err, errlen) < 0)
+        return -1;
+    local_add(a, NULL, tid, sub);
+    pthread_mutex_lock(&a->mu);
+    perms_drop_locked(a, tid, sub);
+    pthread_mutex_unlock(&a->mu);
+    return 0;
+}
+
+/* ---- API keys ------------------------------------------------------------------ */
+
+long long auth_api_key_create(struct auth *a, const char *name, long long creator,
+                              char key[96], char *err, size_t errlen)
+{
+    char prefix[17], secret[65], hash[CRYPTO_SHA256_HEX_LEN + 1], by[24];
+    PGresult *r = NULL;
+
+    if (random_hex(prefix, 8) < 0 || random_hex(secret, 32) < 0) {
+        snprintf(err, errlen, "no randomness");
+        return -1;
+    }
+    snprintf(key, 96, "rtk_%s_%s", prefix, secret);
+    crypto_sha256_hex(key, strlen(key), hash);
+    snprintf(by, sizeof by, "%lld", creator);
+    const char *v[] = {name, prefix, hash, creator > 0 ? by : NULL};
+    if (run(a,
+            "INSERT INTO core.api_keys (name, prefix, key_hash, created_by) "
+            "VALUES ($1, $2, $3, $4) RETURNING id",
+            4, v, &r, err, errlen) < 0)
+        return -1;
+    long long id = atoll(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    auth_reload(a);
+    return id;
+}
+
+int auth_api_key_revoke(struct auth *a, long long id, char *err, size_t errlen)
+{
+    char ids[24];
+    PGresult *r = NULL;
+    snprintf(ids, sizeof ids, "%lld", id);
+    const char *v[] = {ids};
+    if (run(a,
+            "UPDATE core.api_keys SET revoked_at = now() WHERE id = $1 "
+            "AND revoked_at IS NULL RETURNING id",
+            1, v, &r, err, errlen) < 0)
+        return -1;
+    int found = PQntuples(r) == 1;
+    PQclear(r);
+    if (found)
+        auth_reload(a);
+    return found;
+}
+
+/* ---- permissions ----------------------------------------------------------------- */
+
+bool auth_perms_allow(const struct auth_perms *p, const char *need)
+{
+    if (p->superuser)
+        return true;
+    if (!need || !*need)
+        return true;
+    const char *us = strrchr(need, '_');
+    size_t reslen = us ? (size_t)(us - need) : 0;
+    for (const char *s = p->codes ? p->codes : ""; *s;) {
+        size_t n = strcspn(s, ",");
+        if ((n == strlen(need) && strncmp(s, need, n) == 0) ||
+            (us && n == reslen + 7 && strncmp(s, need, reslen) == 0 &&
+             strncmp(s + reslen, "_manage", 7) == 0))
+            return true;
+        s += n;
+        if (*s == ',')
+            s++;
+    }
+    return false;
+}
+
+static size_t perm_bucket(long long tid, const char *sub)
+{
+    size_t h = (size_t)tid * 0x9e3779b97f4a7c15ULL;
+    for (const char *p = sub; *p; p++)
+        h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+    return h % PERM_BUCKETS;
+}
+
+static void perm_entry_free(struct perm_entry *e)
+{
+    free(e->sub);
+    free((char *)e->p.codes);
+    free(e);
+}
+
+/* Drops the entries of (tid, sub); sub NULL: all of tenant tid; tid -1: all.
+ * Caller holds a->mu (or is the only user). */
+static void perms_drop_locked(struct auth *a, long long tid, const char *sub)
+{
+    for (size_t b = 0; b < PERM_BUCKETS; b++) {
+        if (sub && tid >= 0)
+            b = perm_bucket(tid, sub);
+        for (struct perm_entry **pp = &a->buckets[b]; *pp;) {
+            struct perm_entry *e = *pp;
+            if (tid < 0 || (e->tid == tid && (!sub || strcmp(e->sub, sub) == 0))) {
+                *pp = e->next;
+                perm_entry_free(e);
+                a->nperms--;
+            } else {
+                pp = &e->next;
+            }
+        }
+        if (sub && tid >= 0)
+            break;
+    }
+}
+
+int auth_perms_cached(struct auth *a, long long tid, const char *sub, const char *need,
+                      bool *allowed)
+{
+    time_t now = time(NULL);
+    int hit = 0;
+
+    pthread_mutex_lock(&a->mu);
+    for (struct perm_entry *e = a->buckets[perm_bucket(tid, sub)]; e; e = e->next)
+        if (e->tid == tid && strcmp(e->sub, sub) == 0) {
+            if (now - e->loaded < a->cfg->auth_permission_cache_s) {
+                *allowed = auth_perms_allow(&e->p, need);
+                hit = 1;
+            }
+            break;
+        }
+    pthread_mutex_unlock(&a->mu);
+    return hit;
+}
+
+void auth_perms_store(struct auth *a, long long tid, const char *sub,
+                      const struct auth_perms *p)
+{
+    struct perm_entry *e = calloc(1, sizeof *e);
+    if (!e)
+        return;
+    e->tid = tid;
+    e->sub = strdup(sub);
+    e->p = *p;
+    e->p.codes = strdup(p->codes ? p->codes : "");
+    e->loaded = time(NULL);
+    if (!e->sub || !e->p.codes) {
+        perm_entry_free(e);
+        return;
+    }
+    pthread_mutex_lock(&a->mu);
+    perms_drop_locked(a, tid, sub);
+    if (a->nperms >= PERM_MAX)
+        perms_drop_locked(a, -1, NULL);
+    size_t b = perm_bucket(tid, sub);
+    e->next = a->buckets[b];
+    a->buckets[b] = e;
+    a->nperms++;
+    pthread_mutex_unlock(&a->mu);
+}
+
+int auth_core_perms(struct auth *a, const char *sub, struct auth_perms *out, char *err,
+                    size_t errlen)
+{
+    PGresult *r = NULL;
+    const char *v[] = {sub};
+
+    memset(out, 0, sizeof *out);
+    if (strncmp(sub, "apikey:", 7) == 0) {
+        out->superuser = true; /* checked live on every request */
+        return 1;
+    }
+    if (run(a,
+            "SELECT is_superuser FROM core.users WHERE id::text = $1 "
+            "AND status = 'active' AND deleted_at IS NULL",
+            1, v, &r, err, errlen) < 0)
+        return -1;
+    int found = PQntuples(r) == 1;
+    if (found)
+        out->superuser = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    return found;
+}
+
+int auth_rbac_changed(struct auth *a, long long tid, const char *sub, char *err,
+                      size_t errlen)
+{
+    char tids[24];
+    snprintf(tids, sizeof tids, "%lld", tid);
+    const char *v[] = {tids, sub};
+    pthread_mutex_lock(&a->mu);
+    perms_drop_locked(a, tid, sub);
+    pthread_mutex_unlock(&a->mu);
+    return run(a,
+               "INSERT INTO core.revocations (kind, tenant_id, user_id, expires_at) "
+               "VALUES ('rbac', $1, $2, now() + interval '" RBAC_ROW_S " seconds')",
+               2, v, NULL, err, errlen);
+}

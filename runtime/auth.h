@@ -1,0 +1,131 @@
+/* auth: the token state every request shares (DESIGN.md section 3).
+ *
+ * - Access tokens: short-lived JWTs (crypto.c) with a fresh jti.
+ * - Refresh tokens: opaque random strings, stored as SHA-256 digests in
+ *   core.refresh_tokens. Each use rotates it; a second use of a spent one
+ *   means it was stolen, and the whole family (one login) is revoked along
+ *   with the access tokens issued from it.
+ * - Revocations (core.revocations): a jti, or every token of a user issued
+ *   up to a moment (disabled or deleted users, logout everywhere). The
+ *   server keeps the live rows in memory, reloaded every
+ *   auth.revocation_refresh_ms, so a revocation made by any replica takes
+ *   effect within that interval without a query per request; one made by
+ *   this process takes effect at once.
+ * - Platform API keys ("rtk_<prefix>_<secret>"), stored as SHA-256 digests
+ *   (the secret is 256 random bits, so a fast hash is enough); live keys are
+ *   kept in memory the same way.
+ * - The permission cache per (tenant, user): what a user may do, loaded on
+ *   first use by the caller and dropped when roles change (an 'rbac' row,
+ *   seen by every replica on its next reload) or after
+ *   auth.permission_cache_s.
+ *
+ * All database work uses a small pool of auth's own on the main database, so
+ * it never competes with (or deadlocks against) request connections. No Lua.
+ * Thread-safe. */
+#ifndef RT_AUTH_H
+#define RT_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "crypto.h"
+
+struct auth;
+
+/* Connects a pool to database.url and loads the state; cfg is borrowed and
+ * must outlive a. With poll set, a background thread reloads the state. */
+struct auth *auth_new(const struct config *cfg, bool poll, char *err, size_t errlen);
+void auth_free(struct auth *a);
+
+/* Re-reads revocations and API keys now (the background thread does this
+ * every auth.revocation_refresh_ms). */
+void auth_reload(struct auth *a);
+
+/* ---- the request path ------------------------------------------------- */
+
+/* True when the token was revoked (its jti, or its user up to its iat). */
+bool auth_token_revoked(struct auth *a, const struct crypto_jwt_claims *c);
+
+/* Checks a platform API key. Returns its id (> 0), or 0 when the key is
+ * unknown or revoked. */
+long long auth_api_key(struct auth *a, const char *key);
+
+/* ---- sessions ----------------------------------------------------------- */
+
+#define AUTH_REFRESH_LEN 69 /* "rtr_" + 64 hex digits + NUL */
+
+struct auth_session {
+    char *access; /* malloc'd JWT; freed by auth_session_clear */
+    char refresh[AUTH_REFRESH_LEN];
+    struct crypto_jwt_claims claims; /* of the access token */
+};
+
+void auth_session_clear(struct auth_session *s);
+
+/* Signs an access token for (scope, tid, sub) into out->access without a
+ * refresh token. Returns 0 or -1 (err filled). */
+int auth_issue_access(struct auth *a, const char *scope, long long tid, const char *sub,
+                      struct auth_session *out, char *err, size_t errlen);
+
+/* Starts a session (a login): an access token and a new refresh token
+ * family. Returns 0 or -1 (err filled). */
+int auth_session_start(struct auth *a, const char *scope, long long tid, const char *sub,
+                       struct auth_session *out, char *err, size_t errlen);
+
+/* Spends refresh token `refresh` and issues the next pair of its family.
+ * Returns 1 (out filled), 0 when the token is unknown, spent, revoked or
+ * expired (a spent one revokes its family), or -1 (err filled). */
+int auth_session_refresh(struct auth *a, const char *refresh, struct auth_session *out,
+                         char *err, size_t errlen);
+
+/* Logout: revokes the access token who and, when refresh is given and
+ * belongs to the same user, its family. Returns 0 or -1. */
+int auth_session_end(struct auth *a, const struct crypto_jwt_claims *who,
+                     const char *refresh, char *err, size_t errlen);
+
+/* Revokes every token and session of user sub of tenant tid (0: core)
+ * issued until now. Returns 0 or -1. */
+int auth_revoke_user(struct auth *a, long long tid, const char *sub, char *err,
+                     size_t errlen);
+
+/* ---- API keys --------------------------------------------------------------- */
+
+/* Makes a key named name for core user creator (0: none); the key is written
+ * to key (shown once, never stored). Returns its id, or -1. */
+long long auth_api_key_create(struct auth *a, const char *name, long long creator,
+                              char key[96], char *err, size_t errlen);
+/* Revokes key id. Returns 1, 0 when there is no such live key, or -1. */
+int auth_api_key_revoke(struct auth *a, long long id, char *err, size_t errlen);
+
+/* ---- permissions ------------------------------------------------------------ */
+
+/* What a user may do: superusers anything; otherwise the permission codes
+ * ("user_read"), where resource_manage implies every action on resource. */
+struct auth_perms {
+    bool superuser;
+    int priority;      /* highest role priority (0: none) */
+    const char *codes; /* comma-separated, sorted */
+};
+
+/* True when perms grant permission need. Pure. */
+bool auth_perms_allow(const struct auth_perms *p, const char *need);
+
+/* Looks (tid, sub) up in the cache. Returns 1 with *allowed set, or 0 on a
+ * miss. */
+int auth_perms_cached(struct auth *a, long long tid, const char *sub, const char *need,
+                      bool *allowed);
+/* Caches the permissions of (tid, sub). */
+void auth_perms_store(struct auth *a, long long tid, const char *sub,
+                      const struct auth_perms *p);
+/* Loads a core (platform) user's permissions from core.users: a superuser
+ * has all, others none. Returns 1, 0 when the user is missing or disabled,
+ * or -1. Not cached; callers store it. */
+int auth_core_perms(struct auth *a, const char *sub, struct auth_perms *out, char *err,
+                    size_t errlen);
+/* Roles or permissions of user sub of tenant tid (NULL: any user) changed:
+ * drops the cache entries here and tells other replicas. Returns 0 or -1. */
+int auth_rbac_changed(struct auth *a, long long tid, const char *sub, char *err,
+                      size_t errlen);
+
+#endif
