@@ -3,6 +3,7 @@
  * Start-up: config -> log level -> scripts (routes validated) -> database
  * pool (connects lazily) -> HTTP. Shutdown on SIGTERM/SIGINT runs it in
  * reverse after in-flight requests finish. */
+#include "account.h"
 #include "config.h"
 #include "db.h"
 #include "http.h"
@@ -28,6 +29,8 @@ static void usage(FILE *out)
         "  serve [--config PATH]   serve the HTTP API from scripts/api\n"
         "  migrate [...]           apply migration steps (runtime migrate --help)\n"
         "  tenant [...]            provision and manage tenants (runtime tenant --help)\n"
+        "  seed [...]              run seeds (runtime seed --help)\n"
+        "  user create EMAIL       create a platform user (runtime user --help)\n"
         "  version                 print the version\n"
         "  help                    show this help\n"
         "\n"
@@ -173,6 +176,8 @@ int main(int argc, char **argv)
         return provision_main(argc - 1, argv + 1);
     if (strcmp(cmd, "seed") == 0)
         return seed_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "user") == 0)
+        return account_main(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("runtime %s\n", RT_VERSION);
         return 0;

@@ -145,6 +145,36 @@ done:
 
 /* ---- the command line ---------------------------------------------------- */
 
+int provision_set_status(const struct config *cfg, const char *code, const char *status,
+                         struct tenant_error *err)
+{
+    PGconn *c = owner_connect(cfg, "main", err);
+    if (!c)
+        return -1;
+    int rc = tenant_set_status(c, code, status, NULL, err);
+    PQfinish(c);
+    return rc;
+}
+
+int provision_purge(const struct config *cfg, const char *code, struct tenant_error *err)
+{
+    struct tenant_row row;
+    PGconn *c = owner_connect(cfg, "main", err), *sc = NULL;
+    int rc = -1;
+
+    if (!c)
+        return -1;
+    int found = tenant_row_get(c, code, &row, err);
+    if (found == 0)
+        snprintf(err->msg, sizeof err->msg, "no tenant '%s'", code);
+    if (found == 1 && (sc = owner_connect(cfg, row.server, err)) &&
+        tenant_storage_drop(sc, &row, err) == 0 && tenant_row_delete(c, code, err) == 0)
+        rc = 0;
+    PQfinish(sc);
+    PQfinish(c);
+    return rc;
+}
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -327,26 +357,17 @@ int provision_main(int argc, char **argv)
         const char *status = cmd[0] == 's'   ? "suspended"
                              : cmd[0] == 'a' ? "active"
                                              : "deleted";
-        rc = tenant_set_status(c, code, status, NULL, &err) < 0 ? 1 : 0;
+        rc = provision_set_status(cfg, code, status, &err) < 0 ? 1 : 0;
         if (rc)
             fprintf(stderr, "runtime tenant %s: %s\n", cmd, err.msg);
         else
             printf("tenant %s %s\n", code, status);
     } else if (strcmp(cmd, "purge") == 0) {
-        struct tenant_row row;
-        PGconn *sc = NULL;
-        int found = tenant_row_get(c, code, &row, &err);
-        if (found == 0)
-            snprintf(err.msg, sizeof err.msg, "no tenant '%s'", code);
-        if (found < 1 || !(sc = owner_connect(cfg, row.server, &err)) ||
-            tenant_storage_drop(sc, &row, &err) < 0 ||
-            tenant_row_delete(c, code, &err) < 0) {
+        rc = provision_purge(cfg, code, &err) < 0 ? 1 : 0;
+        if (rc)
             fprintf(stderr, "runtime tenant purge: %s\n", err.msg);
-        } else {
+        else
             printf("tenant %s purged\n", code);
-            rc = 0;
-        }
-        PQfinish(sc);
     } else {
         fprintf(stderr, "runtime tenant: unknown command '%s'\n", cmd);
         usage(stderr);

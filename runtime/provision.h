@@ -23,6 +23,13 @@
 int provision_tenant(const struct config *cfg, const struct tenant_spec *spec, bool force,
                      long long *id, struct tenant_error *err);
 
+/* Sets a tenant's status (active, suspended, deleted). Returns 0 or -1. */
+int provision_set_status(const struct config *cfg, const char *code, const char *status,
+                         struct tenant_error *err);
+
+/* Drops a tenant's storage and its directory row. Returns 0 or -1. */
+int provision_purge(const struct config *cfg, const char *code, struct tenant_error *err);
+
 /* `runtime tenant ...`: argv[0] is "tenant". Returns the exit status. */
 int provision_main(int argc, char **argv);
 

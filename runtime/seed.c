@@ -306,3 +306,42 @@ done:
     config_free(cfg);
     return rc;
 }
+
+int seed_owner(const struct config *cfg, const struct tenant_row *row,
+               const struct seed_owner *o, char *err, size_t len)
+{
+    const char *schema = strcmp(row->isolation, "database") == 0 ? "public"
+                         : strcmp(row->isolation, "shared") == 0 ? "shared"
+                                                                 : row->schema_name;
+    char id[32];
+    PGresult *r = NULL;
+    PGconn *c = tenant_connect(cfg, row, err, len);
+
+    if (!c)
+        return -1;
+    snprintf(id, sizeof id, "%lld", row->id);
+    const char *v[] = {o->username, o->email, o->password_hash, o->full_name};
+    int rc = -1;
+    if (begin_scoped(c, schema, id, err, len) == 0 &&
+        x(c,
+          "INSERT INTO users (username, email, password_hash, full_name, email_verified) "
+          "VALUES ($1, lower($2), $3, $4, true) RETURNING id::text",
+          4, v, &r, err, len) == 0) {
+        const char *uid[] = {PQgetvalue(r, 0, 0)};
+        if (x(c,
+              "INSERT INTO user_roles (user_id, role_id) "
+              "SELECT $1::bigint, id FROM roles WHERE code = 'super_admin'",
+              1, uid, NULL, err, len) == 0 &&
+            x(c,
+              "INSERT INTO user_group_members (user_id, group_id) "
+              "SELECT $1::bigint, id FROM user_groups WHERE code = 'all_members'",
+              1, uid, NULL, err, len) == 0 &&
+            x(c, "COMMIT", 0, NULL, NULL, err, len) == 0)
+            rc = 0;
+    }
+    PQclear(r);
+    if (rc < 0)
+        PQclear(PQexec(c, "ROLLBACK"));
+    PQfinish(c);
+    return rc;
+}

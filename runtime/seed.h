@@ -24,6 +24,19 @@ struct seed_result {
 int seed_tenant(const struct config *cfg, const struct tenant_row *row,
                 struct seed_result *res);
 
+/* The first user of a new tenant (an organization's owner): a super_admin
+ * in all_members, with a password hash made elsewhere. */
+struct seed_owner {
+    const char *username;
+    const char *email;
+    const char *full_name;
+    const char *password_hash;
+};
+
+/* Inserts the owner into the tenant's users. Returns 0 or -1 (err). */
+int seed_owner(const struct config *cfg, const struct tenant_row *row,
+               const struct seed_owner *o, char *err, size_t len);
+
 /* `runtime seed ...`: argv[0] is "seed". Returns the exit status. */
 int seed_main(int argc, char **argv);
 

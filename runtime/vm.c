@@ -9,6 +9,7 @@
 #include "lua/rt_migrate.h"
 #include "lua/rt_json.h"
 #include "lua/rt_log.h"
+#include "lua/rt_tenant.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -83,6 +84,8 @@ static int open_rt(lua_State *L)
     lua_setfield(L, -2, "log");
     luaL_requiref(L, "rt.auth", luaopen_rt_auth, 0);
     lua_setfield(L, -2, "auth");
+    luaL_requiref(L, "rt.tenant", luaopen_rt_tenant, 0);
+    lua_setfield(L, -2, "tenant");
     lua_pushlightuserdata(L, NULL);
     lua_setfield(L, -2, "null");
     return 1;
@@ -94,6 +97,7 @@ static const luaL_Reg rt_modules[] = {
     {"rt.json", luaopen_rt_json},
     {"rt.log", luaopen_rt_log},
     {"rt.auth", luaopen_rt_auth},
+    {"rt.tenant", luaopen_rt_tenant},
     {NULL, NULL},
 };
 
@@ -112,7 +116,7 @@ static int safe_require(lua_State *L)
         }
     return luaL_error(L,
                       "module '%s' not found: scripts can require rt, rt.db, "
-                      "rt.json and rt.log",
+                      "rt.json, rt.log, rt.auth and rt.tenant",
                       name);
 }
 

@@ -57,11 +57,16 @@ static struct binding *bound(lua_State *L)
     return b;
 }
 
+bool rt_auth_offloaded(lua_State *L)
+{
+    return bound(L)->offloaded;
+}
+
 /* Password hashing costs tens of milliseconds of CPU: only offloaded
  * routes may do it, so it never holds up an HTTP thread. */
 static void need_offload(lua_State *L, const char *fn)
 {
-    if (!bound(L)->offloaded)
+    if (!rt_auth_offloaded(L))
         luaL_error(L, "rt.auth.%s: declare the route with offload = true", fn);
 }
 

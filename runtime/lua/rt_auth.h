@@ -33,4 +33,8 @@ int luaopen_rt_auth(lua_State *L);
 void rt_auth_bind(lua_State *L, struct auth *a, const struct crypto_jwt_claims *claims,
                   long long tid, bool offloaded);
 
+/* True when the current request runs on an offload thread (raises outside
+ * a request). */
+bool rt_auth_offloaded(lua_State *L);
+
 #endif
