@@ -129,7 +129,7 @@ describe("runtime tenant", function()
   it("compensates a failed provisioning and lets a retry succeed", function()
     -- A step that fails for boom_* tenants while a role setting is on (a
     -- setting reaches every database; a marker table would not).
-    ctx:write_step("tenant", "0003_maybe_fail.lua", [=[
+    ctx:write_step("tenant", ("%04d_maybe_fail.lua"):format(tonumber(TENANT_HEAD) + 1), [=[
 return {
   up = function(m)
     local rows = m:query("SELECT current_setting('rt.fail_boom', true) = 'on' AS f")

@@ -14,6 +14,16 @@ local q = h.sh_quote
 
 M.core_src = h.root .. "/scripts/migrations/core"
 
+-- The real core steps: their count, and the version list {1, ..., n + extra}.
+M.CORE_HEAD = select(2, h.run("ls " .. h.sh_quote(M.core_src) .. "/*.lua"):gsub("\n", ""))
+function M.core_versions(extra)
+  local v = {}
+  for i = 1, M.CORE_HEAD + (extra or 0) do
+    v[i] = i
+  end
+  return v
+end
+
 -- Longest any single runtime invocation may take before it is killed.
 M.timeout = 90
 
