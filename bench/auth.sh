@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# bench/auth.sh - the authentication budgets (all traffic on 127.0.0.1).
+#
+#   1. logins never stall other routes: p99 of GET /bench/hello while a
+#      saturating login load runs (argon2id, OWASP parameters) / its p99
+#      without it                                          -> budget <= 2.0
+#   2. an authenticated tenant read: GET /api/v1/users/me (falls back to
+#      /api/v1/auth/me when users.lua is absent) with a tenant JWT and
+#      X-Tenant-Id, schema mode, vs pgbench -S -M prepared with as many
+#      clients as the runtime's pool                        -> budget >= 0.50
+#
+# Env as bench/run.sh: RUNTIME_BIN, RUNTIME_DATABASE_URL, RT_BENCH_OWNER_URL;
+# optional BENCH_DURATION (seconds, default 10), BENCH_CONNS (64), BENCH_POOL (8).
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(cd "$BENCH_DIR/.." && pwd)
+DURATION=${BENCH_DURATION:-10}
+DURATION=${DURATION%s}
+CONNS=${BENCH_CONNS:-64}
+POOL=${BENCH_POOL:-8}
+PORT=${BENCH_AUTH_PORT:-18090}
+PASSWORD="bench-password-0123"
+WORK=$(mktemp -d /tmp/rt-bench-auth.XXXXXX)
+PID=''
+
+log() { printf '==> %s\n' "$*" >&2; }
+cleanup() {
+    [[ -n $PID ]] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# A scripts dir: the real api, migrations and seeds, plus the bench routes.
+mkdir -p "$WORK/scripts/api"
+cp "$REPO_DIR"/scripts/api/*.lua "$BENCH_DIR/scripts/api/bench.lua" "$WORK/scripts/api/"
+ln -s "$REPO_DIR/scripts/migrations" "$WORK/scripts/migrations"
+ln -s "$REPO_DIR/scripts/seeds" "$WORK/scripts/seeds"
+cat >"$WORK/config.lua" <<EOF
+return {
+  http = { host = "127.0.0.1", port = $PORT, threads = $POOL },
+  database = { pool_size = $POOL },
+  scripts = { dir = "scripts" },
+  log = { access = false },
+}
+EOF
+export RUNTIME_CONFIG="$WORK/config.lua" RUNTIME_DATABASE_OWNER_URL="$RT_BENCH_OWNER_URL"
+export RUNTIME_AUTH_JWT_SECRET=${RUNTIME_AUTH_JWT_SECRET:-bench-secret-0123456789abcdef0123456789}
+
+log "migrating and making tenant bench_auth (schema)"
+"$RUNTIME_BIN" migrate >/dev/null
+"$RUNTIME_BIN" tenant show bench_auth >/dev/null 2>&1 ||
+    "$RUNTIME_BIN" tenant create bench_auth --isolation schema >/dev/null
+psql -X -q "$RT_BENCH_OWNER_URL" -c "UPDATE core.tenants SET settings =
+    '{\"allow_registration\": true}', updated_at = now() WHERE code = 'bench_auth'"
+if ! psql -X -qtA "$RT_BENCH_OWNER_URL" -c "SELECT to_regclass('public.pgbench_accounts')" |
+    grep -q pgbench; then
+    log "pgbench -i -s 10"
+    pgbench -q -i -s 10 "$RT_BENCH_OWNER_URL" >/dev/null 2>&1
+    psql -X -q "$RT_BENCH_OWNER_URL" -c "GRANT SELECT ON pgbench_accounts TO rt_app"
+fi
+
+"$RUNTIME_BIN" serve >"$WORK/runtime.log" 2>&1 &
+PID=$!
+for _ in $(seq 100); do
+    curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && break
+    sleep 0.1
+done
+sleep 1.2 # the directory refresh picks up the settings change
+
+base="http://127.0.0.1:$PORT"
+post() { curl -s -X POST "$base$1" -H 'Content-Type: application/json' "${@:3}" -d "$2"; }
+post /api/v1/auth/register "{\"email\":\"bench@example.com\",\"password\":\"$PASSWORD\"}" \
+    -H 'X-Tenant-Id: bench_auth' >/dev/null
+TOKEN=$(post /api/v1/auth/login "{\"username\":\"bench@example.com\",\"password\":\"$PASSWORD\"}" \
+    -H 'X-Tenant-Id: bench_auth' | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
+[[ -n $TOKEN ]] || { log "login failed"; tail -5 "$WORK/runtime.log"; exit 1; }
+
+# p99 in ms from wrk --latency output
+p99() { awk '$1 == "99%" { v = $2; if (v ~ /us$/) { sub(/us$/, "", v); v /= 1000 }
+    else if (v ~ /ms$/) sub(/ms$/, "", v); else if (v ~ /s$/) { sub(/s$/, "", v); v *= 1000 }
+    print v }' "$1"; }
+rps() { awk '/^Requests\/sec/ { print $2 }' "$1"; }
+
+cat >"$WORK/login.lua" <<EOF
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["X-Tenant-Id"] = "bench_auth"
+wrk.body = '{"username":"bench@example.com","password":"$PASSWORD"}'
+EOF
+cat >"$WORK/me.lua" <<EOF
+wrk.headers["Authorization"] = "Bearer $TOKEN"
+wrk.headers["X-Tenant-Id"] = "bench_auth"
+EOF
+
+log "GET /bench/hello alone (16 connections, ${DURATION}s)"
+wrk -t2 -c16 -d"${DURATION}s" --latency "$base/bench/hello" >"$WORK/alone.txt"
+log "GET /bench/hello during a saturating login load (16 more connections)"
+wrk -t1 -c16 -d"$((DURATION + 4))s" --latency -s "$WORK/login.lua" \
+    "$base/api/v1/auth/login" >"$WORK/logins.txt" &
+LOAD=$!
+sleep 2
+wrk -t2 -c16 -d"${DURATION}s" --latency "$base/bench/hello" >"$WORK/loaded.txt"
+wait "$LOAD"
+
+me_path=/api/v1/users/me
+[[ -f $WORK/scripts/api/users.lua ]] || me_path=/api/v1/auth/me
+log "GET $me_path with a tenant JWT ($CONNS connections)"
+wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/me.lua" "$base$me_path" >"$WORK/me.txt"
+log "pgbench -S -M prepared -c $POOL"
+pgbench -n -S -M prepared -c "$POOL" -j 2 -T "$DURATION" "$RT_BENCH_OWNER_URL" >"$WORK/pgb.txt" 2>&1
+tps=$(awk '/^tps/ { print $3; exit }' "$WORK/pgb.txt")
+
+a=$(p99 "$WORK/alone.txt") b=$(p99 "$WORK/loaded.txt")
+cat <<EOF
+
+| measure | result | budget |
+|---|---|---|
+| logins/s during the load | $(rps "$WORK/logins.txt") | |
+| /bench/hello p99 alone / under login load | $a / $b ms (x$(awk "BEGIN { printf \"%.2f\", $b / $a }")) | <= 2x |
+| GET $me_path rps, p99 | $(rps "$WORK/me.txt"), $(p99 "$WORK/me.txt") ms | p99 < 10 ms |
+| pgbench -S tps ($POOL clients) | $tps | |
+| ratio | $(awk "BEGIN { printf \"%.2f\", $(rps "$WORK/me.txt") / $tps }") | >= 0.50 |
+EOF
