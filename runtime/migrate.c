@@ -112,6 +112,8 @@ struct engine {
     atomic_size_t next;
     atomic_size_t done;
     atomic_size_t failed;
+    pthread_mutex_t done_mu; /* with done_cv: a worker finished a target */
+    pthread_cond_t done_cv;
     int to;         /* requested version for the fleet (0: head) */
     int steps_back; /* down --steps N: N, else -1 */
     enum direction dir;
@@ -908,7 +910,10 @@ static void *fleet_worker(void *arg)
                 pthread_mutex_unlock(&eng->out_mu);
             }
         }
+        pthread_mutex_lock(&eng->done_mu);
         atomic_fetch_add(&eng->done, 1);
+        pthread_cond_signal(&eng->done_cv);
+        pthread_mutex_unlock(&eng->done_mu);
     }
     return NULL;
 }
@@ -972,14 +977,27 @@ static int fleet_run(struct engine *eng, int jobs, char *err)
         free(ws);
         return -1;
     }
+    /* Woken by each finished target (a single tenant must not wait out a
+     * polling interval), and at least every 200 ms for the progress line. */
+    pthread_mutex_lock(&eng->done_mu);
     while (atomic_load(&eng->done) < n) {
-        usleep(50000);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 200L * 1000 * 1000;
+        if (until.tv_nsec >= 1000L * 1000 * 1000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000L * 1000 * 1000;
+        }
+        (void)pthread_cond_timedwait(&eng->done_cv, &eng->done_mu, &until);
         double t = now_ms();
         if (t - last >= (eng->tty ? 200 : 2000)) {
+            pthread_mutex_unlock(&eng->done_mu);
             progress(eng, t0, false);
+            pthread_mutex_lock(&eng->done_mu);
             last = t;
         }
     }
+    pthread_mutex_unlock(&eng->done_mu);
     for (int i = 0; i < started; i++) {
         pthread_join(ws[i].thread, NULL);
         worker_close(&ws[i]);
@@ -1801,6 +1819,8 @@ int migrate_run(const struct config *cfg, const struct migrate_request *c, FILE 
 
     memset(&eng, 0, sizeof eng);
     pthread_mutex_init(&eng.out_mu, NULL);
+    pthread_mutex_init(&eng.done_mu, NULL);
+    pthread_cond_init(&eng.done_cv, NULL);
     eng.cfg = cfg;
     eng.out = out;
     eng.err = err;
@@ -1851,6 +1871,8 @@ done:
     free(core_dir);
     free(tenant_dir);
     pthread_mutex_destroy(&eng.out_mu);
+    pthread_mutex_destroy(&eng.done_mu);
+    pthread_cond_destroy(&eng.done_cv);
     return rc;
 }
 
