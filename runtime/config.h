@@ -35,6 +35,8 @@ struct config {
     char *tenancy_sources;
     char *tenancy_base_domain;
     int tenancy_refresh_ms;
+    int tenancy_spare_schemas;
+    bool tenancy_database_template;
 
     char *auth_jwt_secret;
     char *auth_issuer;
