@@ -72,6 +72,9 @@ static struct key keys[] = {
     INT(database, connect_timeout, 5, 1, 600, "Seconds to wait for a new connection."),
     INT(database, retry_after, 5, 1, 3600,
         "Retry-After seconds sent with 503 while the database is unreachable."),
+    INT(database, idle_pool_ms, 60000, 0, 86400000,
+        "Milliseconds a tenant database's pool may go unused before it and its "
+        "connections are closed (0: never)."),
     STR(tenancy, default_isolation, "schema",
         "Isolation of new tenants when none is given: shared, schema or database."),
     STR(tenancy, sources, "path,header,token",

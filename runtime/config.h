@@ -30,6 +30,7 @@ struct config {
     int database_statement_timeout_ms;
     int database_connect_timeout;
     int database_retry_after;
+    int database_idle_pool_ms;
 
     char *tenancy_default_isolation;
     char *tenancy_sources;

@@ -5,6 +5,7 @@
 #include "crypto.h"
 #include "errors.h"
 #include "log.h"
+#include "pools.h"
 #include "router.h"
 #include "tenant.h"
 
@@ -38,13 +39,7 @@ struct http_server {
     struct tenant_dir *dir;
     struct tenant_sources sources;
 
-    pthread_mutex_t pools_mu; /* guards pools */
-    struct tenant_pool {
-        char server[64];
-        char dbname[64];
-        struct db_pool *pool;
-    } * pools; /* pools of tenants outside the main database, made on first use */
-    size_t npools, cappools;
+    struct pools *pools; /* of tenants outside the main database */
 
     pthread_mutex_t mu; /* guards vms and inflight waits */
     pthread_cond_t idle;
@@ -268,59 +263,6 @@ static int kv_fill(struct MHD_Connection *c, enum MHD_ValueKind kind, struct kv_
     return 0;
 }
 
-/* The pool of a tenant's (server, database), made on first use. Only
- * tenants found in the directory get here: a bogus identifier never makes a
- * pool or a connection. */
-static struct db_pool *tenant_pool(struct http_server *s, const struct tenant_info *t)
-{
-    struct db_pool *p = NULL;
-
-    if (!t || (!t->dbname[0] && strcmp(t->server, "main") == 0))
-        return s->pool;
-    const struct config_server *srv = config_server(s->cfg, t->server);
-    if (!srv) {
-        log_msg(LOG_LEVEL_ERROR, NULL, "tenant %s: unknown server '%s'", t->code,
-                t->server);
-        return NULL;
-    }
-    pthread_mutex_lock(&s->pools_mu);
-    for (size_t i = 0; i < s->npools; i++)
-        if (strcmp(s->pools[i].dbname, t->dbname) == 0 &&
-            strcmp(s->pools[i].server, t->server) == 0) {
-            p = s->pools[i].pool;
-            goto done;
-        }
-    if (s->npools == s->cappools) {
-        size_t cap = s->cappools ? s->cappools * 2 : 8;
-        struct tenant_pool *v = realloc(s->pools, cap * sizeof *v);
-        if (!v)
-            goto done;
-        s->pools = v;
-        s->cappools = cap;
-    }
-    char name[160];
-    snprintf(name, sizeof name, "%s/%s", t->server, t->dbname[0] ? t->dbname : "(default)");
-    struct db_pool_options po = {
-        .conninfo = srv->url,
-        .dbname = t->dbname[0] ? t->dbname : NULL,
-        .name = name,
-        .max_size = s->cfg->database_pool_size,
-        .checkout_timeout_ms = s->cfg->database_checkout_timeout_ms,
-        .connect_timeout_s = s->cfg->database_connect_timeout,
-        .statement_timeout_ms = s->cfg->database_statement_timeout_ms,
-        .refuse_privileged = true,
-    };
-    p = db_pool_new(&po);
-    if (p) {
-        snprintf(s->pools[s->npools].server, sizeof s->pools[0].server, "%s", t->server);
-        snprintf(s->pools[s->npools].dbname, sizeof s->pools[0].dbname, "%s", t->dbname);
-        s->pools[s->npools++].pool = p;
-    }
-done:
-    pthread_mutex_unlock(&s->pools_mu);
-    return p;
-}
-
 /* Resolves the request's tenant for a route of the given scope. Returns
  * true when the request may go on; otherwise an error response was queued
  * (or could not be) and *res is what to return to libmicrohttpd. */
@@ -453,11 +395,12 @@ static enum MHD_Result run_route(struct MHD_Connection *c, struct request *r)
         return send_error_code(c, r, 400, "tenant_required",
                                "this route needs a tenant (X-Tenant-Id or a tenant token)",
                                NULL);
-    struct db_pool *pool = tenant_pool(s, r->tenant);
+    struct db_pool *pool = pools_get(s->pools, r->tenant);
     if (!pool)
         return send_error(c, r, 500, NULL, NULL);
     if (kv_fill(c, MHD_HEADER_KIND, &headers) < 0 ||
         kv_fill(c, MHD_GET_ARGUMENT_KIND, &query) < 0) {
+        pools_put(s->pools, pool);
         free(headers.v);
         free(query.v);
         return send_error(c, r, 500, NULL, NULL);
@@ -477,7 +420,8 @@ static enum MHD_Result run_route(struct MHD_Connection *c, struct request *r)
         .tenant = r->tenant,
         .claims = r->authenticated ? &r->claims : NULL,
     };
-    vm_handle(vm, &req, &vr);
+    vm_handle(vm, &req, &vr); /* checks its connection back in */
+    pools_put(s->pools, pool);
     free(headers.v);
     free(query.v);
     return respond(c, r, &vr, NULL);
@@ -673,7 +617,6 @@ struct http_server *http_start(const struct config *cfg, const struct vm_scripts
     s->scripts = scripts;
     s->pool = pool;
     pthread_mutex_init(&s->mu, NULL);
-    pthread_mutex_init(&s->pools_mu, NULL);
     s->sources.base_domain = cfg->tenancy_base_domain;
     if (tenant_sources_parse(cfg->tenancy_sources, &s->sources) < 0) {
         snprintf(err, errlen, "tenancy.sources: unknown source in '%s'",
@@ -682,7 +625,8 @@ struct http_server *http_start(const struct config *cfg, const struct vm_scripts
         return NULL;
     }
     s->dir = tenant_dir_new(pool, cfg->tenancy_refresh_ms);
-    if (!s->dir) {
+    s->pools = pools_new(cfg, pool);
+    if (!s->dir || !s->pools) {
         snprintf(err, errlen, "out of memory");
         http_stop(s);
         return NULL;
@@ -753,11 +697,8 @@ void http_stop(struct http_server *s)
     for (size_t i = 0; i < s->nvms; i++)
         vm_free(s->vms[i]);
     free(s->vms);
-    for (size_t i = 0; i < s->npools; i++)
-        db_pool_free(s->pools[i].pool);
-    free(s->pools);
+    pools_free(s->pools);
     tenant_dir_free(s->dir);
-    pthread_mutex_destroy(&s->pools_mu);
     pthread_cond_destroy(&s->idle);
     pthread_mutex_destroy(&s->mu);
     free(s);
