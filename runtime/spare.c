@@ -182,12 +182,42 @@ static int drop_unlocked(PGconn *c, PGresult *list, bool database, char *err, si
     return dropped;
 }
 
+/* Drops the names sql (one text column, parameters v) lists that nobody
+ * holds the lock of: databases, or schemas with CASCADE. Returns the number
+ * dropped, or -1 with err. */
+static int drop_listed(PGconn *c, const char *sql, int n, const char *const *v,
+                       bool database, char *err, size_t errlen)
+{
+    PGresult *r = q(c, sql, n, v, err, errlen);
+    if (!r)
+        return -1;
+    int dropped = drop_unlocked(c, r, database, err, errlen);
+    PQclear(r);
+    return dropped;
+}
+
+/* ALTER <kind> from RENAME TO to (kind: "SCHEMA" or "DATABASE"). */
+static int rename_to(PGconn *c, const char *kind, const char *from, const char *to,
+                     char *err, size_t errlen)
+{
+    char verb[32], tail[96];
+    char *qt = PQescapeIdentifier(c, to, strlen(to));
+    if (!qt) {
+        snprintf(err, errlen, "%s", PQerrorMessage(c));
+        return -1;
+    }
+    snprintf(verb, sizeof verb, "ALTER %s", kind);
+    snprintf(tail, sizeof tail, " RENAME TO %s", qt);
+    PQfreemem(qt);
+    return ddl(c, verb, from, tail, err, errlen);
+}
+
 /* Builds one spare schema: made under a name no create takes, migrated,
  * then renamed after the fingerprint it reached. */
 static int build_schema(const struct config *cfg, PGconn *c, const char *server, char *err,
                         size_t errlen)
 {
-    char r8[9], build[SPARE_NAME_MAX], spare[SPARE_NAME_MAX], fp[65], tail[96];
+    char r8[9], build[SPARE_NAME_MAX], spare[SPARE_NAME_MAX], fp[65];
     int version, rc = -1;
 
     rand_hex8(r8);
@@ -204,14 +234,7 @@ static int build_schema(const struct config *cfg, PGconn *c, const char *server,
         goto unlock;
     }
     snprintf(spare, sizeof spare, "rt_spare_%.12s_%s", fp, r8);
-    char *qs = PQescapeIdentifier(c, spare, strlen(spare));
-    if (!qs) {
-        snprintf(err, errlen, "%s", PQerrorMessage(c));
-        goto unlock;
-    }
-    snprintf(tail, sizeof tail, " RENAME TO %s", qs);
-    PQfreemem(qs);
-    rc = ddl(c, "ALTER SCHEMA", build, tail, err, errlen);
+    rc = rename_to(c, "SCHEMA", build, spare, err, errlen);
 unlock:
     (void)name_lock(c, build, false);
     return rc;
@@ -225,17 +248,13 @@ static int refill_schemas(const struct config *cfg, PGconn *c, const char *serve
     snprintf(like, sizeof like, "rt\\_spare\\_%.12s\\_%%", want->fp);
     const char *v[] = {like};
     /* Stale spares (other fingerprints) and abandoned builds first. */
-    PGresult *r = q(c,
+    if (drop_listed(c,
                     "SELECT nspname FROM pg_namespace WHERE (nspname LIKE 'rt\\_spare\\_%' "
                     "AND nspname NOT LIKE $1) OR nspname LIKE 'rt\\_build\\_%'",
-                    1, v, err, errlen);
-    if (!r)
+                    1, v, false, err, errlen) < 0)
         return -1;
-    int rc = drop_unlocked(c, r, false, err, errlen);
-    PQclear(r);
-    if (rc < 0)
-        return -1;
-    r = q(c, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE $1", 1, v, err, errlen);
+    PGresult *r =
+        q(c, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE $1", 1, v, err, errlen);
     if (!r)
         return -1;
     int have = atoi(PQgetvalue(r, 0, 0));
@@ -256,6 +275,16 @@ static void template_name(const char *directory_db, const char *fp,
     char inst[9];
     inst8(directory_db, inst);
     snprintf(out, SPARE_NAME_MAX, "rt_tpl_%s_%.12s", inst, fp);
+}
+
+/* LIKE patterns of the installation's templates and template builds. */
+static void template_patterns(const char *directory_db, char like_tpl[64],
+                              char like_build[64])
+{
+    char inst[9];
+    inst8(directory_db, inst);
+    snprintf(like_tpl, 64, "rt\\_tpl\\_%s\\_%%", inst);
+    snprintf(like_build, 64, "rt\\_tplbuild\\_%s\\_%%", inst);
 }
 
 int spare_template_find(PGconn *c, const char *directory_db, const char *fp,
@@ -280,7 +309,7 @@ int spare_template_find(PGconn *c, const char *directory_db, const char *fp,
 static int build_template(const struct config *cfg, PGconn *c, const char *server,
                           const struct spare_want *want, char *err, size_t errlen)
 {
-    char r8[9], inst[9], build[SPARE_NAME_MAX], tpl[SPARE_NAME_MAX], fp[65], tail[96];
+    char r8[9], inst[9], build[SPARE_NAME_MAX], tpl[SPARE_NAME_MAX], fp[65];
     int version, rc = -1;
 
     rand_hex8(r8);
@@ -298,14 +327,7 @@ static int build_template(const struct config *cfg, PGconn *c, const char *serve
         migrate_storage(cfg, server, build, "public", &version, fp, err, errlen) < 0)
         goto drop;
     template_name(want->directory_db, fp, tpl);
-    char *qt = PQescapeIdentifier(c, tpl, strlen(tpl));
-    if (!qt) {
-        snprintf(err, errlen, "%s", PQerrorMessage(c));
-        goto drop;
-    }
-    snprintf(tail, sizeof tail, " RENAME TO %s", qt);
-    PQfreemem(qt);
-    if (ddl(c, "ALTER DATABASE", build, tail, err, errlen) == 0) {
+    if (rename_to(c, "DATABASE", build, tpl, err, errlen) == 0) {
         rc = 0;
         goto unlock;
     }
@@ -323,7 +345,7 @@ static int refill_template(const struct config *cfg, PGconn *c, const char *serv
                            const struct spare_want *want, int *made, char *err,
                            size_t errlen)
 {
-    char tpl[SPARE_NAME_MAX], inst[9], like_tpl[64], like_build[64];
+    char tpl[SPARE_NAME_MAX], like_tpl[64], like_build[64];
     int found = spare_template_find(c, want->directory_db, want->fp, tpl);
     if (found < 0) {
         snprintf(err, errlen, "cannot look up the template database");
@@ -334,19 +356,13 @@ static int refill_template(const struct config *cfg, PGconn *c, const char *serv
             return -1;
         (*made)++;
     }
-    inst8(want->directory_db, inst);
-    snprintf(like_tpl, sizeof like_tpl, "rt\\_tpl\\_%s\\_%%", inst);
-    snprintf(like_build, sizeof like_build, "rt\\_tplbuild\\_%s\\_%%", inst);
+    template_patterns(want->directory_db, like_tpl, like_build);
     const char *v[] = {like_tpl, tpl, like_build};
-    PGresult *r = q(c,
-                    "SELECT datname FROM pg_database WHERE (datname LIKE $1 AND "
-                    "datname <> $2) OR datname LIKE $3",
-                    3, v, err, errlen);
-    if (!r)
-        return -1;
-    int rc = drop_unlocked(c, r, true, err, errlen);
-    PQclear(r);
-    return rc < 0 ? -1 : 0;
+    int dropped = drop_listed(c,
+                              "SELECT datname FROM pg_database WHERE (datname LIKE $1 AND "
+                              "datname <> $2) OR datname LIKE $3",
+                              3, v, true, err, errlen);
+    return dropped < 0 ? -1 : 0;
 }
 
 int spare_refill(const struct config *cfg, PGconn *c, const char *server,
@@ -370,26 +386,18 @@ int spare_refill(const struct config *cfg, PGconn *c, const char *server,
 
 int spare_drop_all(PGconn *c, const char *directory_db, char *err, size_t errlen)
 {
-    char inst[9], like_tpl[64], like_build[64];
-    inst8(directory_db, inst);
-    snprintf(like_tpl, sizeof like_tpl, "rt\\_tpl\\_%s\\_%%", inst);
-    snprintf(like_build, sizeof like_build, "rt\\_tplbuild\\_%s\\_%%", inst);
-    PGresult *r = q(c,
-                    "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'rt\\_spare\\_%' "
-                    "OR nspname LIKE 'rt\\_build\\_%'",
-                    0, NULL, err, errlen);
-    if (!r)
-        return -1;
-    int schemas = drop_unlocked(c, r, false, err, errlen);
-    PQclear(r);
+    char like_tpl[64], like_build[64];
+    int schemas = drop_listed(c,
+                              "SELECT nspname FROM pg_namespace WHERE nspname LIKE "
+                              "'rt\\_spare\\_%' OR nspname LIKE 'rt\\_build\\_%'",
+                              0, NULL, false, err, errlen);
     if (schemas < 0)
         return -1;
+    template_patterns(directory_db, like_tpl, like_build);
     const char *v[] = {like_tpl, like_build};
-    r = q(c, "SELECT datname FROM pg_database WHERE datname LIKE $1 OR datname LIKE $2", 2,
-          v, err, errlen);
-    if (!r)
-        return -1;
-    int dbs = drop_unlocked(c, r, true, err, errlen);
-    PQclear(r);
+    int dbs = drop_listed(c,
+                          "SELECT datname FROM pg_database WHERE datname LIKE $1 OR "
+                          "datname LIKE $2",
+                          2, v, true, err, errlen);
     return dbs < 0 ? -1 : schemas + dbs;
 }
