@@ -32,11 +32,14 @@ struct config {
     int database_statement_timeout_ms;
     int database_connect_timeout;
     int database_retry_after;
+    int database_idle_pool_ms;
 
     char *tenancy_default_isolation;
     char *tenancy_sources;
     char *tenancy_base_domain;
     int tenancy_refresh_ms;
+    int tenancy_spare_schemas;
+    bool tenancy_database_template;
 
     char *auth_jwt_secret;
     char *auth_issuer;

@@ -6,6 +6,7 @@
 #include "crypto.h"
 #include "errors.h"
 #include "log.h"
+#include "pools.h"
 #include "router.h"
 #include "tenant.h"
 
@@ -52,13 +53,7 @@ struct http_server {
     pthread_t *offload;
     int noffload;
 
-    pthread_mutex_t pools_mu; /* guards pools */
-    struct tenant_pool {
-        char server[64];
-        char dbname[64];
-        struct db_pool *pool;
-    } * pools; /* pools of tenants outside the main database, made on first use */
-    size_t npools, cappools;
+    struct pools *pools; /* of tenants outside the main database */
 
     pthread_mutex_t mu; /* guards vms and inflight waits */
     pthread_cond_t idle;
@@ -292,59 +287,6 @@ static int kv_fill(struct MHD_Connection *c, enum MHD_ValueKind kind, struct kv_
     return 0;
 }
 
-/* The pool of a tenant's (server, database), made on first use. Only
- * tenants found in the directory get here: a bogus identifier never makes a
- * pool or a connection. */
-static struct db_pool *tenant_pool(struct http_server *s, const struct tenant_info *t)
-{
-    struct db_pool *p = NULL;
-
-    if (!t || (!t->dbname[0] && strcmp(t->server, "main") == 0))
-        return s->pool;
-    const struct config_server *srv = config_server(s->cfg, t->server);
-    if (!srv) {
-        log_msg(LOG_LEVEL_ERROR, NULL, "tenant %s: unknown server '%s'", t->code,
-                t->server);
-        return NULL;
-    }
-    pthread_mutex_lock(&s->pools_mu);
-    for (size_t i = 0; i < s->npools; i++)
-        if (strcmp(s->pools[i].dbname, t->dbname) == 0 &&
-            strcmp(s->pools[i].server, t->server) == 0) {
-            p = s->pools[i].pool;
-            goto done;
-        }
-    if (s->npools == s->cappools) {
-        size_t cap = s->cappools ? s->cappools * 2 : 8;
-        struct tenant_pool *v = realloc(s->pools, cap * sizeof *v);
-        if (!v)
-            goto done;
-        s->pools = v;
-        s->cappools = cap;
-    }
-    char name[160];
-    snprintf(name, sizeof name, "%s/%s", t->server, t->dbname[0] ? t->dbname : "(default)");
-    struct db_pool_options po = {
-        .conninfo = srv->url,
-        .dbname = t->dbname[0] ? t->dbname : NULL,
-        .name = name,
-        .max_size = s->cfg->database_pool_size,
-        .checkout_timeout_ms = s->cfg->database_checkout_timeout_ms,
-        .connect_timeout_s = s->cfg->database_connect_timeout,
-        .statement_timeout_ms = s->cfg->database_statement_timeout_ms,
-        .refuse_privileged = true,
-    };
-    p = db_pool_new(&po);
-    if (p) {
-        snprintf(s->pools[s->npools].server, sizeof s->pools[0].server, "%s", t->server);
-        snprintf(s->pools[s->npools].dbname, sizeof s->pools[0].dbname, "%s", t->dbname);
-        s->pools[s->npools++].pool = p;
-    }
-done:
-    pthread_mutex_unlock(&s->pools_mu);
-    return p;
-}
-
 /* Resolves the request's tenant for a route of the given scope. Returns
  * true when the request may go on; otherwise an error response was queued
  * (or could not be) and *res is what to return to libmicrohttpd. */
@@ -495,9 +437,10 @@ static void handle(struct request *r)
 {
     struct vm *vm = worker_vm(r->srv, r->id);
     if (vm)
-        vm_handle(vm, &r->vreq, &r->answer);
+        vm_handle(vm, &r->vreq, &r->answer); /* checks its connection back in */
     else
         vm_response_error(&r->answer, 500, NULL, NULL, r->id);
+    pools_put(r->srv->pools, r->vreq.pool);
     r->answered = true;
 }
 
@@ -547,12 +490,14 @@ static enum MHD_Result run_route(struct MHD_Connection *c, struct request *r)
         return send_error_code(c, r, 400, "tenant_required",
                                "this route needs a tenant (X-Tenant-Id or a tenant token)",
                                NULL);
-    struct db_pool *pool = tenant_pool(s, r->tenant);
+    struct db_pool *pool = pools_get(s->pools, r->tenant);
     if (!pool)
         return send_error(c, r, 500, NULL, NULL);
     if (kv_fill(c, MHD_HEADER_KIND, &r->headers) < 0 ||
-        kv_fill(c, MHD_GET_ARGUMENT_KIND, &r->query) < 0)
+        kv_fill(c, MHD_GET_ARGUMENT_KIND, &r->query) < 0) {
+        pools_put(s->pools, pool);
         return send_error(c, r, 500, NULL, NULL);
+    }
     r->vreq = (struct vm_request){
         .id = r->id,
         .method = r->method,
@@ -579,6 +524,7 @@ static enum MHD_Result run_route(struct MHD_Connection *c, struct request *r)
     r->conn = c;
     MHD_suspend_connection(c);
     if (!offload_push(s, r)) {
+        pools_put(s->pools, pool);
         vm_response_error(&r->answer, 503, NULL, NULL, r->id);
         r->answered = true;
         MHD_resume_connection(c);
@@ -782,7 +728,6 @@ struct http_server *http_start(const struct config *cfg, const struct vm_scripts
     s->scripts = scripts;
     s->pool = pool;
     pthread_mutex_init(&s->mu, NULL);
-    pthread_mutex_init(&s->pools_mu, NULL);
     pthread_mutex_init(&s->oq_mu, NULL);
     pthread_cond_init(&s->oq_wake, NULL);
     s->sources.base_domain = cfg->tenancy_base_domain;
@@ -793,7 +738,8 @@ struct http_server *http_start(const struct config *cfg, const struct vm_scripts
         return NULL;
     }
     s->dir = tenant_dir_new(pool, cfg->tenancy_refresh_ms);
-    if (!s->dir) {
+    s->pools = pools_new(cfg, pool);
+    if (!s->dir || !s->pools) {
         snprintf(err, errlen, "out of memory");
         http_stop(s);
         return NULL;
@@ -890,14 +836,11 @@ void http_stop(struct http_server *s)
     for (size_t i = 0; i < s->nvms; i++)
         vm_free(s->vms[i]);
     free(s->vms);
-    for (size_t i = 0; i < s->npools; i++)
-        db_pool_free(s->pools[i].pool);
-    free(s->pools);
+    pools_free(s->pools);
     tenant_dir_free(s->dir);
     auth_free(s->auth);
     pthread_cond_destroy(&s->oq_wake);
     pthread_mutex_destroy(&s->oq_mu);
-    pthread_mutex_destroy(&s->pools_mu);
     pthread_cond_destroy(&s->idle);
     pthread_mutex_destroy(&s->mu);
     free(s);

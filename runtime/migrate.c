@@ -31,6 +31,7 @@ enum target_kind {
     TK_CORE,
     TK_SHARED,
     TK_TENANT,
+    TK_STORAGE, /* pre-made tenant storage (spare.c): no tenant, no directory row */
 };
 
 struct target {
@@ -41,7 +42,8 @@ struct target {
     char server[64];
     char dbname[128]; /* "" for the main database */
     char schema[128];
-    char key[192]; /* "core", "shared", "tenant:<code>": lock key and report name */
+    char key[192]; /* "core", "shared", "tenant:<code>", "storage:<server>/<db>/<schema>":
+                      lock key and report name */
 };
 
 enum tstatus {
@@ -112,6 +114,8 @@ struct engine {
     atomic_size_t next;
     atomic_size_t done;
     atomic_size_t failed;
+    pthread_mutex_t done_mu; /* with done_cv: a worker finished a target */
+    pthread_cond_t done_cv;
     int to;         /* requested version for the fleet (0: head) */
     int steps_back; /* down --steps N: N, else -1 */
     enum direction dir;
@@ -468,7 +472,9 @@ static void step_failed(struct result *r, const struct vm_step *st, const char *
 static void mctx_init(struct rt_migrate_ctx *m, const struct target *t, struct echo *e,
                       PGconn *c)
 {
-    static const char *const kinds[] = {"core", "shared", "tenant"};
+    /* Pre-made storage becomes a tenant's: its steps see the tenant target,
+     * without a tenant (as the shared target's do). */
+    static const char *const kinds[] = {"core", "shared", "tenant", "tenant"};
     memset(m, 0, sizeof *m);
     m->conn = c;
     m->target = kinds[t->kind];
@@ -529,7 +535,7 @@ static void directory_update(struct worker *w, const struct target *t,
 
     bool exists = false;
 
-    if (t->kind == TK_CORE || w->eng->dry_run)
+    if (t->kind == TK_CORE || t->kind == TK_STORAGE || w->eng->dry_run)
         return;
     c = conn_get(w, "main", "", err);
     if (!c || (t->kind == TK_SHARED && directory_exists(c, &exists, err) < 0)) {
@@ -562,7 +568,8 @@ static void directory_update(struct worker *w, const struct target *t,
                    "($2::int, $3, $4)"
                  : "UPDATE core.tenants SET schema_version = $2, fingerprint = $3, "
                    "migration_status = $4, "
-                   "migrated_at = CASE WHEN $5::bool THEN now() ELSE migrated_at END, "
+                   "migrated_at = CASE WHEN $5::bool OR (migrated_at IS NULL AND "
+                   "$2::int > 0) THEN now() ELSE migrated_at END, "
                    "last_migration_error = $6, last_migration_at = now(), "
                    "updated_at = now() WHERE id = $1",
              6, v, err) < 0)
@@ -835,7 +842,7 @@ done:
 record:
     if (r->status == TS_FAILED && !r->error[0])
         snprintf(r->error, sizeof r->error, "failed");
-    if (!eng->dry_run && t->kind != TK_CORE) {
+    if (!eng->dry_run && t->kind != TK_CORE && t->kind != TK_STORAGE) {
         /* After a failure the ledger holds what committed before it. */
         fingerprint(&l, s, r->to, fp);
         directory_update(w, t, r, fp);
@@ -908,7 +915,10 @@ static void *fleet_worker(void *arg)
                 pthread_mutex_unlock(&eng->out_mu);
             }
         }
+        pthread_mutex_lock(&eng->done_mu);
         atomic_fetch_add(&eng->done, 1);
+        pthread_cond_signal(&eng->done_cv);
+        pthread_mutex_unlock(&eng->done_mu);
     }
     return NULL;
 }
@@ -972,14 +982,27 @@ static int fleet_run(struct engine *eng, int jobs, char *err)
         free(ws);
         return -1;
     }
+    /* Woken by each finished target (a single tenant must not wait out a
+     * polling interval), and at least every 200 ms for the progress line. */
+    pthread_mutex_lock(&eng->done_mu);
     while (atomic_load(&eng->done) < n) {
-        usleep(50000);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 200L * 1000 * 1000;
+        if (until.tv_nsec >= 1000L * 1000 * 1000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000L * 1000 * 1000;
+        }
+        (void)pthread_cond_timedwait(&eng->done_cv, &eng->done_mu, &until);
         double t = now_ms();
         if (t - last >= (eng->tty ? 200 : 2000)) {
+            pthread_mutex_unlock(&eng->done_mu);
             progress(eng, t0, false);
+            pthread_mutex_lock(&eng->done_mu);
             last = t;
         }
     }
+    pthread_mutex_unlock(&eng->done_mu);
     for (int i = 0; i < started; i++) {
         pthread_join(ws[i].thread, NULL);
         worker_close(&ws[i]);
@@ -1801,6 +1824,8 @@ int migrate_run(const struct config *cfg, const struct migrate_request *c, FILE 
 
     memset(&eng, 0, sizeof eng);
     pthread_mutex_init(&eng.out_mu, NULL);
+    pthread_mutex_init(&eng.done_mu, NULL);
+    pthread_cond_init(&eng.done_cv, NULL);
     eng.cfg = cfg;
     eng.out = out;
     eng.err = err;
@@ -1851,6 +1876,8 @@ done:
     free(core_dir);
     free(tenant_dir);
     pthread_mutex_destroy(&eng.out_mu);
+    pthread_mutex_destroy(&eng.done_mu);
+    pthread_cond_destroy(&eng.done_cv);
     return rc;
 }
 
@@ -1873,5 +1900,81 @@ int migrate_main(int argc, char **argv)
     if (rc == 2 && strcmp(c.cmd, "new") != 0)
         usage(stderr);
     config_free(cfg);
+    return rc;
+}
+
+/* ---- pre-made storage (spare.c) ------------------------------------------- */
+
+/* Loads the tenant steps of cfg. Returns NULL with err. */
+static struct vm_steps *tenant_steps_load(const struct config *cfg, char *err,
+                                          size_t errlen)
+{
+    struct vm_error verr;
+    char *dir = steps_dir(cfg, "tenant");
+    if (!dir) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    struct vm_steps *s = vm_steps_load(dir, "migrations/tenant", VM_STEP_MIGRATION, &verr);
+    free(dir);
+    if (!s)
+        snprintf(err, errlen, "%s", verr.msg);
+    return s;
+}
+
+int migrate_tenant_head(const struct config *cfg, int *version, char fp[65], char *err,
+                        size_t errlen)
+{
+    struct vm_steps *s = tenant_steps_load(cfg, err, errlen);
+    if (!s)
+        return -1;
+    *version = (int)s->n;
+    fingerprint(NULL, s, (int)s->n, fp);
+    vm_steps_free(s);
+    return 0;
+}
+
+int migrate_storage(const struct config *cfg, const char *server, const char *dbname,
+                    const char *schema, int *version, char fp[65], char *err, size_t errlen)
+{
+    struct engine eng;
+    struct worker w = {.eng = &eng};
+    struct target t;
+    struct result r;
+    struct vm_error verr;
+    int rc = -1;
+
+    memset(&eng, 0, sizeof eng);
+    memset(&t, 0, sizeof t);
+    memset(&r, 0, sizeof r);
+    pthread_mutex_init(&eng.out_mu, NULL);
+    eng.cfg = cfg;
+    eng.out = eng.err = stderr; /* unused: no dry run, no fleet */
+    t.kind = TK_STORAGE;
+    snprintf(t.server, sizeof t.server, "%s", server);
+    snprintf(t.dbname, sizeof t.dbname, "%s", dbname ? dbname : "");
+    snprintf(t.schema, sizeof t.schema, "%s", schema);
+    snprintf(t.key, sizeof t.key, "storage:%s/%s/%s", server, t.dbname, schema);
+    if (!(eng.tenant_steps = tenant_steps_load(cfg, err, errlen)))
+        goto done;
+    if (!(w.vm = vm_new_steps(eng.tenant_steps, &verr))) {
+        snprintf(err, errlen, "%s", verr.msg);
+        goto done;
+    }
+    migrate_target(&w, eng.tenant_steps, &t, DIR_UP, 0, &r);
+    if (result_bad(&r)) {
+        snprintf(err, errlen, "%s", r.error);
+        goto done;
+    }
+    /* The ledger matches the files (migrate_target refuses drift), so the
+     * fingerprint of the files up to the version reached is the ledger's. */
+    *version = r.to;
+    fingerprint(NULL, eng.tenant_steps, r.to, fp);
+    rc = 0;
+done:
+    result_free(&r);
+    worker_close(&w);
+    vm_steps_free(eng.tenant_steps);
+    pthread_mutex_destroy(&eng.out_mu);
     return rc;
 }

@@ -41,6 +41,23 @@ struct migrate_request {
 int migrate_run(const struct config *cfg, const struct migrate_request *req, FILE *out,
                 FILE *err);
 
+/* The head of cfg's tenant migrations: the number of step files and the
+ * fingerprint a target at head has (as recorded in the directory). Returns 0,
+ * or -1 with err (a step file does not load). */
+int migrate_tenant_head(const struct config *cfg, int *version, char fp[65], char *err,
+                        size_t errlen);
+
+/* Brings storage that belongs to no tenant yet (a spare schema, or the public
+ * schema of a template database: see spare.h) to the head of the tenant
+ * migrations, under the usual lock, ledger and per-step transactions. Steps
+ * see m.target "tenant" without m.tenant and with an empty app.tenant_id, as
+ * for the shared target; nothing is recorded in the directory. dbname NULL:
+ * the database of the server's URL. On success *version and fp hold the
+ * state reached. Returns 0, or -1 with err. Safe on any thread. */
+int migrate_storage(const struct config *cfg, const char *server, const char *dbname,
+                    const char *schema, int *version, char fp[65], char *err,
+                    size_t errlen);
+
 /* `runtime migrate ...`: argv[0] is "migrate". Returns the exit status. */
 int migrate_main(int argc, char **argv);
 

@@ -3,6 +3,7 @@
 
 #include "migrate.h"
 #include "seed.h"
+#include "spare.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +77,33 @@ static int run_seeds(const struct config *cfg, const struct tenant_row *row,
     return -1;
 }
 
+/* Makes the tenant's storage: pre-migrated when there is some made from the
+ * current migration files (a spare schema, a template database), else
+ * empty. c is on the directory's server, sc on the tenant's. Anything that
+ * keeps the pre-made storage from being used falls back to empty storage;
+ * the migrations that follow bring either to head. */
+static int storage_make(const struct config *cfg, PGconn *c, PGconn *sc,
+                        const struct tenant_row *row, struct tenant_error *err)
+{
+    bool schema = strcmp(row->isolation, "schema") == 0;
+    bool database = strcmp(row->isolation, "database") == 0;
+    char fp[65], why[512], tpl[SPARE_NAME_MAX];
+    int version;
+
+    if (!(schema && cfg->tenancy_spare_schemas > 0) &&
+        !(database && cfg->tenancy_database_template))
+        return tenant_storage_create(sc, row, NULL, err);
+    /* A step file that does not load fails the migrations step below. */
+    if (migrate_tenant_head(cfg, &version, fp, why, sizeof why) == 0) {
+        if (schema && spare_schema_take(sc, row, fp, err) == 1)
+            return 0;
+        if (database && spare_template_find(sc, PQdb(c), fp, tpl) == 1 &&
+            tenant_storage_create(sc, row, tpl, err) == 0)
+            return 0;
+    }
+    return tenant_storage_create(sc, row, NULL, err);
+}
+
 int provision_tenant(const struct config *cfg, const struct tenant_spec *spec, bool force,
                      long long *id, struct tenant_error *err)
 {
@@ -101,7 +129,10 @@ int provision_tenant(const struct config *cfg, const struct tenant_spec *spec, b
     const char *server = spec->server ? spec->server : "main";
     if (!(c = owner_connect(cfg, "main", err)))
         return -1;
-    if (!(sc = owner_connect(cfg, server, err)))
+    /* The tenant's server is usually the directory's: one connection. */
+    if (strcmp(server, "main") == 0)
+        sc = c;
+    else if (!(sc = owner_connect(cfg, server, err)))
         goto done;
     if (force) {
         /* Re-provision: the old storage goes first, then the row is taken
@@ -125,7 +156,7 @@ int provision_tenant(const struct config *cfg, const struct tenant_spec *spec, b
         goto done;
     /* Compensation undoes only what this attempt made: storage that could
      * not be created (it may exist already, and not be ours) is left alone. */
-    bool made = tenant_storage_create(sc, &row, err) == 0;
+    bool made = storage_make(cfg, c, sc, &row, err) == 0;
     if (!made || run_migrations(cfg, &row, err) < 0 || run_seeds(cfg, &row, err) < 0 ||
         tenant_set_status(c, spec->code, "active", NULL, err) < 0) {
         if (made && tenant_storage_drop(sc, &row, &derr) < 0)
@@ -138,7 +169,66 @@ int provision_tenant(const struct config *cfg, const struct tenant_spec *spec, b
     }
     rc = 0;
 done:
-    PQfinish(sc);
+    if (sc != c)
+        PQfinish(sc);
+    PQfinish(c);
+    return rc;
+}
+
+/* Refills (or with drop, drops) the pre-made storage of one server. c is
+ * on the directory's server. Returns 0, or -1 with err. */
+static int spares_of(const struct config *cfg, PGconn *c, const char *server,
+                     const struct spare_want *want, bool drop, int *count,
+                     struct tenant_error *err)
+{
+    PGconn *sc = strcmp(server, "main") == 0 ? c : owner_connect(cfg, server, err);
+    int rc = 0;
+
+    if (!sc)
+        return -1;
+    if (drop) {
+        *count = spare_drop_all(sc, want->directory_db, err->msg, sizeof err->msg);
+        rc = *count < 0 ? -1 : 0;
+    } else {
+        rc = spare_refill(cfg, sc, server, want, count, err->msg, sizeof err->msg);
+    }
+    if (sc != c)
+        PQfinish(sc);
+    return rc;
+}
+
+/* What to keep pre-made for the next tenants of isolation (NULL: every
+ * kind), at the head of the current migration files. */
+static int spares_want(const struct config *cfg, PGconn *c, const char *isolation,
+                       char fp[65], struct spare_want *want, struct tenant_error *err)
+{
+    int version;
+    memset(want, 0, sizeof *want);
+    if (migrate_tenant_head(cfg, &version, fp, err->msg, sizeof err->msg) < 0)
+        return -1;
+    want->fp = fp;
+    want->directory_db = PQdb(c);
+    if (!isolation || strcmp(isolation, "schema") == 0)
+        want->schemas = cfg->tenancy_spare_schemas;
+    if (!isolation || strcmp(isolation, "database") == 0)
+        want->template = cfg->tenancy_database_template;
+    return 0;
+}
+
+int provision_replenish(const struct config *cfg, const char *server, const char *isolation,
+                        struct tenant_error *err)
+{
+    struct spare_want want;
+    char fp[65];
+    int made, rc = -1;
+
+    memset(err, 0, sizeof *err);
+    if (!(strcmp(isolation, "schema") == 0 && cfg->tenancy_spare_schemas > 0) &&
+        !(strcmp(isolation, "database") == 0 && cfg->tenancy_database_template))
+        return 0;
+    PGconn *c = owner_connect(cfg, "main", err);
+    if (c && spares_want(cfg, c, isolation, fp, &want, err) == 0)
+        rc = spares_of(cfg, c, server ? server : "main", &want, false, &made, err);
     PQfinish(c);
     return rc;
 }
@@ -189,9 +279,47 @@ static void usage(FILE *out)
             "  show CODE [--json]     one tenant\n"
             "  suspend CODE | activate CODE | delete CODE (soft)\n"
             "  purge CODE             drop the tenant's storage and directory row\n"
+            "  spares [--server NAME] [--drop]\n"
+            "      make the pre-migrated storage new tenants take (tenancy.spare_schemas\n"
+            "      spare schemas, the template database) on every server or one, and\n"
+            "      drop what older migration files made; --drop drops all of it.\n"
             "\n"
             "Every form takes --config PATH. Isolation defaults to\n"
             "tenancy.default_isolation. Codes match ^[a-z][a-z0-9_]{1,39}$.\n");
+}
+
+/* `runtime tenant spares`. */
+static int cmd_spares(const struct config *cfg, PGconn *c, const char *server, bool drop)
+{
+    struct spare_want want;
+    struct tenant_error err;
+    char fp[65];
+    int rc = 0;
+
+    memset(&err, 0, sizeof err);
+    memset(&want, 0, sizeof want);
+    want.directory_db = PQdb(c); /* all --drop needs: it works with broken files */
+    if (!drop && spares_want(cfg, c, NULL, fp, &want, &err) < 0) {
+        fprintf(stderr, "runtime tenant spares: %s\n", err.msg);
+        return 1;
+    }
+    for (int i = 0; i < cfg->nservers; i++) {
+        const char *name = cfg->servers[i].name;
+        int count = 0;
+        if (server && strcmp(server, name) != 0)
+            continue;
+        if (spares_of(cfg, c, name, &want, drop, &count, &err) < 0) {
+            fprintf(stderr, "runtime tenant spares: server %s: %s\n", name, err.msg);
+            rc = 1;
+        } else {
+            printf("server %s: %d %s\n", name, count, drop ? "dropped" : "made");
+        }
+    }
+    if (server && !config_server(cfg, server)) {
+        fprintf(stderr, "runtime tenant spares: unknown server '%s'\n", server);
+        rc = 1;
+    }
+    return rc;
 }
 
 static double now_ms(void)
@@ -275,7 +403,7 @@ int provision_main(int argc, char **argv)
     struct tenant_spec spec = {0};
     struct config_error cerr;
     struct tenant_error err;
-    bool json = false, force = false;
+    bool json = false, force = false, drop = false;
     int rc = 1;
 
     if (!cmd || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
@@ -291,6 +419,8 @@ int provision_main(int argc, char **argv)
             json = true;
         } else if (strcmp(a, "--force") == 0) {
             force = true;
+        } else if (strcmp(a, "--drop") == 0) {
+            drop = true;
         } else if (next && strcmp(a, "--config") == 0) {
             config_file = argv[++i];
         } else if (next && strcmp(a, "--name") == 0) {
@@ -311,7 +441,7 @@ int provision_main(int argc, char **argv)
             return 2;
         }
     }
-    bool needs_code = strcmp(cmd, "list") != 0;
+    bool needs_code = strcmp(cmd, "list") != 0 && strcmp(cmd, "spares") != 0;
     if (needs_code && (!code || !tenant_code_valid(code))) {
         fprintf(stderr, "runtime tenant %s: %s\n", cmd,
                 code ? "not a tenant code (^[a-z][a-z0-9_]{1,39}$)" : "CODE is required");
@@ -340,6 +470,11 @@ int provision_main(int argc, char **argv)
                 printf("tenant %s created (%s, id %lld) in %.0f ms\n", code, spec.isolation,
                        id, now_ms() - t0);
             rc = 0;
+            /* The next tenant's pre-made storage, after this one is
+             * reported: it is not part of this tenant's creation. */
+            if (provision_replenish(cfg, spec.server, spec.isolation, &err) < 0)
+                fprintf(stderr, "runtime tenant create: warning: pre-made storage: %s\n",
+                        err.msg);
         }
         goto out;
     }
@@ -350,6 +485,8 @@ int provision_main(int argc, char **argv)
     }
     if (strcmp(cmd, "list") == 0) {
         rc = cmd_list(c, json);
+    } else if (strcmp(cmd, "spares") == 0) {
+        rc = cmd_spares(cfg, c, spec.server, drop);
     } else if (strcmp(cmd, "show") == 0) {
         rc = cmd_show(c, code, json);
     } else if (strcmp(cmd, "suspend") == 0 || strcmp(cmd, "activate") == 0 ||

@@ -30,6 +30,15 @@ int provision_set_status(const struct config *cfg, const char *code, const char 
 /* Drops a tenant's storage and its directory row. Returns 0 or -1. */
 int provision_purge(const struct config *cfg, const char *code, struct tenant_error *err);
 
+/* Tops up the pre-migrated storage (spare.h) that the next tenant of this
+ * isolation on server (NULL: main) will take: spare schemas up to
+ * tenancy.spare_schemas, the template database; drops what older migration
+ * files made. Call it after provision_tenant returned (the HTTP API: in the
+ * background); it takes about as long as creating a tenant did without it.
+ * Returns 0, or -1 with err; the tenants are not affected either way. */
+int provision_replenish(const struct config *cfg, const char *server, const char *isolation,
+                        struct tenant_error *err);
+
 /* `runtime tenant ...`: argv[0] is "tenant". Returns the exit status. */
 int provision_main(int argc, char **argv);
 

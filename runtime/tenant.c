@@ -192,31 +192,47 @@ static int ident(PGconn *c, const char *name, char *out, size_t cap,
     return 0;
 }
 
-int tenant_storage_create(PGconn *c, const struct tenant_row *row, struct tenant_error *err)
+int tenant_storage_create(PGconn *c, const struct tenant_row *row, const char *from,
+                          struct tenant_error *err)
 {
-    char q[96], sql[512];
+    char q[96], qfrom[96], sql[512];
 
     memset(err, 0, sizeof *err);
+    if (from && ident(c, from, qfrom, sizeof qfrom, err) < 0)
+        return -1;
     if (strcmp(row->isolation, "schema") == 0) {
         if (ident(c, row->schema_name, q, sizeof q, err) < 0)
             return -1;
-        snprintf(sql, sizeof sql, "CREATE SCHEMA %s; GRANT USAGE ON SCHEMA %s TO rt_app", q,
-                 q);
+        if (from)
+            snprintf(sql, sizeof sql,
+                     "ALTER SCHEMA %s RENAME TO %s; GRANT USAGE ON SCHEMA %s TO rt_app",
+                     qfrom, q, q);
+        else
+            snprintf(sql, sizeof sql,
+                     "CREATE SCHEMA %s; GRANT USAGE ON SCHEMA %s TO rt_app", q, q);
         return run_ok(c, sql, 0, NULL, err);
     }
     if (strcmp(row->isolation, "database") == 0) {
         if (ident(c, row->database_name, q, sizeof q, err) < 0)
             return -1;
         /* CREATE DATABASE cannot run inside a transaction block: one
-         * statement per call. */
-        snprintf(sql, sizeof sql, "CREATE DATABASE %s", q);
+         * statement per call. A clone does not copy the template's
+         * database-level privileges: they are set here either way. */
+        snprintf(sql, sizeof sql, "CREATE DATABASE %s%s%s", q, from ? " TEMPLATE " : "",
+                 from ? qfrom : "");
         if (run_ok(c, sql, 0, NULL, err) < 0)
             return -1;
         snprintf(sql, sizeof sql,
                  "REVOKE ALL ON DATABASE %s FROM PUBLIC; "
                  "GRANT CONNECT, TEMPORARY ON DATABASE %s TO rt_app",
                  q, q);
-        return run_ok(c, sql, 0, NULL, err);
+        if (run_ok(c, sql, 0, NULL, err) == 0)
+            return 0;
+        /* Not made, as far as the caller knows: leave nothing behind. */
+        struct tenant_error derr;
+        snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s", q);
+        (void)run_ok(c, sql, 0, NULL, &derr);
+        return -1;
     }
     return 0; /* shared: the rows live in the shared tables */
 }

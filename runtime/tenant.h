@@ -75,9 +75,12 @@ int tenant_row_get(PGconn *c, const char *code, struct tenant_row *row,
                    struct tenant_error *err);
 
 /* Creates the tenant's storage: the schema, or the database (owned by the
- * connection's role, CONNECT for rt_app only); nothing for shared mode. */
-int tenant_storage_create(PGconn *c, const struct tenant_row *row, struct tenant_error *err)
-    __attribute__((warn_unused_result));
+ * connection's role, CONNECT for rt_app only); nothing for shared mode.
+ * from (NULL: empty storage) names pre-migrated storage to take instead
+ * (spare.h): a spare schema renamed into place, or a template database
+ * cloned. from must be a name the runtime made, not client input. */
+int tenant_storage_create(PGconn *c, const struct tenant_row *row, const char *from,
+                          struct tenant_error *err) __attribute__((warn_unused_result));
 
 /* Drops the tenant's storage: the schema or database, or in shared mode the
  * tenant's rows in every shared table. Missing storage is not an error. */

@@ -143,6 +143,8 @@ function ctx_mt:destroy()
       h.run("kill -KILL " .. p.pid .. " 2>/dev/null")
     end
   end
+  -- The template databases it made live outside its database.
+  pcall(self.tenant_cmd, self, { "spares", "--drop" })
   for _, db in ipairs(self.databases) do
     M.drop_database(db)
   end
