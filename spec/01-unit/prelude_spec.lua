@@ -3,7 +3,7 @@
 local cjson = require "cjson"
 
 local prelude = assert(loadfile("runtime/lua/prelude.lua"))(
-  debug.traceback, cjson.encode, cjson.decode)
+  debug.traceback, cjson.encode, cjson.decode, { null = cjson.null })
 
 local function req(fields)
   local r = { method = "GET", path = "/", params = {}, query = {}, headers = {}, id = "t" }
@@ -18,14 +18,14 @@ describe("prelude.collect", function()
 
   it("flattens route tables in a stable order with defaults", function()
     local routes = prelude.collect("f.lua", {
-      ["/b"] = { POST = handler, GET = { handler = handler, scope = "public",
+      ["/b"] = { POST = handler, GET = { handler = handler, scope = "any",
         permission = "b_read", summary = "B" } },
       ["/a/:id"] = { DELETE = handler },
     })
     assert.equal(3, #routes)
     assert.same({ "/a/:id", "DELETE", "tenant" },
       { routes[1].pattern, routes[1].method, routes[1].scope })
-    assert.same({ "/b", "GET", "public", "b_read" },
+    assert.same({ "/b", "GET", "any", "b_read" },
       { routes[2].pattern, routes[2].method, routes[2].scope, routes[2].permission })
     assert.equal("POST", routes[3].method)
   end)
@@ -43,6 +43,8 @@ describe("prelude.collect", function()
       { { ["/x"] = { GET = { handler = handler, permission = 1 } } },
         "'permission' must be a string" },
       { { ["/healthz"] = { GET = handler } }, "reserved" },
+      { { ["/x"] = { GET = { handler = handler, scope = "public", permission = "a_read" } } },
+        "a public route cannot require a permission" },
       { { [1] = {} }, "keys must be strings" },
     }
     for _, case in ipairs(cases) do
@@ -105,10 +107,12 @@ describe("prelude.dispatch", function()
         req({ headers = headers, body = b })) }
     end
     assert.same({ "http_error", 415 }, { table.unpack(try({}, "{}"), 1, 2) })
-    assert.same({ "http_error", 400, "invalid_json" },
-      { table.unpack(try({ ["content-type"] = "application/json" }, "{"), 1, 3) })
-    assert.same({ "http_error", 400, "invalid_json" },
-      { table.unpack(try({ ["content-type"] = "application/json" }, ""), 1, 3) })
+    -- the body of an http_error is the one error shape, built by the prelude
+    local bad = try({ ["content-type"] = "application/json" }, "{")
+    assert.same({ "http_error", 400 }, { bad[1], bad[2] })
+    assert.equal("invalid_json", cjson.decode(bad[3]).error)
+    bad = try({ ["content-type"] = "application/json" }, "")
+    assert.equal("invalid_json", cjson.decode(bad[3]).error)
     assert.equal("ok", try({ ["content-type"] = "application/problem+json" }, "[]")[1])
     assert.equal(1, calls)
   end)
