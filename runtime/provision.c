@@ -13,8 +13,8 @@
 #include <libpq-fe.h>
 
 /* An owner connection to server (the directory lives on "main"). */
-static PGconn *owner_connect(const struct config *cfg, const char *server,
-                             struct tenant_error *err)
+PGconn *provision_connect(const struct config *cfg, const char *server,
+                          struct tenant_error *err)
 {
     const struct config_server *srv = config_server(cfg, server);
     if (!srv) {
@@ -127,12 +127,12 @@ int provision_tenant(const struct config *cfg, const struct tenant_spec *spec, b
         return -1;
     }
     const char *server = spec->server ? spec->server : "main";
-    if (!(c = owner_connect(cfg, "main", err)))
+    if (!(c = provision_connect(cfg, "main", err)))
         return -1;
     /* The tenant's server is usually the directory's: one connection. */
     if (strcmp(server, "main") == 0)
         sc = c;
-    else if (!(sc = owner_connect(cfg, server, err)))
+    else if (!(sc = provision_connect(cfg, server, err)))
         goto done;
     if (force) {
         /* Re-provision: the old storage goes first, then the row is taken
@@ -181,7 +181,7 @@ static int spares_of(const struct config *cfg, PGconn *c, const char *server,
                      const struct spare_want *want, bool drop, int *count,
                      struct tenant_error *err)
 {
-    PGconn *sc = strcmp(server, "main") == 0 ? c : owner_connect(cfg, server, err);
+    PGconn *sc = strcmp(server, "main") == 0 ? c : provision_connect(cfg, server, err);
     int rc = 0;
 
     if (!sc)
@@ -226,7 +226,7 @@ int provision_replenish(const struct config *cfg, const char *server, const char
     if (!(strcmp(isolation, "schema") == 0 && cfg->tenancy_spare_schemas > 0) &&
         !(strcmp(isolation, "database") == 0 && cfg->tenancy_database_template))
         return 0;
-    PGconn *c = owner_connect(cfg, "main", err);
+    PGconn *c = provision_connect(cfg, "main", err);
     if (c && spares_want(cfg, c, isolation, fp, &want, err) == 0)
         rc = spares_of(cfg, c, server ? server : "main", &want, false, &made, err);
     PQfinish(c);
@@ -238,7 +238,7 @@ int provision_replenish(const struct config *cfg, const char *server, const char
 int provision_set_status(const struct config *cfg, const char *code, const char *status,
                          struct tenant_error *err)
 {
-    PGconn *c = owner_connect(cfg, "main", err);
+    PGconn *c = provision_connect(cfg, "main", err);
     if (!c)
         return -1;
     int rc = tenant_set_status(c, code, status, NULL, err);
@@ -249,7 +249,7 @@ int provision_set_status(const struct config *cfg, const char *code, const char 
 int provision_purge(const struct config *cfg, const char *code, struct tenant_error *err)
 {
     struct tenant_row row;
-    PGconn *c = owner_connect(cfg, "main", err), *sc = NULL;
+    PGconn *c = provision_connect(cfg, "main", err), *sc = NULL;
     int rc = -1;
 
     if (!c)
@@ -257,7 +257,7 @@ int provision_purge(const struct config *cfg, const char *code, struct tenant_er
     int found = tenant_row_get(c, code, &row, err);
     if (found == 0)
         snprintf(err->msg, sizeof err->msg, "no tenant '%s'", code);
-    if (found == 1 && (sc = owner_connect(cfg, row.server, err)) &&
+    if (found == 1 && (sc = provision_connect(cfg, row.server, err)) &&
         tenant_storage_drop(sc, &row, err) == 0 && tenant_row_delete(c, code, err) == 0)
         rc = 0;
     PQfinish(sc);
@@ -478,7 +478,7 @@ int provision_main(int argc, char **argv)
         }
         goto out;
     }
-    PGconn *c = owner_connect(cfg, "main", &err);
+    PGconn *c = provision_connect(cfg, "main", &err);
     if (!c) {
         fprintf(stderr, "runtime tenant: %s\n", err.msg);
         goto out;

@@ -14,6 +14,8 @@
 
 #include <stdbool.h>
 
+#include <libpq-fe.h>
+
 #include "config.h"
 #include "tenant.h"
 
@@ -22,6 +24,12 @@
  * duplicate). *id is the tenant's id on success. */
 int provision_tenant(const struct config *cfg, const struct tenant_spec *spec, bool force,
                      long long *id, struct tenant_error *err);
+
+/* An owner-role connection to server ("main" holds the directory). Returns
+ * NULL with err filled when the server is unknown, database.owner_url is not
+ * set or the connection fails. */
+PGconn *provision_connect(const struct config *cfg, const char *server,
+                          struct tenant_error *err);
 
 /* Sets a tenant's status (active, suspended, deleted). Returns 0 or -1. */
 int provision_set_status(const struct config *cfg, const char *code, const char *status,

@@ -1,6 +1,8 @@
 /* tenant: directory rows and storage per isolation mode (see tenant.h). */
 #include "tenant.h"
 
+#include "ticker.h"
+
 #include <ctype.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -623,12 +625,8 @@ enum tenant_outcome tenant_resolve(const struct tenant_snapshot *s,
 
 struct tenant_dir {
     struct db_pool *pool;
-    int refresh_ms;
-    pthread_mutex_t mu; /* guards cur and stop */
-    pthread_cond_t wake;
-    bool stop;
-    pthread_t thread;
-    bool running;
+    pthread_mutex_t mu; /* guards cur */
+    struct ticker *ticker;
     struct tenant_snapshot *cur;
     char stamp[128];
 };
@@ -669,59 +667,31 @@ done:
     db_checkin(d->pool, c);
 }
 
-/* The refresher: checks the directory every refresh_ms until stopped, so a
+/* The refresher: the ticker checks the directory every refresh_ms, so a
  * request never waits for it. */
-static void *dir_thread(void *arg)
+static void dir_tick(void *arg)
 {
-    struct tenant_dir *d = arg;
-    struct timespec until;
-
-    pthread_mutex_lock(&d->mu);
-    while (!d->stop) {
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += d->refresh_ms / 1000;
-        until.tv_nsec += (long)(d->refresh_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-        while (!d->stop && pthread_cond_timedwait(&d->wake, &d->mu, &until) == 0)
-            ;
-        if (d->stop)
-            break;
-        pthread_mutex_unlock(&d->mu);
-        dir_refresh(d);
-        pthread_mutex_lock(&d->mu);
-    }
-    pthread_mutex_unlock(&d->mu);
-    return NULL;
+    dir_refresh(arg);
 }
 
 struct tenant_dir *tenant_dir_new(struct db_pool *pool, int refresh_ms)
 {
     struct tenant_dir *d = calloc(1, sizeof *d);
-    pthread_condattr_t ca;
 
     if (!d)
         return NULL;
     d->pool = pool;
-    d->refresh_ms = refresh_ms;
     pthread_mutex_init(&d->mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&d->wake, &ca);
-    pthread_condattr_destroy(&ca);
     d->cur = tenant_snapshot_build(NULL);
     if (!d->cur) {
         tenant_dir_free(d);
         return NULL;
     }
     dir_refresh(d);
-    if (pthread_create(&d->thread, NULL, dir_thread, d) != 0) {
+    if (!(d->ticker = ticker_start(refresh_ms, dir_tick, d))) {
         tenant_dir_free(d);
         return NULL;
     }
-    d->running = true;
     return d;
 }
 
@@ -729,15 +699,8 @@ void tenant_dir_free(struct tenant_dir *d)
 {
     if (!d)
         return;
-    if (d->running) {
-        pthread_mutex_lock(&d->mu);
-        d->stop = true;
-        pthread_cond_signal(&d->wake);
-        pthread_mutex_unlock(&d->mu);
-        pthread_join(d->thread, NULL);
-    }
+    ticker_stop(d->ticker);
     tenant_snapshot_release(d->cur);
-    pthread_cond_destroy(&d->wake);
     pthread_mutex_destroy(&d->mu);
     free(d);
 }

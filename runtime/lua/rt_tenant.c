@@ -52,16 +52,6 @@ static const char *opt_string(lua_State *L, int t, const char *name)
     return v;
 }
 
-static PGconn *owner_main(const struct config *cfg, struct tenant_error *err)
-{
-    char why[400];
-    PGconn *c = db_connect(cfg->database_owner_url, NULL, "runtime-api",
-                           cfg->database_connect_timeout, why, sizeof why);
-    if (!c)
-        snprintf(err->msg, sizeof err->msg, "cannot connect as the owner: %s", why);
-    return c;
-}
-
 /* create{code=, name=, isolation=, server=, domain=, subdomain=, force=,
  *        owner={username=, email=, full_name=, password_hash=}} -> id */
 static int l_create(lua_State *L)
@@ -104,7 +94,7 @@ static int l_create(lua_State *L)
         return failed(L, &err);
     if (has_owner) {
         struct tenant_row row;
-        PGconn *c = owner_main(cfg, &err);
+        PGconn *c = provision_connect(cfg, "main", &err);
         int found = c ? tenant_row_get(c, spec.code, &row, &err) : -1;
         PQfinish(c);
         if (found != 1 || seed_owner(cfg, &row, &owner, err.msg, sizeof err.msg) < 0) {
@@ -167,7 +157,7 @@ static int l_update(lua_State *L)
             return luaL_argerror(L, 2, "fields must be strings (or rt.null)");
         lua_pop(L, 1);
     }
-    PGconn *c = owner_main(cfg, &err);
+    PGconn *c = provision_connect(cfg, "main", &err);
     if (!c)
         return failed(L, &err);
     PGresult *r = PQexecParams(
@@ -270,7 +260,7 @@ static int l_seed(lua_State *L)
     struct tenant_row row;
     struct seed_result res;
 
-    PGconn *c = owner_main(cfg, &err);
+    PGconn *c = provision_connect(cfg, "main", &err);
     int found = c ? tenant_row_get(c, code, &row, &err) : -1;
     PQfinish(c);
     if (found == 0)
