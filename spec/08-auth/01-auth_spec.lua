@@ -144,10 +144,10 @@ describe("auth", function()
         local r = login(try[1], try[2])
         assert.equal(401, r.status)
         r.json.request_id = nil
-        bodies[#bodies + 1] = cjson.encode(r.json)
+        bodies[#bodies + 1] = r.json
       end
-      assert.equal(bodies[1], bodies[2])
-      assert.equal(bodies[1], bodies[3])
+      assert.same(bodies[1], bodies[2])
+      assert.same(bodies[1], bodies[3])
     end)
 
     it("takes comparable time for an unknown user and a wrong password", function()
