@@ -162,8 +162,11 @@ void limits_check(lua_State *L, size_t bytes, const char *what)
 
     if (!lim)
         return;
-    if (lim->memory_cap && bytes > room(lim))
-        raise_limit(L, lim, LIMITS_MEMORY, 1, what);
+    if (lim->memory_cap && bytes > room(lim)) {
+        lua_gc(L, LUA_GCCOLLECT); /* what garbage frees is not over the cap */
+        if (bytes > room(lim))
+            raise_limit(L, lim, LIMITS_MEMORY, 1, what);
+    }
     if (lim->running && lim->hit != LIMITS_NONE)
         raise_limit(L, lim, lim->hit, 1, what);
     if (lim->running && deadline_passed(lim))

@@ -68,9 +68,9 @@ enum limits_kind limits_end(lua_State *L);
 
 /* For C functions that do long work in one call (string.rep, JSON encoding):
  * raises a Lua error, and ends the run as the hook would, when `bytes` more
- * would not fit under the memory cap, when the deadline has passed, or when
- * the run already hit a limit. `what` names the caller in the message. Does
- * nothing in a state not made by limits_newstate. */
+ * would not fit under the memory cap even after a full collection, when the
+ * deadline has passed, or when the run already hit a limit. `what` names the caller in the
+ * message. Does nothing in a state not made by limits_newstate. */
 void limits_check(lua_State *L, size_t bytes, const char *what);
 
 /* Whether the run in progress on L has hit a limit (the hook is raising). */
