@@ -3,6 +3,7 @@
  * Start-up: config -> log level -> scripts (routes validated) -> database
  * pool (connects lazily) -> HTTP. Shutdown on SIGTERM/SIGINT runs it in
  * reverse after in-flight requests finish. */
+#include "check.h"
 #include "config.h"
 #include "db.h"
 #include "http.h"
@@ -28,6 +29,9 @@ static void usage(FILE *out)
         "  serve [--config PATH]   serve the HTTP API from scripts/api\n"
         "  migrate [...]           apply migration steps (runtime migrate --help)\n"
         "  tenant [...]            provision and manage tenants (runtime tenant --help)\n"
+        "  seed [...]              run the seed steps for tenants (runtime seed --help)\n"
+        "  check [--json]          validate every script without a database\n"
+        "  routes [--json]         list the routes of scripts/api\n"
         "  version                 print the version\n"
         "  help                    show this help\n"
         "\n"
@@ -173,6 +177,10 @@ int main(int argc, char **argv)
         return provision_main(argc - 1, argv + 1);
     if (strcmp(cmd, "seed") == 0)
         return seed_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "check") == 0)
+        return check_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "routes") == 0)
+        return routes_main(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("runtime %s\n", RT_VERSION);
         return 0;

@@ -14,6 +14,7 @@
 
 #include <ctype.h>
 #include <dirent.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -488,6 +489,54 @@ const struct vm_route *vm_scripts_route(const struct vm_scripts *s, int id)
 size_t vm_scripts_file_count(const struct vm_scripts *s)
 {
     return s->nfiles;
+}
+
+size_t vm_scripts_route_count(const struct vm_scripts *s)
+{
+    return s->nroutes;
+}
+
+/* Whether path is dir/<sub>/... */
+static bool path_under(const char *path, const char *dir, const char *sub)
+{
+    size_t n = strlen(dir), m = strlen(sub);
+    return strncmp(path, dir, n) == 0 && path[n] == '/' &&
+           strncmp(path + n + 1, sub, m) == 0 && path[n + 1 + m] == '/';
+}
+
+long vm_scripts_compile(const char *scripts_dir, void (*report)(void *ud, const char *msg),
+                        void *ud, struct vm_error *err)
+{
+    struct path_list paths = {NULL, 0, 0};
+    struct limits lim = {0};
+    lua_State *L = NULL;
+    long n = -1;
+
+    if (list_lua(scripts_dir, &paths, err) < 0)
+        goto done;
+    if (!(L = limits_newstate(&lim))) {
+        snprintf(err->msg, sizeof err->msg, "out of memory");
+        goto done;
+    }
+    if (paths.n > 1)
+        qsort(paths.v, paths.n, sizeof *paths.v, cmp_str);
+    n = 0;
+    for (size_t i = 0; i < paths.n; i++) {
+        if (path_under(paths.v[i], scripts_dir, "migrations") ||
+            path_under(paths.v[i], scripts_dir, "seeds"))
+            continue;
+        n++;
+        if (luaL_loadfilex(L, paths.v[i], "t") != LUA_OK)
+            report(ud, lua_tostring(L, -1));
+        lua_settop(L, 0);
+    }
+done:
+    if (L)
+        lua_close(L);
+    for (size_t i = 0; i < paths.n; i++)
+        free(paths.v[i]);
+    free(paths.v);
+    return n;
 }
 
 /* ---- worker states ------------------------------------------------------ */
