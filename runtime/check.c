@@ -34,9 +34,14 @@ static void routes_usage(FILE *out)
                  "and source file, sorted by path. --scripts overrides scripts.dir.\n");
 }
 
-/* Returns -1 to go on, else the exit status (after --help or bad usage). */
-static int parse_opts(int argc, char **argv, struct opts *o, void (*usage)(FILE *))
+/* Parses the options, loads the config and resolves the scripts directory
+ * into *dir (malloc'd). Returns -1 to go on, else the exit status (after
+ * --help, bad usage or a config that cannot be read). */
+static int start(int argc, char **argv, void (*usage)(FILE *), struct opts *o,
+                 struct config **cfg, char **dir)
 {
+    struct config_error cerr;
+
     memset(o, 0, sizeof *o);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -55,27 +60,17 @@ static int parse_opts(int argc, char **argv, struct opts *o, void (*usage)(FILE 
             return 2;
         }
     }
-    return -1;
-}
-
-/* Loads the config and resolves the scripts directory into *dir (malloc'd).
- * Returns NULL after printing why. */
-static struct config *setup(const struct opts *o, const char *cmd, char **dir)
-{
-    struct config_error cerr;
-    struct config *cfg = config_load(o->config, &cerr);
-
-    if (!cfg) {
-        fprintf(stderr, "runtime %s: config: %s\n", cmd, cerr.msg);
-        return NULL;
+    if (!(*cfg = config_load(o->config, &cerr))) {
+        fprintf(stderr, "runtime %s: config: %s\n", argv[0], cerr.msg);
+        return 1;
     }
-    *dir = o->scripts ? strdup(o->scripts) : config_path(cfg, cfg->scripts_dir);
+    *dir = o->scripts ? strdup(o->scripts) : config_path(*cfg, (*cfg)->scripts_dir);
     if (!*dir) {
-        fprintf(stderr, "runtime %s: out of memory\n", cmd);
-        config_free(cfg);
-        return NULL;
+        fprintf(stderr, "runtime %s: out of memory\n", argv[0]);
+        config_free(*cfg);
+        return 1;
     }
-    return cfg;
+    return -1;
 }
 
 /* ---- runtime check ------------------------------------------------------ */
@@ -151,14 +146,12 @@ int check_main(int argc, char **argv)
     struct problems p = {BUF_INIT, BUF_INIT, 0};
     struct vm_error err;
     size_t nroutes = 0, nsteps[3] = {0, 0, 0};
+    struct config *cfg = NULL;
     char *dir = NULL;
-    int rc = parse_opts(argc, argv, &o, check_usage);
+    int rc = start(argc, argv, check_usage, &o, &cfg, &dir);
 
     if (rc >= 0)
         return rc;
-    struct config *cfg = setup(&o, "check", &dir);
-    if (!cfg)
-        return 1;
 
     long nfiles = vm_scripts_compile(dir, problem_add, &p, &err);
     if (nfiles < 0)
@@ -284,14 +277,12 @@ int routes_main(int argc, char **argv)
 {
     struct opts o;
     struct vm_error err;
+    struct config *cfg = NULL;
     char *dir = NULL;
-    int rc = parse_opts(argc, argv, &o, routes_usage);
+    int rc = start(argc, argv, routes_usage, &o, &cfg, &dir);
 
     if (rc >= 0)
         return rc;
-    struct config *cfg = setup(&o, "routes", &dir);
-    if (!cfg)
-        return 1;
     struct vm_scripts *s = vm_scripts_load(dir, cfg, &err);
     size_t n = s ? vm_scripts_route_count(s) : 0;
     int *order = malloc((n ? n : 1) * sizeof *order);

@@ -251,6 +251,13 @@ struct path_list {
     size_t n, cap;
 };
 
+static void path_list_free(struct path_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+}
+
 static int path_push(struct path_list *l, char *p)
 {
     if (l->n == l->cap) {
@@ -436,21 +443,16 @@ struct vm_scripts *vm_scripts_load(const char *scripts_dir, const struct config 
     struct load_ctx ctx = {s, o.prelude_ref, err};
     if (run_protected(L, validate_routes, &ctx) < 0)
         goto fail;
-    lua_close(L);
-    for (size_t i = 0; i < paths.n; i++)
-        free(paths.v[i]);
-    free(paths.v);
-    free(api);
-    return s;
+    goto done;
 fail:
+    vm_scripts_free(s);
+    s = NULL;
+done:
     if (L)
         lua_close(L);
-    for (size_t i = 0; i < paths.n; i++)
-        free(paths.v[i]);
-    free(paths.v);
+    path_list_free(&paths);
     free(api);
-    vm_scripts_free(s);
-    return NULL;
+    return s;
 }
 
 void vm_scripts_free(struct vm_scripts *s)
@@ -533,9 +535,7 @@ long vm_scripts_compile(const char *scripts_dir, void (*report)(void *ud, const 
 done:
     if (L)
         lua_close(L);
-    for (size_t i = 0; i < paths.n; i++)
-        free(paths.v[i]);
-    free(paths.v);
+    path_list_free(&paths);
     return n;
 }
 
