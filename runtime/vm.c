@@ -149,20 +149,24 @@ static lua_State *state_new(struct state_opts *o, struct limits *lim, struct vm_
     return L;
 }
 
-/* Loads and runs a script file's chunk as one limited run.
- * Stack: [] -> [result] on success, [] on failure (err filled). */
-static int run_file(lua_State *L, const char *path, const char *src, size_t len,
-                    struct vm_error *err)
+/* Loads and runs a script file's chunk. Stack: [] -> [result] on success,
+ * [..., error] on failure. Returns a Lua status. */
+static int load_run(lua_State *L, const char *path, const char *src, size_t len)
 {
     char chunkname[1024];
-    int rc;
 
     snprintf(chunkname, sizeof chunkname, "@%s", path);
-    limits_begin(L);
-    rc = luaL_loadbufferx(L, src, len, chunkname, "t");
-    if (rc == LUA_OK)
-        rc = lua_pcall(L, 0, 1, 0);
+    int rc = luaL_loadbufferx(L, src, len, chunkname, "t");
+    return rc == LUA_OK ? lua_pcall(L, 0, 1, 0) : rc;
+}
+
+/* Ends the limited run around the loading of path. On failure (rc not
+ * LUA_OK) fills err from the error on the stack top, naming the limit when
+ * one was hit, and empties the stack. Returns 0 or -1. */
+static int end_load(lua_State *L, int rc, const char *path, struct vm_error *err)
+{
     enum limits_kind hit = limits_end(L);
+
     if (rc == LUA_OK)
         return 0;
     if (hit != LIMITS_NONE)
@@ -174,25 +178,25 @@ static int run_file(lua_State *L, const char *path, const char *src, size_t len,
     return -1;
 }
 
-/* Runs a route file and validates what it returns.
+/* Runs a route file and validates what it returns, as one limited run (a
+ * route table's __pairs is script code too).
  * Stack: [] -> [routes list] on success, [] on failure (err filled). */
 static int file_routes(lua_State *L, int prelude_ref, const struct script_file *f,
                        struct vm_error *err)
 {
-    if (run_file(L, f->path, f->source, f->len, err) < 0)
-        return -1;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, prelude_ref);
-    lua_getfield(L, -1, "collect");
-    lua_remove(L, -2);
-    lua_pushstring(L, f->path);
-    lua_pushvalue(L, -3);
-    if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
-        snprintf(err->msg, sizeof err->msg, "%s", lua_tostring(L, -1));
-        lua_settop(L, 0);
-        return -1;
+    limits_begin(L);
+    int rc = load_run(L, f->path, f->source, f->len);
+    if (rc == LUA_OK) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, prelude_ref);
+        lua_getfield(L, -1, "collect");
+        lua_remove(L, -2);
+        lua_pushstring(L, f->path);
+        lua_pushvalue(L, -3);
+        rc = lua_pcall(L, 2, 1, 0);
+        if (rc == LUA_OK)
+            lua_remove(L, -2); /* the file's table */
     }
-    lua_remove(L, -2); /* the file's table */
-    return 0;
+    return end_load(L, rc, f->path, err);
 }
 
 struct load_ctx {
@@ -1003,7 +1007,8 @@ static int cmp_step(const void *a, const void *b)
 /* Runs a step file's chunk in L. Stack: [] -> [step table], or [] on failure. */
 static int step_table(lua_State *L, const struct vm_step *st, struct vm_error *err)
 {
-    return run_file(L, st->path, st->source, st->len, err);
+    limits_begin(L);
+    return end_load(L, load_run(L, st->path, st->source, st->len), st->path, err);
 }
 
 /* Appends one problem to err (one per line). */
@@ -1052,7 +1057,10 @@ static int steps_check(struct vm_steps *s, enum vm_step_kind kind, struct vm_err
         lua_pushstring(L, st->path);
         lua_pushvalue(L, -4);
         lua_pushstring(L, kind == VM_STEP_SEED ? "seed" : "migration");
-        if (lua_pcall(L, 3, 2, 0) != LUA_OK) {
+        limits_begin(L);
+        int rc = lua_pcall(L, 3, 2, 0);
+        limits_end(L);
+        if (rc != LUA_OK) {
             err_add(err, &nerr, "%s", lua_tostring(L, -1));
         } else {
             st->has_down = lua_toboolean(L, -2);

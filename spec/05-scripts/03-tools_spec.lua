@@ -8,8 +8,10 @@ teardown(function()
   os.remove(config)
 end)
 
-local function tool(args)
-  local out = h.run_bin(args, { RUNTIME_CONFIG = config })
+local function tool(args, env)
+  env = env or {}
+  env.RUNTIME_CONFIG = config
+  local out = h.run_bin(args, env)
   local body, code = out:match("^(.*)exit=(%d+)%s*$")
   return body, tonumber(code)
 end
@@ -49,6 +51,14 @@ describe("runtime check", function()
     local out, code = tool("check --scripts " .. h.sh_quote(h.root .. "/spec/fixtures/syntax"))
     assert.equal(1, code)
     assert.matches("syntax/api/broken.lua:%d+:", out)
+  end)
+
+  it("stops module-level code that never ends, naming the file", function()
+    local out, code = tool("check --scripts " .. h.sh_quote(h.root .. "/spec/fixtures/loop_at_load"),
+      { RUNTIME_SCRIPTS_INSTRUCTION_LIMIT = "1000000" })
+    assert.equal(1, code)
+    assert.matches("loop_at_load/api/spin.lua: instruction limit exceeded while loading", out,
+      1, true)
   end)
 
   it("gives problems as JSON with --json", function()
