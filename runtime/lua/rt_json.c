@@ -229,7 +229,12 @@ int luaopen_rt_json(lua_State *L)
         lua_setfield(L, -2, "__gc");
     }
     lua_pop(L, 1);
-    luaL_newmetatable(L, RT_JSON_ARRAY_MT);
+    /* Shared by every array (rt.db row lists too): hidden from getmetatable,
+     * so no script can give them all a __gc or an __index. */
+    if (luaL_newmetatable(L, RT_JSON_ARRAY_MT)) {
+        lua_pushboolean(L, 0);
+        lua_setfield(L, -2, "__metatable");
+    }
     lua_pop(L, 1);
 
     lua_createtable(L, 0, 4);

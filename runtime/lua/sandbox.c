@@ -18,11 +18,11 @@
 
 /* Base functions scripts keep as they are. Left out on purpose: dofile,
  * loadfile (files), collectgarbage (stopping the collector), warn (stderr);
- * load, require, rawset, setmetatable, xpcall and print are replaced below. */
+ * load, require, rawset, getmetatable, setmetatable, xpcall and print are
+ * replaced below. */
 static const char *const base_allowed[] = {
-    "assert",   "error",    "getmetatable", "ipairs", "next",   "pairs",
-    "pcall",    "rawequal", "rawget",       "rawlen", "select", "tonumber",
-    "tostring", "type",     "_VERSION",     NULL,
+    "assert", "error",  "ipairs",   "next",     "pairs", "pcall",    "rawequal", "rawget",
+    "rawlen", "select", "tonumber", "tostring", "type",  "_VERSION", NULL,
 };
 
 /* Libraries scripts see whole, as read-only views (string.dump removed). */
@@ -240,6 +240,25 @@ static int safe_setmetatable(lua_State *L)
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
     lua_call(L, 2, 1);
+    return 1;
+}
+
+/* getmetatable that never hands out the runtime's metatables: every userdata
+ * is the runtime's (scripts cannot make one), and a script that changed its
+ * metatable (adding __gc, say) would change it for every object of the kind.
+ * Runtime tables that carry a metatable set __metatable themselves.
+ * Upvalue 1: the library's getmetatable. */
+static int safe_getmetatable(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    if (lua_type(L, 1) == LUA_TUSERDATA) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    lua_settop(L, 1);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, 1, 1);
     return 1;
 }
 
@@ -474,6 +493,9 @@ void sandbox_open(lua_State *L, const luaL_Reg *modules)
     lua_getfield(L, env, "setmetatable");
     lua_pushcclosure(L, safe_setmetatable, 1);
     lua_setfield(L, base, "setmetatable");
+    lua_getfield(L, env, "getmetatable");
+    lua_pushcclosure(L, safe_getmetatable, 1);
+    lua_setfield(L, base, "getmetatable");
     lua_pushcfunction(L, safe_require);
     lua_setfield(L, base, "require");
     lua_pushcfunction(L, safe_rawset);

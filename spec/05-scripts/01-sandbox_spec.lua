@@ -45,6 +45,8 @@ describe("script sandbox", function()
     require_io = "module 'io' not found",
     require_cycle = "requires itself",
     gc_metamethod = "__gc metamethods are not allowed",
+    array_metatable = "index a boolean value",
+    rows_metatable = "protected metatable",
   }
 
   for case, message in pairs(refusals) do
