@@ -118,6 +118,13 @@ static struct key keys[] = {
         "Longest wait for a migration target's lock."),
     STR(scripts, dir, "scripts",
         "Script root (api/, migrations/, seeds/), relative to the config file."),
+    INT(scripts, instruction_limit, 100000000, 0, INT_MAX,
+        "Lua instructions one request may run (counted per 1000; 0: no limit)."),
+    INT(scripts, memory_limit_mb, 64, 0, 65536,
+        "MiB a worker's Lua state may hold (0: no limit); past it the request fails "
+        "and the state is rebuilt."),
+    INT(scripts, time_limit_ms, 10000, 0, 3600000,
+        "Wall-clock milliseconds a request's script may run (0: no limit)."),
     INT(json, max_depth, 64, 1, 1000, "Deepest nesting rt.json encodes or decodes."),
     STR(log, level, "info", "Lowest level logged: debug, info, warn or error."),
     BOOL(log, access, true, "One access-log line per request."),

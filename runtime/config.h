@@ -60,7 +60,10 @@ struct config {
     int migrate_jobs;
     int migrate_lock_timeout_ms;
 
-    char *scripts_dir; /* absolute or relative to the config file's directory */
+    char *scripts_dir;             /* absolute or relative to the config file's directory */
+    int scripts_instruction_limit; /* 0: none */
+    int scripts_memory_limit_mb;   /* 0: none */
+    int scripts_time_limit_ms;     /* 0: none */
     int json_max_depth;
     char *log_level;
     bool log_access;

@@ -4,6 +4,7 @@
  * pool (connects lazily) -> HTTP. Shutdown on SIGTERM/SIGINT runs it in
  * reverse after in-flight requests finish. */
 #include "account.h"
+#include "check.h"
 #include "config.h"
 #include "db.h"
 #include "http.h"
@@ -31,6 +32,8 @@ static void usage(FILE *out)
         "  tenant [...]            provision and manage tenants (runtime tenant --help)\n"
         "  seed [...]              run seeds (runtime seed --help)\n"
         "  user create EMAIL       create a platform user (runtime user --help)\n"
+        "  check [--json]          validate every script without a database\n"
+        "  routes [--json]         list the routes of scripts/api\n"
         "  version                 print the version\n"
         "  help                    show this help\n"
         "\n"
@@ -178,6 +181,10 @@ int main(int argc, char **argv)
         return seed_main(argc - 1, argv + 1);
     if (strcmp(cmd, "user") == 0)
         return account_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "check") == 0)
+        return check_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "routes") == 0)
+        return routes_main(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("runtime %s\n", RT_VERSION);
         return 0;

@@ -4,15 +4,18 @@
 #include "crypto.h"
 #include "errors.h"
 #include "log.h"
+#include "lua/limits.h"
 #include "lua/rt_auth.h"
 #include "lua/rt_db.h"
 #include "lua/rt_migrate.h"
 #include "lua/rt_json.h"
 #include "lua/rt_log.h"
 #include "lua/rt_tenant.h"
+#include "lua/sandbox.h"
 
 #include <ctype.h>
 #include <dirent.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -26,6 +29,10 @@
 
 #include "prelude.lua.h"
 
+/* Loading a step file (its module-level code) may take this long; running a
+ * step has no limits (the operator runs migrations and watches them). */
+#define STEP_LOAD_TIME_MS 10000
+
 struct script_file {
     char *path;
     char *source;
@@ -34,17 +41,20 @@ struct script_file {
 
 struct vm_scripts {
     const struct config *cfg; /* borrowed: for rt.auth */
+    char *dir;                /* the scripts root, for require */
     struct script_file *files;
     size_t nfiles;
     struct router *router;
     struct vm_route *routes;
     size_t nroutes;
     int json_max_depth;
+    struct limits limits; /* the settings every worker state gets */
 };
 
 struct vm {
-    lua_State *L;
+    lua_State *L;                     /* NULL after a failed rebuild */
     const struct vm_scripts *scripts; /* NULL for a steps vm */
+    struct limits limits;             /* L's allocator and hook state */
     int prelude_ref;                  /* {dispatch=, collect=, step_check=} */
     int handlers_ref;                 /* route id + 1 -> handler function */
     int steps_ref;                    /* version -> step table */
@@ -52,40 +62,17 @@ struct vm {
 
 /* ---- the sandboxed state ---------------------------------------------- */
 
-/* load() for scripts: text chunks only, never bytecode. */
-static int safe_load(lua_State *L)
-{
-    int n = lua_gettop(L);
-
-    lua_settop(L, 4);
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_pushvalue(L, 1);
-    lua_pushvalue(L, 2);
-    lua_pushliteral(L, "t");
-    if (n >= 4) {
-        /* Only an env that was passed: load(s, name, mode, nil) would give
-         * the chunk a nil _ENV. */
-        lua_pushvalue(L, 4);
-        lua_call(L, 4, LUA_MULTRET);
-    } else {
-        lua_call(L, 3, LUA_MULTRET);
-    }
-    return lua_gettop(L) - 4;
-}
-
 static int open_rt(lua_State *L)
 {
-    lua_createtable(L, 0, 4);
-    luaL_requiref(L, "rt.db", luaopen_rt_db, 0);
-    lua_setfield(L, -2, "db");
-    luaL_requiref(L, "rt.json", luaopen_rt_json, 0);
-    lua_setfield(L, -2, "json");
-    luaL_requiref(L, "rt.log", luaopen_rt_log, 0);
-    lua_setfield(L, -2, "log");
-    luaL_requiref(L, "rt.auth", luaopen_rt_auth, 0);
-    lua_setfield(L, -2, "auth");
-    luaL_requiref(L, "rt.tenant", luaopen_rt_tenant, 0);
-    lua_setfield(L, -2, "tenant");
+    static const char *const subs[] = {"db", "json", "log", "auth", "tenant", NULL};
+    char name[16];
+
+    lua_createtable(L, 0, 8);
+    for (int i = 0; subs[i]; i++) {
+        snprintf(name, sizeof name, "rt.%s", subs[i]);
+        sandbox_push_module(L, name);
+        lua_setfield(L, -2, subs[i]);
+    }
     lua_pushlightuserdata(L, NULL);
     lua_setfield(L, -2, "null");
     return 1;
@@ -101,35 +88,11 @@ static const luaL_Reg rt_modules[] = {
     {NULL, NULL},
 };
 
-/* require(name) for scripts: only the rt modules. */
-static int safe_require(lua_State *L)
-{
-    const char *name = luaL_checkstring(L, 1);
-
-    lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-    if (lua_getfield(L, -1, name) != LUA_TNIL)
-        return 1;
-    for (const luaL_Reg *m = rt_modules; m->name; m++)
-        if (strcmp(m->name, name) == 0) {
-            luaL_requiref(L, name, m->func, 0);
-            return 1;
-        }
-    return luaL_error(L,
-                      "module '%s' not found: scripts can require rt, rt.db, "
-                      "rt.json, rt.log, rt.auth and rt.tenant",
-                      name);
-}
-
-static int l_print(lua_State *L)
-{
-    lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-    lua_getfield(L, -1, "rt.log");
-    lua_getfield(L, -1, "info");
-    lua_insert(L, 1);
-    lua_settop(L, lua_gettop(L) - 2);
-    lua_call(L, lua_gettop(L) - 1, 0);
-    return 0;
-}
+struct state_opts {
+    int json_max_depth;
+    const char *root; /* scripts root for require; NULL: rt modules only */
+    int prelude_ref;  /* out */
+};
 
 /* rt.routes(): the routes of the script set this state runs, in order:
  * { method, pattern, scope, permission, summary, description, body, tags,
@@ -174,54 +137,27 @@ static int l_routes(lua_State *L)
 }
 
 /* Builds the sandbox and loads the prelude. Runs under lua_pcall so a
- * memory error cannot escape. Stack: [] -> [prelude]. */
+ * memory error cannot escape. Stack: [opts] -> []. */
 static int state_init(lua_State *L)
 {
-    static const luaL_Reg libs[] = {
-        {LUA_GNAME, luaopen_base},
-        {LUA_TABLIBNAME, luaopen_table},
-        {LUA_STRLIBNAME, luaopen_string},
-        {LUA_MATHLIBNAME, luaopen_math},
-        {LUA_UTF8LIBNAME, luaopen_utf8},
-        {LUA_COLIBNAME, luaopen_coroutine},
-        {NULL, NULL},
-    };
-    static const char *const os_allowed[] = {"time", "clock", "date", "difftime", NULL};
+    struct state_opts *o = lua_touserdata(L, 1);
 
-    for (const luaL_Reg *l = libs; l->name; l++) {
-        luaL_requiref(L, l->name, l->func, 1);
-        lua_pop(L, 1);
-    }
-    /* os: only the clock functions. */
-    luaL_requiref(L, LUA_OSLIBNAME, luaopen_os, 0);
-    lua_createtable(L, 0, 4);
-    for (int i = 0; os_allowed[i]; i++) {
-        lua_getfield(L, -2, os_allowed[i]);
-        lua_setfield(L, -2, os_allowed[i]);
-    }
-    lua_setglobal(L, "os");
+    lua_settop(L, 0);
+    lua_pushinteger(L, o->json_max_depth);
+    lua_setfield(L, LUA_REGISTRYINDEX, "rt.json.max_depth");
+    sandbox_open(L, rt_modules);
+    if (o->root)
+        sandbox_set_root(L, o->root);
+    sandbox_push_module(L, "rt"); /* opens rt.json: the prelude needs it */
     lua_pop(L, 1);
 
-    lua_pushnil(L);
-    lua_setglobal(L, "dofile");
-    lua_pushnil(L);
-    lua_setglobal(L, "loadfile");
-    lua_getglobal(L, "load");
-    lua_pushcclosure(L, safe_load, 1);
-    lua_setglobal(L, "load");
-    lua_pushcfunction(L, safe_require);
-    lua_setglobal(L, "require");
-    lua_pushcfunction(L, l_print);
-    lua_setglobal(L, "print");
-
-    luaL_requiref(L, "rt", open_rt, 0);
-    lua_pop(L, 1);
-
-    /* The prelude gets debug.traceback without the debug library being
-     * reachable from scripts. */
+    /* The prelude runs in the built-ins, not in the scripts' globals, and
+     * gets debug.traceback without the debug library being reachable. */
     if (luaL_loadbufferx(L, rt_prelude_lua, sizeof rt_prelude_lua, "=prelude", "t") !=
         LUA_OK)
         return lua_error(L);
+    sandbox_push_base(L);
+    lua_setupvalue(L, -2, 1);
     luaopen_debug(L);
     lua_getfield(L, -1, "traceback");
     lua_replace(L, -2);
@@ -230,59 +166,110 @@ static int state_init(lua_State *L)
     lua_getfield(L, LUA_REGISTRYINDEX, "rt.json.encode");
     lua_getfield(L, LUA_REGISTRYINDEX, "rt.json.decode");
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-    lua_getfield(L, -1, "rt");
+    lua_getfield(L, -1, "rt"); /* the table behind the scripts' read-only view */
     lua_remove(L, -2);
     lua_pushcfunction(L, l_routes);
     lua_setfield(L, -2, "routes");
     lua_call(L, 4, 1);
-    return 1;
+    o->prelude_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
 }
 
-static lua_State *state_new(int json_max_depth, int *prelude_ref, struct vm_error *err)
+/* Creates a sandboxed state allocating through lim (borrowed: it must
+ * outlive the state). Fills o->prelude_ref. Returns NULL with err filled. */
+static lua_State *state_new(struct state_opts *o, struct limits *lim, struct vm_error *err)
 {
-    lua_State *L = luaL_newstate();
+    lua_State *L = limits_newstate(lim);
 
     if (!L) {
-        snprintf(err->msg, sizeof err->msg, "cannot create a Lua state: out of memory");
+        snprintf(err->msg, sizeof err->msg,
+                 "cannot create a Lua state: out of memory (or scripts.memory_limit_mb "
+                 "too small)");
         return NULL;
     }
-    lua_pushinteger(L, json_max_depth);
-    lua_setfield(L, LUA_REGISTRYINDEX, "rt.json.max_depth");
     lua_pushcfunction(L, state_init);
-    if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
+    lua_pushlightuserdata(L, o);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
         snprintf(err->msg, sizeof err->msg, "cannot set up a Lua state: %s",
                  lua_tostring(L, -1));
         lua_close(L);
         return NULL;
     }
-    *prelude_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     return L;
 }
 
-/* Runs a route file and validates what it returns.
+/* Loads and runs a script file's chunk. Stack: [] -> [result] on success,
+ * [..., error] on failure. Returns a Lua status. */
+static int load_run(lua_State *L, const char *path, const char *src, size_t len)
+{
+    char chunkname[1024];
+
+    snprintf(chunkname, sizeof chunkname, "@%s", path);
+    int rc = luaL_loadbufferx(L, src, len, chunkname, "t");
+    return rc == LUA_OK ? lua_pcall(L, 0, 1, 0) : rc;
+}
+
+/* Ends the limited run around the loading of path. On failure (rc not
+ * LUA_OK) fills err from the error on the stack top, naming the limit when
+ * one was hit, and empties the stack. Returns 0 or -1. */
+static int end_load(lua_State *L, int rc, const char *path, struct vm_error *err)
+{
+    enum limits_kind hit = limits_end(L);
+
+    if (rc == LUA_OK)
+        return 0;
+    if (hit != LIMITS_NONE)
+        snprintf(err->msg, sizeof err->msg, "%s: %s limit exceeded while loading: %s", path,
+                 limits_kind_name(hit), lua_tostring(L, -1));
+    else
+        snprintf(err->msg, sizeof err->msg, "%s", lua_tostring(L, -1));
+    lua_settop(L, 0);
+    return -1;
+}
+
+/* Runs a route file and validates what it returns, as one limited run (a
+ * route table's __pairs is script code too).
  * Stack: [] -> [routes list] on success, [] on failure (err filled). */
 static int file_routes(lua_State *L, int prelude_ref, const struct script_file *f,
                        struct vm_error *err)
 {
-    char chunkname[1024];
+    limits_begin(L);
+    int rc = load_run(L, f->path, f->source, f->len);
+    if (rc == LUA_OK) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, prelude_ref);
+        lua_getfield(L, -1, "collect");
+        lua_remove(L, -2);
+        lua_pushstring(L, f->path);
+        lua_pushvalue(L, -3);
+        rc = lua_pcall(L, 2, 1, 0);
+        if (rc == LUA_OK)
+            lua_remove(L, -2); /* the file's table */
+    }
+    return end_load(L, rc, f->path, err);
+}
 
-    snprintf(chunkname, sizeof chunkname, "@%s", f->path);
-    if (luaL_loadbufferx(L, f->source, f->len, chunkname, "t") != LUA_OK ||
-        lua_pcall(L, 0, 1, 0) != LUA_OK)
-        goto fail;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, prelude_ref);
-    lua_getfield(L, -1, "collect");
-    lua_remove(L, -2);
-    lua_pushstring(L, f->path);
-    lua_pushvalue(L, -3);
-    if (lua_pcall(L, 2, 1, 0) != LUA_OK)
-        goto fail;
-    lua_remove(L, -2); /* the file's table */
-    return 0;
-fail:
-    snprintf(err->msg, sizeof err->msg, "%s", lua_tostring(L, -1));
-    lua_settop(L, 0);
-    return -1;
+struct load_ctx {
+    void *target; /* struct vm_scripts * or struct vm * */
+    int prelude_ref;
+    struct vm_error *err;
+};
+
+/* Calls fn(L) under lua_pcall with ctx as its one argument; fn returns one
+ * integer, 0 or -1 (err filled). A Lua error (out of memory) is -1 too.
+ * Stack unchanged. */
+static int run_protected(lua_State *L, lua_CFunction fn, struct load_ctx *ctx)
+{
+    int rc = -1;
+
+    lua_pushcfunction(L, fn);
+    lua_pushlightuserdata(L, ctx);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK)
+        snprintf(ctx->err->msg, sizeof ctx->err->msg, "cannot load the scripts: %s",
+                 lua_tostring(L, -1));
+    else
+        rc = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    return rc;
 }
 
 /* ---- the script set ----------------------------------------------------- */
@@ -316,6 +303,13 @@ struct path_list {
     char **v;
     size_t n, cap;
 };
+
+static void path_list_free(struct path_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+}
 
 static int path_push(struct path_list *l, char *p)
 {
@@ -432,23 +426,45 @@ static int register_routes(lua_State *L, struct vm_scripts *s, const char *file,
     return 0;
 }
 
+/* Validates every route file and registers its routes. Runs under
+ * run_protected. */
+static int validate_routes(lua_State *L)
+{
+    struct load_ctx *ctx = lua_touserdata(L, 1);
+    struct vm_scripts *s = ctx->target;
+
+    lua_settop(L, 0);
+    for (size_t i = 0; i < s->nfiles; i++) {
+        if (file_routes(L, ctx->prelude_ref, &s->files[i], ctx->err) < 0 ||
+            register_routes(L, s, s->files[i].path, ctx->err) < 0) {
+            lua_pushinteger(L, -1);
+            return 1;
+        }
+        lua_settop(L, 0);
+    }
+    lua_pushinteger(L, 0);
+    return 1;
+}
+
 struct vm_scripts *vm_scripts_load(const char *scripts_dir, const struct config *cfg,
                                    struct vm_error *err)
 {
-    int json_max_depth = cfg->json_max_depth;
     struct vm_scripts *s = calloc(1, sizeof *s);
     struct path_list paths = {NULL, 0, 0};
     struct stat st;
+    struct limits lim;
     lua_State *L = NULL;
-    int prelude_ref = LUA_NOREF;
     char *api = NULL;
 
-    if (!s || !(s->router = router_new())) {
+    if (!s || !(s->router = router_new()) || !(s->dir = strdup(scripts_dir))) {
         snprintf(err->msg, sizeof err->msg, "out of memory");
         goto fail;
     }
-    s->json_max_depth = json_max_depth;
+    s->json_max_depth = cfg->json_max_depth;
     s->cfg = cfg;
+    s->limits.memory_cap = (size_t)cfg->scripts_memory_limit_mb << 20;
+    s->limits.max_instructions = cfg->scripts_instruction_limit;
+    s->limits.time_ms = cfg->scripts_time_limit_ms;
     if (stat(scripts_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
         snprintf(err->msg, sizeof err->msg, "scripts directory '%s' not found",
                  scripts_dir);
@@ -474,29 +490,24 @@ struct vm_scripts *vm_scripts_load(const char *scripts_dir, const struct config 
         if (read_file(paths.v[i], &s->files[i], err) < 0)
             goto fail;
     }
-    if (!(L = state_new(json_max_depth, &prelude_ref, err)))
+    /* Validated in a scratch state with the workers' limits. */
+    lim = s->limits;
+    struct state_opts o = {s->json_max_depth, s->dir, LUA_NOREF};
+    if (!(L = state_new(&o, &lim, err)))
         goto fail;
-    for (size_t i = 0; i < s->nfiles; i++) {
-        if (file_routes(L, prelude_ref, &s->files[i], err) < 0 ||
-            register_routes(L, s, s->files[i].path, err) < 0)
-            goto fail;
-        lua_settop(L, 0);
-    }
-    lua_close(L);
-    for (size_t i = 0; i < paths.n; i++)
-        free(paths.v[i]);
-    free(paths.v);
-    free(api);
-    return s;
+    struct load_ctx ctx = {s, o.prelude_ref, err};
+    if (run_protected(L, validate_routes, &ctx) < 0)
+        goto fail;
+    goto done;
 fail:
+    vm_scripts_free(s);
+    s = NULL;
+done:
     if (L)
         lua_close(L);
-    for (size_t i = 0; i < paths.n; i++)
-        free(paths.v[i]);
-    free(paths.v);
+    path_list_free(&paths);
     free(api);
-    vm_scripts_free(s);
-    return NULL;
+    return s;
 }
 
 void vm_scripts_free(struct vm_scripts *s)
@@ -508,6 +519,7 @@ void vm_scripts_free(struct vm_scripts *s)
         free(s->files[i].source);
     }
     free(s->files);
+    free(s->dir);
     for (size_t i = 0; i < s->nroutes; i++) {
         struct vm_route *r = &s->routes[i];
         free(r->method);
@@ -536,23 +548,64 @@ size_t vm_scripts_file_count(const struct vm_scripts *s)
     return s->nfiles;
 }
 
+size_t vm_scripts_route_count(const struct vm_scripts *s)
+{
+    return s->nroutes;
+}
+
+/* Whether path is dir/<sub>/... */
+static bool path_under(const char *path, const char *dir, const char *sub)
+{
+    size_t n = strlen(dir), m = strlen(sub);
+    return strncmp(path, dir, n) == 0 && path[n] == '/' &&
+           strncmp(path + n + 1, sub, m) == 0 && path[n + 1 + m] == '/';
+}
+
+long vm_scripts_compile(const char *scripts_dir, void (*report)(void *ud, const char *msg),
+                        void *ud, struct vm_error *err)
+{
+    struct path_list paths = {NULL, 0, 0};
+    struct limits lim = {0};
+    lua_State *L = NULL;
+    long n = -1;
+
+    if (list_lua(scripts_dir, &paths, err) < 0)
+        goto done;
+    if (!(L = limits_newstate(&lim))) {
+        snprintf(err->msg, sizeof err->msg, "out of memory");
+        goto done;
+    }
+    if (paths.n > 1)
+        qsort(paths.v, paths.n, sizeof *paths.v, cmp_str);
+    n = 0;
+    for (size_t i = 0; i < paths.n; i++) {
+        if (path_under(paths.v[i], scripts_dir, "migrations") ||
+            path_under(paths.v[i], scripts_dir, "seeds"))
+            continue;
+        n++;
+        if (luaL_loadfilex(L, paths.v[i], "t") != LUA_OK)
+            report(ud, lua_tostring(L, -1));
+        lua_settop(L, 0);
+    }
+done:
+    if (L)
+        lua_close(L);
+    path_list_free(&paths);
+    return n;
+}
+
 /* ---- worker states ------------------------------------------------------ */
 
-struct vm *vm_new(const struct vm_scripts *s, struct vm_error *err)
+/* Runs every route file in the worker state and keeps the handlers. Runs
+ * under run_protected. */
+static int keep_handlers(lua_State *L)
 {
-    struct vm *vm = calloc(1, sizeof *vm);
+    struct load_ctx *ctx = lua_touserdata(L, 1);
+    struct vm *vm = ctx->target;
+    const struct vm_scripts *s = vm->scripts;
     size_t id = 0;
 
-    if (!vm) {
-        snprintf(err->msg, sizeof err->msg, "out of memory");
-        return NULL;
-    }
-    vm->scripts = s;
-    if (!(vm->L = state_new(s->json_max_depth, &vm->prelude_ref, err))) {
-        free(vm);
-        return NULL;
-    }
-    lua_State *L = vm->L;
+    lua_settop(L, 0);
     lua_pushlightuserdata(L, (void *)s->cfg);
     lua_setfield(L, LUA_REGISTRYINDEX, "rt.config");
     lua_pushlightuserdata(L, (void *)s);
@@ -562,8 +615,10 @@ struct vm *vm_new(const struct vm_scripts *s, struct vm_error *err)
     lua_setfield(L, LUA_REGISTRYINDEX, "rt.route_meta");
     lua_createtable(L, (int)s->nroutes, 0);
     for (size_t i = 0; i < s->nfiles; i++) {
-        if (file_routes(L, vm->prelude_ref, &s->files[i], err) < 0)
-            goto fail;
+        if (file_routes(L, vm->prelude_ref, &s->files[i], ctx->err) < 0) {
+            lua_pushinteger(L, -1);
+            return 1;
+        }
         lua_Integer n = luaL_len(L, -1);
         for (lua_Integer j = 1; j <= n; j++, id++) {
             lua_rawgeti(L, -1, j);
@@ -572,11 +627,12 @@ struct vm *vm_new(const struct vm_scripts *s, struct vm_error *err)
             const struct vm_route *r = vm_scripts_route(s, (int)id);
             if (!r || strcmp(r->method, lua_tostring(L, -2)) != 0 ||
                 strcmp(r->pattern, lua_tostring(L, -1)) != 0) {
-                snprintf(err->msg, sizeof err->msg,
+                snprintf(ctx->err->msg, sizeof ctx->err->msg,
                          "%s: the route table differs from the one validated at "
                          "load (module code must not depend on when it runs)",
                          s->files[i].path);
-                goto fail;
+                lua_pushinteger(L, -1);
+                return 1;
             }
             lua_pop(L, 2);
             lua_getfield(L, -1, "handler");
@@ -587,18 +643,52 @@ struct vm *vm_new(const struct vm_scripts *s, struct vm_error *err)
     }
     vm->handlers_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_pop(L, 1); /* the metadata table */
+    lua_pushinteger(L, 0);
+    return 1;
+}
+
+/* Builds vm->L for vm->scripts: sandbox, prelude and the handler of every
+ * route. Returns 0, or -1 with err filled and vm->L NULL. */
+static int vm_build(struct vm *vm, struct vm_error *err)
+{
+    const struct vm_scripts *s = vm->scripts;
+    struct state_opts o = {s->json_max_depth, s->dir, LUA_NOREF};
+
+    vm->limits = s->limits;
+    if (!(vm->L = state_new(&o, &vm->limits, err)))
+        return -1;
+    vm->prelude_ref = o.prelude_ref;
+    struct load_ctx ctx = {vm, o.prelude_ref, err};
+    if (run_protected(vm->L, keep_handlers, &ctx) < 0) {
+        lua_close(vm->L);
+        vm->L = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+struct vm *vm_new(const struct vm_scripts *s, struct vm_error *err)
+{
+    struct vm *vm = calloc(1, sizeof *vm);
+
+    if (!vm) {
+        snprintf(err->msg, sizeof err->msg, "out of memory");
+        return NULL;
+    }
+    vm->scripts = s;
+    if (vm_build(vm, err) < 0) {
+        free(vm);
+        return NULL;
+    }
     return vm;
-fail:
-    lua_close(vm->L);
-    free(vm);
-    return NULL;
 }
 
 void vm_free(struct vm *vm)
 {
     if (!vm)
         return;
-    lua_close(vm->L);
+    if (vm->L)
+        lua_close(vm->L);
     free(vm);
 }
 
@@ -627,8 +717,9 @@ static size_t value_len(const struct vm_kv *kv)
     return kv->value ? kv->value_len : 0;
 }
 
-/* Builds `req` and calls the prelude's dispatch. Runs under lua_pcall.
- * Stack: [vm, req lightuserdata] -> dispatch's results. */
+/* Binds the request's database context, builds `req` and calls the
+ * prelude's dispatch. Runs under lua_pcall.
+ * Stack: [vm, req, db ctx lightuserdata] -> dispatch's results. */
 static int run_request(lua_State *L)
 {
     struct vm *vm = lua_touserdata(L, 1);
@@ -636,6 +727,11 @@ static int run_request(lua_State *L)
     const struct router_match *m = req->match;
     char lower[256];
 
+    rt_db_bind(L, lua_touserdata(L, 3));
+    lua_pushstring(L, req->id);
+    lua_setfield(L, LUA_REGISTRYINDEX, "rt.request_id");
+    rt_auth_bind(L, req->auth, req->claims, req->tenant ? req->tenant->id : 0,
+                 req->offloaded);
     lua_settop(L, 0);
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->prelude_ref);
     lua_getfield(L, -1, "dispatch");
@@ -883,14 +979,53 @@ static int authorize(const struct vm_request *req, const struct vm_route *route,
     return 0;
 }
 
+/* The setting behind limit k, for the log: "scripts.memory_limit_mb = 64". */
+static void limit_setting(const struct limits *lim, enum limits_kind k, char *out,
+                          size_t cap)
+{
+    switch (k) {
+    case LIMITS_INSTRUCTIONS:
+        snprintf(out, cap, "scripts.instruction_limit = %lld", lim->max_instructions);
+        break;
+    case LIMITS_MEMORY:
+        snprintf(out, cap, "scripts.memory_limit_mb = %zu", lim->memory_cap >> 20);
+        break;
+    case LIMITS_TIME: snprintf(out, cap, "scripts.time_limit_ms = %d", lim->time_ms); break;
+    default: snprintf(out, cap, "no limit"); break;
+    }
+}
+
+/* Replaces the worker's state with a fresh one: after a memory blow-up the
+ * old one may hold (in module-level tables) what made it full. */
+static void vm_rebuild(struct vm *vm, const char *request_id)
+{
+    struct vm_error err;
+
+    lua_close(vm->L);
+    vm->L = NULL;
+    if (vm_build(vm, &err) < 0)
+        log_msg(LOG_LEVEL_ERROR, request_id, "cannot rebuild the worker's Lua state: %s",
+                err.msg);
+    else
+        log_msg(LOG_LEVEL_WARN, request_id, "the worker's Lua state was rebuilt");
+}
+
 void vm_handle(struct vm *vm, const struct vm_request *req, struct vm_response *resp)
 {
-    lua_State *L = vm->L;
     const struct vm_route *route = vm_scripts_route(vm->scripts, req->match->route_id);
     struct rt_db_ctx ctx = {req->pool, NULL, {NULL, 0, route->read_only}, DB_OK, 0};
     struct db_setting scope[2];
     char search_path[80], tenant_id[32];
 
+    memset(resp, 0, sizeof *resp);
+    if (!vm->L) {
+        struct vm_error err;
+        if (vm_build(vm, &err) < 0) {
+            log_msg(LOG_LEVEL_ERROR, req->id, "no Lua state for this worker: %s", err.msg);
+            vm_response_error(resp, 500, NULL, NULL, req->id);
+            return;
+        }
+    }
     if (req->tenant) {
         /* Set inside every transaction (set_config(..., true)), never on the
          * session, so a pooled connection carries nothing to the next
@@ -902,27 +1037,24 @@ void vm_handle(struct vm *vm, const struct vm_request *req, struct vm_response *
         ctx.tx.settings = scope;
         ctx.tx.nsettings = 2;
     }
+    lua_State *L = vm->L;
     struct db_error dberr;
     const char *kind = "error";
     int status;
 
-    memset(resp, 0, sizeof *resp);
     if (authorize(req, route, &ctx, resp) < 0) {
         (void)rt_db_finish(&ctx, false, &dberr);
         return;
     }
-    rt_db_bind(L, &ctx);
-    lua_pushstring(L, req->id);
-    lua_setfield(L, LUA_REGISTRYINDEX, "rt.request_id");
-    rt_auth_bind(L, req->auth, req->claims, req->tenant ? req->tenant->id : 0,
-                 req->offloaded);
-
     lua_settop(L, 0);
     lua_pushcfunction(L, run_request);
     lua_pushlightuserdata(L, vm);
     lua_pushlightuserdata(L, (void *)req);
-    status = lua_pcall(L, 2, LUA_MULTRET, 0);
-    if (status == LUA_OK && lua_type(L, 1) == LUA_TSTRING)
+    lua_pushlightuserdata(L, &ctx);
+    limits_begin(L);
+    status = lua_pcall(L, 3, LUA_MULTRET, 0);
+    enum limits_kind hit = limits_end(L);
+    if (hit == LIMITS_NONE && status == LUA_OK && lua_type(L, 1) == LUA_TSTRING)
         kind = lua_tostring(L, 1);
 
     bool ok = strcmp(kind, "ok") == 0;
@@ -949,18 +1081,32 @@ void vm_handle(struct vm *vm, const struct vm_request *req, struct vm_response *
         if (!resp->body || !resp->content_type)
             vm_response_error(resp, 500, NULL, NULL, req->id);
     } else {
+        /* A limit is a script failure like any other (500), never a reason
+         * to blame the database; the log names the limit and its setting. */
         const char *detail = status == LUA_OK ? lua_tostring(L, 2) : lua_tostring(L, -1);
-        char what[512];
-        snprintf(what, sizeof what, "%s %s (%s): %s", route->method, route->pattern,
-                 route->file, status != LUA_OK ? "runtime error" : kind);
+        char what[512], setting[64];
+        if (hit != LIMITS_NONE)
+            detail = vm->limits.where[0] ? vm->limits.where
+                                         : "the script caught the error and went on; the "
+                                           "request fails all the same";
+        limit_setting(&vm->limits, hit, setting, sizeof setting);
+        if (hit != LIMITS_NONE)
+            snprintf(what, sizeof what, "%s %s (%s): %s limit exceeded (%s)", route->method,
+                     route->pattern, route->file, limits_kind_name(hit), setting);
+        else
+            snprintf(what, sizeof what, "%s %s (%s): %s", route->method, route->pattern,
+                     route->file, status != LUA_OK ? "runtime error" : kind);
         log_msg_detail(LOG_LEVEL_ERROR, req->id, what, "detail", detail ? detail : "?");
-        vm_response_error(resp, failure_status(&ctx), NULL, NULL, req->id);
+        vm_response_error(resp, hit != LIMITS_NONE ? 500 : failure_status(&ctx), NULL, NULL,
+                          req->id);
     }
     lua_settop(L, 0);
     rt_db_bind(L, NULL);
     rt_auth_bind(L, NULL, NULL, 0, false);
     lua_pushnil(L);
     lua_setfield(L, LUA_REGISTRYINDEX, "rt.request_id");
+    if (hit == LIMITS_MEMORY || status == LUA_ERRMEM)
+        vm_rebuild(vm, req->id);
 }
 
 /* ---- step files ---------------------------------------------------------- */
@@ -1012,16 +1158,8 @@ static int cmp_step(const void *a, const void *b)
 /* Runs a step file's chunk in L. Stack: [] -> [step table], or [] on failure. */
 static int step_table(lua_State *L, const struct vm_step *st, struct vm_error *err)
 {
-    char chunkname[1024];
-
-    snprintf(chunkname, sizeof chunkname, "@%s", st->path);
-    if (luaL_loadbufferx(L, st->source, st->len, chunkname, "t") != LUA_OK ||
-        lua_pcall(L, 0, 1, 0) != LUA_OK) {
-        snprintf(err->msg, sizeof err->msg, "%s", lua_tostring(L, -1));
-        lua_settop(L, 0);
-        return -1;
-    }
-    return 0;
+    limits_begin(L);
+    return end_load(L, load_run(L, st->path, st->source, st->len), st->path, err);
 }
 
 /* Appends one problem to err (one per line). */
@@ -1048,9 +1186,10 @@ static void err_add(struct vm_error *err, int *n, const char *fmt, ...)
 static int steps_check(struct vm_steps *s, enum vm_step_kind kind, struct vm_error *err,
                        int nerr)
 {
-    int prelude_ref;
     struct vm_error one;
-    lua_State *L = state_new(64, &prelude_ref, &one);
+    struct limits lim = {.time_ms = STEP_LOAD_TIME_MS};
+    struct state_opts o = {64, NULL, LUA_NOREF};
+    lua_State *L = state_new(&o, &lim, &one);
 
     if (!L) {
         err_add(err, &nerr, "%s", one.msg);
@@ -1064,12 +1203,15 @@ static int steps_check(struct vm_steps *s, enum vm_step_kind kind, struct vm_err
             err_add(err, &nerr, "%s", one.msg);
             continue;
         }
-        lua_rawgeti(L, LUA_REGISTRYINDEX, prelude_ref);
+        lua_rawgeti(L, LUA_REGISTRYINDEX, o.prelude_ref);
         lua_getfield(L, -1, "step_check");
         lua_pushstring(L, st->path);
         lua_pushvalue(L, -4);
         lua_pushstring(L, kind == VM_STEP_SEED ? "seed" : "migration");
-        if (lua_pcall(L, 3, 2, 0) != LUA_OK) {
+        limits_begin(L);
+        int rc = lua_pcall(L, 3, 2, 0);
+        limits_end(L);
+        if (rc != LUA_OK) {
             err_add(err, &nerr, "%s", lua_tostring(L, -1));
         } else {
             st->has_down = lua_toboolean(L, -2);
@@ -1187,10 +1329,13 @@ struct vm *vm_new_steps(const struct vm_steps *s, struct vm_error *err)
         snprintf(err->msg, sizeof err->msg, "out of memory");
         return NULL;
     }
-    if (!(vm->L = state_new(64, &vm->prelude_ref, err))) {
+    struct state_opts o = {64, NULL, LUA_NOREF};
+    vm->limits = (struct limits){.time_ms = STEP_LOAD_TIME_MS};
+    if (!(vm->L = state_new(&o, &vm->limits, err))) {
         free(vm);
         return NULL;
     }
+    vm->prelude_ref = o.prelude_ref;
     lua_State *L = vm->L;
     lua_createtable(L, (int)s->n, 0);
     for (size_t i = 0; i < s->n; i++) {

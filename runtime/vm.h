@@ -53,6 +53,16 @@ const struct router *vm_scripts_router(const struct vm_scripts *s);
 /* Route metadata by route id; borrowed from s. */
 const struct vm_route *vm_scripts_route(const struct vm_scripts *s, int id);
 size_t vm_scripts_file_count(const struct vm_scripts *s);
+size_t vm_scripts_route_count(const struct vm_scripts *s);
+
+/* Compiles, without running, every *.lua under scripts_dir except those in
+ * migrations/ and seeds/ (which vm_steps_load checks): route files and the
+ * modules they can require. Text only, in sorted order. report(ud, msg) is
+ * called once per file that does not compile, with "file:line: message".
+ * Returns the number of files compiled, or -1 with err filled when the
+ * directory cannot be read. */
+long vm_scripts_compile(const char *scripts_dir, void (*report)(void *ud, const char *msg),
+                        void *ud, struct vm_error *err);
 
 struct vm;
 

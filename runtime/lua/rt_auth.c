@@ -27,6 +27,8 @@ void rt_auth_bind(lua_State *L, struct auth *a, const struct crypto_jwt_claims *
     struct binding *b;
     if (lua_getfield(L, LUA_REGISTRYINDEX, BINDING_KEY) != LUA_TUSERDATA) {
         lua_pop(L, 1);
+        if (!a && !claims)
+            return; /* nothing to clear, and no allocation outside a pcall */
         b = lua_newuserdatauv(L, sizeof *b, 0);
         lua_setfield(L, LUA_REGISTRYINDEX, BINDING_KEY);
     } else {

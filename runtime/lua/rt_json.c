@@ -2,6 +2,7 @@
 #include "lua/rt_json.h"
 
 #include "buf.h"
+#include "lua/limits.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -10,17 +11,31 @@
 #include <lauxlib.h>
 #include <lua-cjson.h>
 
-#define BUF_MT "rt.json.buf"
+#define ENCODER_MT "rt.json.encoder"
 
-/* The output buffer lives in a userdata so that an error raised halfway
- * (bad value, too deep) still frees it when the userdata is collected. */
-static int buf_gc(lua_State *L)
+/* How often (in values) the encoder checks the request's limits: its output
+ * lives outside the Lua state until the end, and a wide shared structure can
+ * take long without a single Lua instruction. */
+#define CHECK_EVERY 1024
+
+/* The encoder's state lives in a userdata so that an error raised halfway
+ * (bad value, too deep, a limit) still frees the output buffer when the
+ * userdata is collected. */
+struct encoder {
+    struct buf b;
+    int max;            /* deepest nesting */
+    unsigned count;     /* values encoded */
+    const void *path[]; /* the tables being encoded, outermost first */
+};
+
+static int encoder_gc(lua_State *L)
 {
-    buf_free(luaL_checkudata(L, 1, BUF_MT));
+    struct encoder *e = luaL_checkudata(L, 1, ENCODER_MT);
+    buf_free(&e->b);
     return 0;
 }
 
-static void encode_value(lua_State *L, struct buf *b, int idx, int depth, int max);
+static void encode_value(lua_State *L, struct encoder *e, int idx, int depth);
 
 static void encode_number(lua_State *L, struct buf *b, int idx)
 {
@@ -70,10 +85,17 @@ static lua_Integer array_length(lua_State *L, int idx)
     return count > 0 && count == max ? count : -1;
 }
 
-static void encode_table(lua_State *L, struct buf *b, int idx, int depth, int max)
+static void encode_table(lua_State *L, struct encoder *e, int idx, int depth)
 {
-    if (depth > max)
-        luaL_error(L, "rt.json.encode: nesting deeper than %d (or a cycle)", max);
+    struct buf *b = &e->b;
+    const void *self = lua_topointer(L, idx);
+
+    if (depth > e->max)
+        luaL_error(L, "rt.json.encode: nesting deeper than %d", e->max);
+    for (int i = 0; i < depth - 1; i++)
+        if (e->path[i] == self)
+            luaL_error(L, "rt.json.encode: a table contains itself (a cycle)");
+    e->path[depth - 1] = self;
     luaL_checkstack(L, 6, "rt.json.encode: too deep");
     lua_Integer n = array_length(L, idx);
     if (n >= 0) {
@@ -82,7 +104,7 @@ static void encode_table(lua_State *L, struct buf *b, int idx, int depth, int ma
             if (i > 1)
                 buf_putc(b, ',');
             lua_rawgeti(L, idx, i);
-            encode_value(L, b, lua_gettop(L), depth + 1, max);
+            encode_value(L, e, lua_gettop(L), depth + 1);
             lua_pop(L, 1);
         }
         buf_putc(b, ']');
@@ -106,17 +128,20 @@ static void encode_table(lua_State *L, struct buf *b, int idx, int depth, int ma
                        luaL_typename(L, -2));
         }
         buf_putc(b, ':');
-        encode_value(L, b, lua_gettop(L), depth + 1, max);
+        encode_value(L, e, lua_gettop(L), depth + 1);
         lua_pop(L, 1);
     }
     buf_putc(b, '}');
 }
 
-static void encode_value(lua_State *L, struct buf *b, int idx, int depth, int max)
+static void encode_value(lua_State *L, struct encoder *e, int idx, int depth)
 {
+    struct buf *b = &e->b;
     size_t len;
     const char *s;
 
+    if (++e->count % CHECK_EVERY == 0)
+        limits_check(L, b->len, "rt.json.encode");
     switch (lua_type(L, idx)) {
     case LUA_TNIL: buf_puts(b, "null"); break;
     case LUA_TBOOLEAN: buf_puts(b, lua_toboolean(L, idx) ? "true" : "false"); break;
@@ -125,7 +150,7 @@ static void encode_value(lua_State *L, struct buf *b, int idx, int depth, int ma
         s = lua_tolstring(L, idx, &len);
         buf_json_str(b, s, len);
         break;
-    case LUA_TTABLE: encode_table(L, b, idx, depth, max); break;
+    case LUA_TTABLE: encode_table(L, e, idx, depth); break;
     case LUA_TLIGHTUSERDATA:
         if (lua_touserdata(L, idx) == NULL) {
             buf_puts(b, "null");
@@ -144,12 +169,15 @@ static int l_encode(lua_State *L)
 
     luaL_checkany(L, 1);
     lua_settop(L, 1);
-    struct buf *b = lua_newuserdatauv(L, sizeof *b, 0);
-    *b = (struct buf)BUF_INIT;
-    luaL_setmetatable(L, BUF_MT);
-    encode_value(L, b, 1, 1, max);
-    lua_pushlstring(L, buf_cstr(b), b->len);
-    buf_free(b);
+    struct encoder *e =
+        lua_newuserdatauv(L, sizeof *e + (size_t)max * sizeof e->path[0], 0);
+    e->b = (struct buf)BUF_INIT;
+    e->max = max;
+    e->count = 0;
+    luaL_setmetatable(L, ENCODER_MT);
+    encode_value(L, e, 1, 1);
+    lua_pushlstring(L, buf_cstr(&e->b), e->b.len);
+    buf_free(&e->b);
     return 1;
 }
 
@@ -196,12 +224,17 @@ int luaopen_rt_json(lua_State *L)
         depth = lua_tointeger(L, -1);
     lua_pop(L, 1);
 
-    if (luaL_newmetatable(L, BUF_MT)) {
-        lua_pushcfunction(L, buf_gc);
+    if (luaL_newmetatable(L, ENCODER_MT)) {
+        lua_pushcfunction(L, encoder_gc);
         lua_setfield(L, -2, "__gc");
     }
     lua_pop(L, 1);
-    luaL_newmetatable(L, RT_JSON_ARRAY_MT);
+    /* Shared by every array (rt.db row lists too): hidden from getmetatable,
+     * so no script can give them all a __gc or an __index. */
+    if (luaL_newmetatable(L, RT_JSON_ARRAY_MT)) {
+        lua_pushboolean(L, 0);
+        lua_setfield(L, -2, "__metatable");
+    }
     lua_pop(L, 1);
 
     lua_createtable(L, 0, 4);

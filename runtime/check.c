@@ -1,0 +1,307 @@
+/* check: `runtime check` and `runtime routes` (see check.h). */
+#include "check.h"
+
+#include "buf.h"
+#include "config.h"
+#include "vm.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct opts {
+    const char *config;  /* NULL: $RUNTIME_CONFIG or ./config.lua */
+    const char *scripts; /* NULL: scripts.dir from the config */
+    bool json;
+};
+
+static void check_usage(FILE *out)
+{
+    fprintf(out, "usage: runtime check [--config PATH] [--scripts DIR] [--json]\n"
+                 "\n"
+                 "Compiles every script under the scripts directory, validates the\n"
+                 "route tables of api/ and the migration and seed steps, without a\n"
+                 "database. Prints each problem as file:line: message; exits 1 when\n"
+                 "there is one. --scripts overrides scripts.dir.\n");
+}
+
+static void routes_usage(FILE *out)
+{
+    fprintf(out, "usage: runtime routes [--config PATH] [--scripts DIR] [--json]\n"
+                 "\n"
+                 "Lists the routes of scripts/api: method, path, scope, permission\n"
+                 "and source file, sorted by path. --scripts overrides scripts.dir.\n");
+}
+
+/* Parses the options, loads the config and resolves the scripts directory
+ * into *dir (malloc'd). Returns -1 to go on, else the exit status (after
+ * --help, bad usage or a config that cannot be read). */
+static int start(int argc, char **argv, void (*usage)(FILE *), struct opts *o,
+                 struct config **cfg, char **dir)
+{
+    struct config_error cerr;
+
+    memset(o, 0, sizeof *o);
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--json") == 0) {
+            o->json = true;
+        } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            o->config = argv[++i];
+        } else if (strcmp(argv[i], "--scripts") == 0 && i + 1 < argc) {
+            o->scripts = argv[++i];
+        } else {
+            fprintf(stderr, "runtime %s: unknown option '%s'\n", argv[0], argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!(*cfg = config_load(o->config, &cerr))) {
+        fprintf(stderr, "runtime %s: config: %s\n", argv[0], cerr.msg);
+        return 1;
+    }
+    *dir = o->scripts ? strdup(o->scripts) : config_path(*cfg, (*cfg)->scripts_dir);
+    if (!*dir) {
+        fprintf(stderr, "runtime %s: out of memory\n", argv[0]);
+        config_free(*cfg);
+        return 1;
+    }
+    return -1;
+}
+
+/* ---- runtime check ------------------------------------------------------ */
+
+struct problems {
+    struct buf text; /* one line each */
+    struct buf json; /* JSON array elements */
+    int n;
+};
+
+/* Appends one problem, "file.lua:12: message" (file and line optional), as
+ * a text line and as {"file", "line", "message"}. */
+static void problem_line(struct problems *p, const char *msg, size_t len)
+{
+    const char *lua = NULL, *text = msg, *end = msg + len;
+    long line = 0;
+
+    for (const char *s = msg; s + 5 <= end; s++)
+        if (memcmp(s, ".lua:", 5) == 0) {
+            lua = s + 4;
+            break;
+        }
+    if (lua) {
+        char *after;
+        text = lua + 1;
+        line = strtol(text, &after, 10);
+        if (after > text && after < end && *after == ':')
+            text = after + 1;
+        else
+            line = 0;
+        while (text < end && *text == ' ')
+            text++;
+    }
+    buf_append(&p->text, msg, len);
+    buf_putc(&p->text, '\n');
+    buf_puts(&p->json, p->n ? ",{\"file\":" : "{\"file\":");
+    if (lua)
+        buf_json_str(&p->json, msg, (size_t)(lua - msg));
+    else
+        buf_puts(&p->json, "null");
+    if (line > 0)
+        buf_printf(&p->json, ",\"line\":%ld", line);
+    else
+        buf_puts(&p->json, ",\"line\":null");
+    buf_puts(&p->json, ",\"message\":");
+    buf_json_str(&p->json, text, (size_t)(end - text));
+    buf_putc(&p->json, '}');
+    p->n++;
+}
+
+/* report callback: msg may hold several problems, one per line. */
+static void problem_add(void *ud, const char *msg)
+{
+    while (*msg) {
+        size_t n = strcspn(msg, "\n");
+        if (n > 0)
+            problem_line(ud, msg, n);
+        msg += n + (msg[n] == '\n');
+    }
+}
+
+int check_main(int argc, char **argv)
+{
+    static const struct {
+        const char *sub;
+        enum vm_step_kind kind;
+    } step_dirs[] = {
+        {"migrations/core", VM_STEP_MIGRATION},
+        {"migrations/tenant", VM_STEP_MIGRATION},
+        {"seeds", VM_STEP_SEED},
+    };
+    struct opts o;
+    struct problems p = {BUF_INIT, BUF_INIT, 0};
+    struct vm_error err;
+    size_t nroutes = 0, nsteps[3] = {0, 0, 0};
+    struct config *cfg = NULL;
+    char *dir = NULL;
+    int rc = start(argc, argv, check_usage, &o, &cfg, &dir);
+
+    if (rc >= 0)
+        return rc;
+
+    long nfiles = vm_scripts_compile(dir, problem_add, &p, &err);
+    if (nfiles < 0)
+        problem_add(&p, err.msg);
+    if (p.n == 0) {
+        /* Route tables only when everything compiles: vm_scripts_load would
+         * report the first syntax error again. */
+        struct vm_scripts *s = vm_scripts_load(dir, cfg, &err);
+        if (s)
+            nroutes = vm_scripts_route_count(s);
+        else
+            problem_add(&p, err.msg);
+        vm_scripts_free(s);
+    }
+    for (size_t i = 0; nfiles >= 0 && i < 3; i++) {
+        size_t n = strlen(dir) + strlen(step_dirs[i].sub) + 2;
+        char *path = malloc(n);
+        if (!path) {
+            problem_add(&p, "out of memory");
+            break;
+        }
+        snprintf(path, n, "%s/%s", dir, step_dirs[i].sub);
+        struct vm_steps *st = vm_steps_load(path, path, step_dirs[i].kind, &err);
+        if (st)
+            nsteps[i] = st->n;
+        else
+            problem_add(&p, err.msg);
+        vm_steps_free(st);
+        free(path);
+    }
+
+    if (o.json) {
+        struct buf out = BUF_INIT;
+        buf_printf(&out, "{\"ok\":%s,\"dir\":", p.n ? "false" : "true");
+        buf_json_cstr(&out, dir);
+        buf_printf(&out,
+                   ",\"files\":%ld,\"routes\":%zu,\"migrations\":{\"core\":%zu,"
+                   "\"tenant\":%zu},\"seeds\":%zu,\"problems\":[%s]}\n",
+                   nfiles < 0 ? 0 : nfiles, nroutes, nsteps[0], nsteps[1], nsteps[2],
+                   buf_cstr(&p.json));
+        fputs(buf_cstr(&out), stdout);
+        buf_free(&out);
+    } else if (p.n) {
+        fputs(buf_cstr(&p.text), stdout);
+        printf("runtime check: %d problem%s in %s\n", p.n, p.n == 1 ? "" : "s", dir);
+    } else {
+        printf("runtime check: %s is valid: %ld script files, %zu routes, %zu core and %zu "
+               "tenant migrations, %zu seeds\n",
+               dir, nfiles, nroutes, nsteps[0], nsteps[1], nsteps[2]);
+    }
+    rc = p.n ? 1 : 0;
+    buf_free(&p.text);
+    buf_free(&p.json);
+    free(dir);
+    config_free(cfg);
+    return rc;
+}
+
+/* ---- runtime routes ----------------------------------------------------- */
+
+static const struct vm_scripts *sort_set; /* for cmp_route; qsort has no context */
+
+static int cmp_route(const void *a, const void *b)
+{
+    const struct vm_route *x = vm_scripts_route(sort_set, *(const int *)a);
+    const struct vm_route *y = vm_scripts_route(sort_set, *(const int *)b);
+    int c = strcmp(x->pattern, y->pattern);
+    return c ? c : strcmp(x->method, y->method);
+}
+
+/* The route's file relative to the scripts directory. */
+static const char *rel_file(const char *file, const char *dir)
+{
+    size_t n = strlen(dir);
+    return strncmp(file, dir, n) == 0 && file[n] == '/' ? file + n + 1 : file;
+}
+
+static void print_routes(const struct vm_scripts *s, const int *order, size_t n,
+                         const char *dir, bool json)
+{
+    struct buf out = BUF_INIT;
+    int w[3] = {6, 4, 5}; /* METHOD, PATH, SCOPE */
+
+    if (json)
+        buf_puts(&out, "{\"routes\":[");
+    for (size_t i = 0; i < n && !json; i++) {
+        const struct vm_route *r = vm_scripts_route(s, order[i]);
+        int l[3] = {(int)strlen(r->method), (int)strlen(r->pattern), (int)strlen(r->scope)};
+        for (int k = 0; k < 3; k++)
+            w[k] = l[k] > w[k] ? l[k] : w[k];
+    }
+    if (!json)
+        buf_printf(&out, "%-*s  %-*s  %-*s  %-10s  %s\n", w[0], "METHOD", w[1], "PATH",
+                   w[2], "SCOPE", "PERMISSION", "FILE");
+    for (size_t i = 0; i < n; i++) {
+        const struct vm_route *r = vm_scripts_route(s, order[i]);
+        const char *file = rel_file(r->file, dir);
+        if (!json) {
+            buf_printf(&out, "%-*s  %-*s  %-*s  %-10s  %s\n", w[0], r->method, w[1],
+                       r->pattern, w[2], r->scope, r->permission ? r->permission : "-",
+                       file);
+            continue;
+        }
+        buf_puts(&out, i ? ",{\"method\":" : "{\"method\":");
+        buf_json_cstr(&out, r->method);
+        buf_puts(&out, ",\"path\":");
+        buf_json_cstr(&out, r->pattern);
+        buf_puts(&out, ",\"scope\":");
+        buf_json_cstr(&out, r->scope);
+        buf_puts(&out, ",\"permission\":");
+        buf_json_cstr(&out, r->permission);
+        buf_puts(&out, ",\"file\":");
+        buf_json_cstr(&out, file);
+        buf_putc(&out, '}');
+    }
+    if (json)
+        buf_puts(&out, "]}\n");
+    fputs(buf_cstr(&out), stdout);
+    buf_free(&out);
+}
+
+int routes_main(int argc, char **argv)
+{
+    struct opts o;
+    struct vm_error err;
+    struct config *cfg = NULL;
+    char *dir = NULL;
+    int rc = start(argc, argv, routes_usage, &o, &cfg, &dir);
+
+    if (rc >= 0)
+        return rc;
+    struct vm_scripts *s = vm_scripts_load(dir, cfg, &err);
+    size_t n = s ? vm_scripts_route_count(s) : 0;
+    int *order = malloc((n ? n : 1) * sizeof *order);
+    if (!s || !order) {
+        fprintf(stderr, "runtime routes: %s\n", s ? "out of memory" : err.msg);
+        rc = 1;
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++)
+        order[i] = (int)i;
+    sort_set = s;
+    if (n > 1)
+        qsort(order, n, sizeof *order, cmp_route);
+    print_routes(s, order, n, dir, o.json);
+    rc = 0;
+done:
+    free(order);
+    vm_scripts_free(s);
+    free(dir);
+    config_free(cfg);
+    return rc;
+}
