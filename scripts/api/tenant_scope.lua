@@ -270,23 +270,23 @@ local function live(res)
   return res.soft and " AND deleted_at IS NULL" or ""
 end
 
-local function list(req, res, where, ...)
+local function list(req, res)
   local limit, skip = page(req)
-  local args = table.pack(...)
-  local n = args.n
-  local sql = ("SELECT %s FROM %s WHERE true%s%s ORDER BY %s LIMIT $%d OFFSET $%d")
-    :format(res.columns, res.table, live(res), where or "", res.order, n + 1, n + 2)
-  args[n + 1], args[n + 2] = limit, skip
-  return query(res.what, sql, table.unpack(args, 1, n + 2))
+  return query(res.what, ("SELECT %s FROM %s WHERE true%s ORDER BY %s LIMIT $1 OFFSET $2")
+    :format(res.columns, res.table, live(res), res.order), limit, skip)
+end
+
+-- row, or a 404 for `what` when there is none.
+local function found(row, what)
+  if not row then
+    not_found(what)
+  end
+  return row
 end
 
 local function fetch(res, id)
-  local row = query_one(res.what, ("SELECT %s FROM %s WHERE id = $1%s")
-    :format(res.columns, res.table, live(res)), id)
-  if not row then
-    not_found(res.what)
-  end
-  return row
+  return found(query_one(res.what, ("SELECT %s FROM %s WHERE id = $1%s")
+    :format(res.columns, res.table, live(res)), id), res.what)
 end
 
 -- Appends a parameter; returns its placeholder.
@@ -340,13 +340,9 @@ local function update(req, res, id, values, extra)
   if #sets == 0 then
     return fetch(res, id)
   end
-  local row = query_one(res.what, ("UPDATE %s SET %s WHERE id = $1%s RETURNING %s")
+  return found(query_one(res.what, ("UPDATE %s SET %s WHERE id = $1%s RETURNING %s")
     :format(res.table, table.concat(sets, ", "), live(res), res.columns),
-    table.unpack(args, 1, #args))
-  if not row then
-    not_found(res.what)
-  end
-  return row
+    table.unpack(args, 1, #args)), res.what)
 end
 
 -- Soft delete (deleted_at) or a real one; 404 when already gone.
@@ -540,6 +536,91 @@ local boards = {
   },
 }
 
+-- ---- links ----------------------------------------------------------------
+
+-- Routes for rows linked to the object at path's :id (a user's roles, a
+-- role's permissions, a group's members): GET lists them (link.list: SQL
+-- with $1 = the owner's id, no LIMIT); with link.insert and link.delete, POST
+-- links the target named in the body by `param` (or its code, `by_code`) and
+-- DELETE path/:param unlinks it, 404 when not linked. Both run
+-- link.guard(req, owner, target) first and link.changed(req, owner) after.
+local function links(routes, path, link)
+  local tags, sum = link.tags, link.summary
+  local function owner_of(req)
+    return fetch(link.owner, id_param(req, "id", link.owner.what))
+  end
+  routes[API .. path] = {
+    GET = route {
+      permission = link.read, tags = tags, summary = sum[1],
+      handler = function(req)
+        local owner = owner_of(req)
+        local limit, skip = page(req)
+        return { json = query(link.what, link.list .. " LIMIT $2 OFFSET $3", owner.id,
+          limit, skip) }
+      end,
+    },
+  }
+  if not link.insert then
+    return
+  end
+  local target, param, by_code = link.target, link.param, link.by_code
+  local props = { [param] = { type = "integer", minimum = 1 } }
+  if by_code then
+    props[by_code] = CODE
+  end
+  routes[API .. path].POST = route {
+    permission = link.write, tags = tags, summary = sum[2],
+    body = { type = "object", additionalProperties = false, properties = props },
+    handler = function(req)
+      local owner, body = owner_of(req), req.json()
+      if body[param] == nil and (not by_code or body[by_code] == nil) then
+        invalid(param, "is required")
+      end
+      local sql = ("SELECT %s FROM %s WHERE (id = $1%s)%s"):format(target.columns,
+        target.table, by_code and " OR code = $2" or "", live(target))
+      local row
+      if by_code then
+        row = query_one(target.what, sql, body[param], body[by_code])
+      else
+        row = query_one(target.what, sql, body[param])
+      end
+      if not row then
+        invalid(body[param] and param or by_code, "does not exist")
+      end
+      if link.guard then
+        link.guard(req, owner, row)
+      end
+      local args = { owner.id, row.id, actor(req) }
+      local added = query_one(link.what, link.insert,
+        table.unpack(args, 1, link.insert:find("$3", 1, true) and 3 or 2))
+      if link.changed then
+        link.changed(req, owner)
+      end
+      row[link.stamp] = added.created_at
+      return { status = 201, json = row }
+    end,
+  }
+  routes[API .. path .. "/:" .. param] = {
+    DELETE = route {
+      permission = link.write, tags = tags, summary = sum[3],
+      handler = function(req)
+        local owner = owner_of(req)
+        local row = fetch(target, id_param(req, param, target.what))
+        if link.guard then
+          link.guard(req, owner, row)
+        end
+        if exec(link.what, link.delete, owner.id, row.id) == 0 then
+          not_found(link.what)
+        end
+        if link.changed then
+          link.changed(req, owner)
+        end
+        return { status = 204 }
+      end,
+    },
+  }
+end
+
 local routes = {}
 
 -- ---- users ------------------------------------------------------------------
@@ -561,10 +642,6 @@ local function only_superusers_grant_superuser(req, values)
   if values.is_superuser ~= nil and not caller(req).super then
     forbidden("only superusers may change is_superuser")
   end
-end
-
-local function live_user(req, name)
-  return fetch(users, id_param(req, name or "id", "user"))
 end
 
 local list_users, user_by_id = crud(routes, users, "/users", "user", {
@@ -698,108 +775,44 @@ routes[API .. "/users/me"] = {
   PATCH = update_me,
 }
 
--- Roles of a user, and assigning and removing them.
-local ROLE_OF_USER = "r.id, r.code, r.name, r.description, r.priority, r.role_type, "
-  .. "r.is_system, ur.created_at AS assigned_at"
-
--- A role named in a body by role_id or role_code (422 when neither or none).
-local function role_in_body(body)
-  if body.role_id == nil and body.role_code == nil then
-    invalid("role_id", "is required")
-  end
-  local role = query_one("role", ("SELECT %s FROM roles WHERE id = $1 OR code = $2")
-    :format(roles.columns), body.role_id, body.role_code)
-  if not role then
-    invalid(body.role_id and "role_id" or "role_code", "does not exist")
-  end
-  return role
-end
-
-routes[API .. "/users/:id/roles"] = {
-  GET = route {
-    permission = "user_read", tags = { "users", "roles" }, summary = "A user's roles",
-    handler = function(req)
-      local user = live_user(req)
-      local limit, skip = page(req)
-      return { json = query("role", ("SELECT %s FROM user_roles ur JOIN roles r ON "
-        .. "r.id = ur.role_id WHERE ur.user_id = $1 ORDER BY r.priority DESC, r.id "
-        .. "LIMIT $2 OFFSET $3"):format(ROLE_OF_USER), user.id, limit, skip) }
-    end,
-  },
-  POST = route {
-    permission = "user_update", tags = { "users", "roles" },
-    summary = "Assign a role (only below your own highest priority unless superuser)",
-    body = {
-      type = "object", additionalProperties = false,
-      properties = { role_id = { type = "integer", minimum = 1 }, role_code = CODE },
-    },
-    handler = function(req)
-      local user = live_user(req)
-      local role = role_in_body(req.json())
-      guard_role(req, role)
-      local row = query_one("role assignment", [[
-        INSERT INTO user_roles (user_id, role_id, created_by) VALUES ($1, $2, $3)
-        RETURNING created_at]], user.id, role.id, actor(req))
-      auth.rbac_changed(tostring(user.id))
-      role.assigned_at = row.created_at
-      return { status = 201, json = role }
-    end,
-  },
-}
-
-routes[API .. "/users/:id/roles/:role_id"] = {
-  DELETE = route {
-    permission = "user_update", tags = { "users", "roles" },
-    summary = "Remove a role from a user (same priority rule as assigning)",
-    handler = function(req)
-      local user = live_user(req)
-      local role = fetch(roles, id_param(req, "role_id", "role"))
-      guard_role(req, role)
-      if exec("role assignment", "DELETE FROM user_roles WHERE user_id = $1 AND role_id = $2",
-          user.id, role.id) == 0 then
-        not_found("role assignment")
-      end
-      auth.rbac_changed(tostring(user.id))
-      return { status = 204 }
-    end,
-  },
-}
-
 local PERMISSION_COLS = "p.id, p.code, p.name, p.resource, p.action, p.description"
 
-routes[API .. "/users/:id/permissions"] = {
-  GET = route {
-    permission = "user_read", tags = { "users", "permissions" },
-    summary = "The permissions a user holds through roles",
-    handler = function(req)
-      local user = live_user(req)
-      local limit, skip = page(req)
-      return { json = query("permission", ("SELECT DISTINCT %s FROM user_roles ur "
-        .. "JOIN role_permissions rp ON rp.role_id = ur.role_id "
-        .. "JOIN permissions p ON p.id = rp.permission_id WHERE ur.user_id = $1 "
-        .. "ORDER BY p.code LIMIT $2 OFFSET $3"):format(PERMISSION_COLS), user.id, limit,
-        skip) }
-    end,
-  },
-}
+links(routes, "/users/:id/roles", {
+  owner = users, target = roles, what = "role assignment", tags = { "users", "roles" },
+  read = "user_read", write = "user_update", param = "role_id", by_code = "role_code",
+  stamp = "assigned_at",
+  summary = { "A user's roles",
+    "Assign a role (only below your own highest priority unless superuser)",
+    "Remove a role from a user (same priority rule as assigning)" },
+  list = "SELECT r.id, r.code, r.name, r.description, r.priority, r.role_type, "
+    .. "r.is_system, ur.created_at AS assigned_at FROM user_roles ur JOIN roles r "
+    .. "ON r.id = ur.role_id WHERE ur.user_id = $1 ORDER BY r.priority DESC, r.id",
+  insert = "INSERT INTO user_roles (user_id, role_id, created_by) VALUES ($1, $2, $3) "
+    .. "RETURNING created_at",
+  delete = "DELETE FROM user_roles WHERE user_id = $1 AND role_id = $2",
+  guard = function(req, _, role)
+    guard_role(req, role)
+  end,
+  changed = function(_, user)
+    auth.rbac_changed(tostring(user.id))
+  end,
+})
 
-local GROUP_OF_USER = "g.id, g.code, g.name, g.description, g.priority, g.group_type, "
-  .. "m.created_at AS joined_at"
+links(routes, "/users/:id/permissions", {
+  owner = users, what = "permission", tags = { "users", "permissions" },
+  read = "user_read", summary = { "The permissions a user holds through roles" },
+  list = "SELECT DISTINCT " .. PERMISSION_COLS .. " FROM user_roles ur "
+    .. "JOIN role_permissions rp ON rp.role_id = ur.role_id "
+    .. "JOIN permissions p ON p.id = rp.permission_id WHERE ur.user_id = $1 ORDER BY p.code",
+})
 
-routes[API .. "/users/:id/groups"] = {
-  GET = route {
-    permission = "user_read", tags = { "users", "user-groups" },
-    summary = "The groups a user belongs to",
-    handler = function(req)
-      local user = live_user(req)
-      local limit, skip = page(req)
-      return { json = query("user group", ("SELECT %s FROM user_group_members m "
-        .. "JOIN user_groups g ON g.id = m.group_id WHERE m.user_id = $1 "
-        .. "ORDER BY g.priority DESC, g.id LIMIT $2 OFFSET $3"):format(GROUP_OF_USER),
-        user.id, limit, skip) }
-    end,
-  },
-}
+links(routes, "/users/:id/groups", {
+  owner = users, what = "user group", tags = { "users", "user-groups" },
+  read = "user_read", summary = { "The groups a user belongs to" },
+  list = "SELECT g.id, g.code, g.name, g.description, g.priority, g.group_type, "
+    .. "m.created_at AS joined_at FROM user_group_members m JOIN user_groups g "
+    .. "ON g.id = m.group_id WHERE m.user_id = $1 ORDER BY g.priority DESC, g.id",
+})
 
 -- ---- roles ------------------------------------------------------------------
 
@@ -833,76 +846,27 @@ crud(routes, roles, "/roles", "role", {
   end,
 })
 
-local function live_role(req)
-  return fetch(roles, id_param(req, "id", "role"))
-end
-
--- A role whose permission set the caller may change.
-local function changeable_role(req)
-  local role = live_role(req)
-  not_system_role(role, "its permissions come from the seeds; create a custom role")
-  guard_role(req, role)
-  return role
-end
-
-routes[API .. "/roles/:id/permissions"] = {
-  GET = route {
-    permission = "role_read", tags = { "roles", "permissions" },
-    summary = "A role's permissions",
-    handler = function(req)
-      local role = live_role(req)
-      local limit, skip = page(req)
-      return { json = query("permission", ("SELECT %s, rp.created_at AS granted_at "
-        .. "FROM role_permissions rp JOIN permissions p ON p.id = rp.permission_id "
-        .. "WHERE rp.role_id = $1 ORDER BY p.code LIMIT $2 OFFSET $3")
-        :format(PERMISSION_COLS), role.id, limit, skip) }
-    end,
-  },
-  POST = route {
-    permission = "role_update", tags = { "roles", "permissions" },
-    summary = "Add a permission (permission_id or permission_code) to a role",
-    body = {
-      type = "object", additionalProperties = false,
-      properties = { permission_id = { type = "integer", minimum = 1 },
-        permission_code = CODE },
-    },
-    handler = function(req)
-      local role = changeable_role(req)
-      local body = req.json()
-      if body.permission_id == nil and body.permission_code == nil then
-        invalid("permission_id", "is required")
-      end
-      local perm = query_one("permission", ("SELECT %s FROM permissions WHERE id = $1 "
-        .. "OR code = $2"):format(permissions.columns), body.permission_id,
-        body.permission_code)
-      if not perm then
-        invalid(body.permission_id and "permission_id" or "permission_code",
-          "does not exist")
-      end
-      exec("role permission", "INSERT INTO role_permissions (role_id, permission_id) "
-        .. "VALUES ($1, $2)", role.id, perm.id)
-      auth.rbac_changed()
-      return { status = 201, json = perm }
-    end,
-  },
-}
-
-routes[API .. "/roles/:id/permissions/:permission_id"] = {
-  DELETE = route {
-    permission = "role_update", tags = { "roles", "permissions" },
-    summary = "Remove a permission from a role",
-    handler = function(req)
-      local role = changeable_role(req)
-      local pid = id_param(req, "permission_id", "permission")
-      if exec("role permission", "DELETE FROM role_permissions WHERE role_id = $1 "
-          .. "AND permission_id = $2", role.id, pid) == 0 then
-        not_found("permission of this role")
-      end
-      auth.rbac_changed()
-      return { status = 204 }
-    end,
-  },
-}
+links(routes, "/roles/:id/permissions", {
+  owner = roles, target = permissions, what = "role permission",
+  tags = { "roles", "permissions" }, read = "role_read", write = "role_update",
+  param = "permission_id", by_code = "permission_code", stamp = "granted_at",
+  summary = { "A role's permissions",
+    "Add a permission (permission_id or permission_code) to a role",
+    "Remove a permission from a role" },
+  list = "SELECT " .. PERMISSION_COLS .. ", rp.created_at AS granted_at "
+    .. "FROM role_permissions rp JOIN permissions p ON p.id = rp.permission_id "
+    .. "WHERE rp.role_id = $1 ORDER BY p.code",
+  insert = "INSERT INTO role_permissions (role_id, permission_id) VALUES ($1, $2) "
+    .. "RETURNING created_at",
+  delete = "DELETE FROM role_permissions WHERE role_id = $1 AND permission_id = $2",
+  guard = function(req, role)
+    not_system_role(role, "its permissions come from the seeds; create a custom role")
+    guard_role(req, role)
+  end,
+  changed = function()
+    auth.rbac_changed()
+  end,
+})
 
 -- ---- permissions ------------------------------------------------------------
 
@@ -950,56 +914,17 @@ alias(routes, "/user-groups", {
   summary = "List the tenant's user groups", handler = list_groups.GET.handler,
 })
 
-local MEMBER_COLS = "u.id, u.username, u.email, u.full_name, u.status"
-local MEMBER = MEMBER_COLS .. ", m.created_at AS joined_at"
-
-routes[API .. "/user-groups/:id/members"] = {
-  GET = route {
-    permission = "group_read", tags = { "user-groups" }, summary = "A group's members",
-    handler = function(req)
-      local group = fetch(groups, id_param(req, "id", "user group"))
-      local limit, skip = page(req)
-      return { json = query("member", ("SELECT %s FROM user_group_members m JOIN users u "
-        .. "ON u.id = m.user_id WHERE m.group_id = $1 AND u.deleted_at IS NULL "
-        .. "ORDER BY u.id LIMIT $2 OFFSET $3"):format(MEMBER), group.id, limit, skip) }
-    end,
-  },
-  POST = route {
-    permission = "group_update", tags = { "user-groups" }, summary = "Add a user to a group",
-    body = {
-      type = "object", additionalProperties = false, required = { "user_id" },
-      properties = { user_id = { type = "integer", minimum = 1 } },
-    },
-    handler = function(req)
-      local group = fetch(groups, id_param(req, "id", "user group"))
-      local user_id = req.json().user_id
-      local member = query_one("user", ("SELECT %s, now() AS joined_at FROM users u "
-        .. "WHERE u.id = $1 AND u.deleted_at IS NULL"):format(MEMBER_COLS), user_id)
-      if not member then
-        invalid("user_id", "does not exist")
-      end
-      exec("group member", "INSERT INTO user_group_members (user_id, group_id) "
-        .. "VALUES ($1, $2)", user_id, group.id)
-      return { status = 201, json = member }
-    end,
-  },
-}
-
-routes[API .. "/user-groups/:id/members/:user_id"] = {
-  DELETE = route {
-    permission = "group_update", tags = { "user-groups" },
-    summary = "Remove a user from a group",
-    handler = function(req)
-      local group = fetch(groups, id_param(req, "id", "user group"))
-      local user_id = id_param(req, "user_id", "member")
-      if exec("group member", "DELETE FROM user_group_members WHERE group_id = $1 "
-          .. "AND user_id = $2", group.id, user_id) == 0 then
-        not_found("member")
-      end
-      return { status = 204 }
-    end,
-  },
-}
+links(routes, "/user-groups/:id/members", {
+  owner = groups, target = users, what = "group member", tags = { "user-groups" },
+  read = "group_read", write = "group_update", param = "user_id", stamp = "joined_at",
+  summary = { "A group's members", "Add a user to a group", "Remove a user from a group" },
+  list = "SELECT u.id, u.username, u.email, u.full_name, u.status, m.created_at AS "
+    .. "joined_at FROM user_group_members m JOIN users u ON u.id = m.user_id "
+    .. "WHERE m.group_id = $1 AND u.deleted_at IS NULL ORDER BY u.id",
+  insert = "INSERT INTO user_group_members (group_id, user_id) VALUES ($1, $2) "
+    .. "RETURNING created_at",
+  delete = "DELETE FROM user_group_members WHERE group_id = $1 AND user_id = $2",
+})
 
 -- ---- menus ------------------------------------------------------------------
 

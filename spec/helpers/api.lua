@@ -5,11 +5,13 @@
 -- hashes: no endpoint may ever send one.
 --
 --   local api = require "helpers.api"
---   local env = api.new("users")           -- in setup
---   env:tenant("users_a", "schema")        -- provision, allow registration
---   local tok = env:admin("users_a")       -- a super_admin's access token
---   local r = env:call("GET", "/api/v1/users", { token = tok })
---   env:destroy()                          -- in teardown
+--   api.suite(_ENV, "users API", "users", { users_other = "shared" }, function(t)
+--     it("lists users", function()         -- t.code: users_shared, ...
+--       local r = t.call("GET", "/api/v1/users")   -- as its super_admin
+--       local tok = t.env:user(t.code, { "viewer" })
+--       r = t.env:call("GET", "/api/v1/users", { token = tok })
+--     end)
+--   end)
 local h = require "helpers"
 local mig = require "helpers.migrate"
 local cjson = require "cjson"
@@ -24,11 +26,16 @@ M.null = cjson.null
 local env_mt = {}
 env_mt.__index = env_mt
 
--- A database, the core migrations, and a server on the real scripts.
+-- An environment for the spec file `name` (database rt_mig_<name>); start
+-- it in setup.
 function M.new(name)
-  local env = setmetatable({ tenants = {}, admins = {}, n = 0 }, env_mt)
-  env.ctx = mig.new(name)
-  local ctx = env.ctx
+  return setmetatable({ name = name, tenants = {}, admins = {}, n = 0 }, env_mt)
+end
+
+-- A database, the core migrations, and a server on the real scripts.
+function env_mt:start()
+  self.ctx = mig.new(self.name)
+  local ctx = self.ctx
   local _, ok = h.run("cp " .. h.sh_quote(h.root .. "/scripts/migrations/tenant") .. "/*.lua "
     .. h.sh_quote(ctx.tenant_dir) .. "/ && mkdir -p " .. h.sh_quote(ctx.scripts .. "/seeds")
     .. " && cp " .. h.sh_quote(h.root .. "/scripts/seeds") .. "/*.lua "
@@ -36,7 +43,7 @@ function M.new(name)
   assert(ok, "cannot copy the tenant migrations and seeds")
   local res = ctx:migrate("")
   assert(res.code == 0, mig.explain(res))
-  env.srv = h.start({
+  self.srv = h.start({
     scripts = h.root .. "/scripts",
     database_url = ctx.app_url,
     threads = 4,
@@ -46,14 +53,52 @@ function M.new(name)
       RUNTIME_AUTH_REVOCATION_REFRESH_MS = "100",
     },
   })
-  return env
 end
 
 function env_mt:destroy()
   if self.srv then
     self.srv:stop()
   end
-  self.ctx:destroy()
+  if self.ctx then
+    self.ctx:destroy()
+  end
+end
+
+-- describe(title) with one environment for the file, the tenants in others
+-- ({ code = mode }), and body(t) once per isolation mode in a describe of its
+-- own with a fresh tenant <name>_<mode>: t.env, t.code, t.mode, and
+-- t.call(method, path, body, token) as that tenant's super_admin unless
+-- token is given. spec: the spec file's _ENV, where busted put describe,
+-- setup and teardown.
+function M.suite(spec, title, name, others, body)
+  local describe, setup, teardown = spec.describe, spec.setup, spec.teardown
+  describe(title, function()
+    local env = M.new("api_" .. name)
+
+    setup(function()
+      env:start()
+      for code, mode in pairs(others) do
+        env:tenant(code, mode)
+      end
+    end)
+
+    teardown(function()
+      env:destroy()
+    end)
+
+    for _, mode in ipairs(M.MODES) do
+      describe("(" .. mode .. ")", function()
+        local t = { env = env, mode = mode, code = name .. "_" .. mode }
+        function t.call(method, path, b, token)
+          return env:call(method, path, { token = token or env:admin(t.code), body = b })
+        end
+        setup(function()
+          env:tenant(t.code, mode)
+        end)
+        body(t)
+      end)
+    end
+  end)
 end
 
 -- Provisions a tenant in mode (shared, schema or database) that allows
