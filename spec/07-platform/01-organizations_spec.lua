@@ -20,14 +20,7 @@ describe("organizations", function()
   end)
 
   local function tenant_login(code, email, password)
-    local token
-    platform.eventually(function()
-      local r = env:call("POST", "/api/v1/auth/login", nil,
-        { username = email, password = password }, { ["X-Tenant-Id"] = code })
-      token = r.status == 200 and r.json.access_token
-      return token
-    end, "a tenant login to " .. code)
-    return token
+    return env:tenant_login(code, email, password)
   end
 
   it("runs the seed 001 quick start: register, login, create, log in to it, me", function()

@@ -77,14 +77,7 @@ describe("tenants API", function()
         assert.equal("sitea.com", r.json.tenant.domain)
         assert.equal("database", r.json.tenant.isolation)
         assert.equal("t_sitea", r.json.tenant.database_name)
-        local token
-        platform.eventually(function()
-          local res = env:call("POST", "/api/v1/auth/login", nil,
-            { username = "owner@site-a.com", password = "owner-password-1" },
-            { ["X-Tenant-Id"] = "sitea" })
-          token = res.status == 200 and res.json.access_token
-          return token
-        end, "the owner's login")
+        assert.is_string(env:tenant_login("sitea", "owner@site-a.com", "owner-password-1"))
         local orgs = env:call("GET", "/api/v1/organizations/me",
           env:login("owner@site-a.com", "owner-password-1"))
         assert.equal("sitea", orgs.json[1].code)
@@ -97,11 +90,7 @@ describe("tenants API", function()
           admin_password = "boss-password-1" })
         assert.equal(201, r.status, r.body)
         assert.equal("shared", r.json.tenant.isolation)
-        platform.eventually(function()
-          return env:call("POST", "/api/v1/auth/login", nil,
-            { username = "boss@shop.test", password = "boss-password-1" },
-            { ["X-Tenant-Id"] = "shop" }).status == 200
-        end, "the admin's login")
+        assert.is_string(env:tenant_login("shop", "boss@shop.test", "boss-password-1"))
       end)
 
     it("answers 409 for a taken code or domain, 422 for bad fields", function()
@@ -200,11 +189,7 @@ describe("tenants API", function()
         r = call("POST", "/api/v1/tenants/" .. id .. "/activate")
         assert.equal(200, r.status, r.body)
         assert.equal("active", r.json.status)
-        platform.eventually(function()
-          return env:call("POST", "/api/v1/auth/login", nil,
-            { username = "boss@shop.test", password = "boss-password-1" },
-            { ["X-Tenant-Id"] = "shop" }).status == 200
-        end, "the activation")
+        assert.is_string(env:tenant_login("shop", "boss@shop.test", "boss-password-1"))
       end)
 
     it("soft-deletes: the row stays, marked deleted, and the tenant stops answering",

@@ -116,4 +116,17 @@ function M.eventually(fn, what)
   error("timed out waiting for " .. (what or "a condition"))
 end
 
+-- A tenant login that waits for the server to see a new tenant (its
+-- directory snapshot follows within tenancy.refresh_ms). Returns the token.
+function env_mt:tenant_login(code, email, password)
+  local token
+  M.eventually(function()
+    local r = self:call("POST", "/api/v1/auth/login", nil,
+      { username = email, password = password }, { ["X-Tenant-Id"] = code })
+    token = r.status == 200 and r.json.access_token
+    return token
+  end, "a tenant login to " .. code)
+  return token
+end
+
 return M
