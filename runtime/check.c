@@ -161,10 +161,10 @@ int check_main(int argc, char **argv)
          * report the first syntax error again. */
         struct vm_scripts *s = vm_scripts_load(dir, cfg, &err);
         if (s)
-            nroutes = vm_scripts_route_count(s);
+            nroutes = vm_view_route_count(vm_scripts_view_at(s, 0));
         else
             problem_add(&p, err.msg);
-        vm_scripts_free(s);
+        vm_scripts_release(s);
     }
     for (size_t i = 0; nfiles >= 0 && i < 3; i++) {
         size_t n = strlen(dir) + strlen(step_dirs[i].sub) + 2;
@@ -212,12 +212,12 @@ int check_main(int argc, char **argv)
 
 /* ---- runtime routes ----------------------------------------------------- */
 
-static const struct vm_scripts *sort_set; /* for cmp_route; qsort has no context */
+static const struct vm_view *sort_view; /* for cmp_route; qsort has no context */
 
 static int cmp_route(const void *a, const void *b)
 {
-    const struct vm_route *x = vm_scripts_route(sort_set, *(const int *)a);
-    const struct vm_route *y = vm_scripts_route(sort_set, *(const int *)b);
+    const struct vm_route *x = vm_view_route(sort_view, *(const int *)a);
+    const struct vm_route *y = vm_view_route(sort_view, *(const int *)b);
     int c = strcmp(x->pattern, y->pattern);
     return c ? c : strcmp(x->method, y->method);
 }
@@ -229,48 +229,90 @@ static const char *rel_file(const char *file, const char *dir)
     return strncmp(file, dir, n) == 0 && file[n] == '/' ? file + n + 1 : file;
 }
 
-static void print_routes(const struct vm_scripts *s, const int *order, size_t n,
-                         const char *dir, bool json)
+/* Appends view v's routes, sorted by path: a table, or a JSON array. */
+static int print_view(struct buf *out, const struct vm_view *v, const char *dir, bool json)
 {
-    struct buf out = BUF_INIT;
-    int w[3] = {6, 4, 5}; /* METHOD, PATH, SCOPE */
+    size_t n = vm_view_route_count(v);
+    int *order = malloc((n ? n : 1) * sizeof *order);
+    int w[4] = {6, 4, 5, 10}; /* METHOD, PATH, SCOPE, PERMISSION */
 
-    if (json)
-        buf_puts(&out, "{\"routes\":[");
-    for (size_t i = 0; i < n && !json; i++) {
-        const struct vm_route *r = vm_scripts_route(s, order[i]);
-        int l[3] = {(int)strlen(r->method), (int)strlen(r->pattern), (int)strlen(r->scope)};
-        for (int k = 0; k < 3; k++)
-            w[k] = l[k] > w[k] ? l[k] : w[k];
+    if (!order)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        order[i] = (int)i;
+    sort_view = v;
+    if (n > 1)
+        qsort(order, n, sizeof *order, cmp_route);
+    for (size_t i = 0; i < n; i++) {
+        const struct vm_route *r = vm_view_route(v, order[i]);
+        const char *col[4] = {r->method, r->pattern, r->scope,
+                              r->permission ? r->permission : "-"};
+        for (int k = 0; k < 4; k++)
+            w[k] = (int)strlen(col[k]) > w[k] ? (int)strlen(col[k]) : w[k];
     }
     if (!json)
-        buf_printf(&out, "%-*s  %-*s  %-*s  %-10s  %s\n", w[0], "METHOD", w[1], "PATH",
-                   w[2], "SCOPE", "PERMISSION", "FILE");
+        buf_printf(out, "%-*s  %-*s  %-*s  %-*s  %s\n", w[0], "METHOD", w[1], "PATH", w[2],
+                   "SCOPE", w[3], "PERMISSION", "FILE");
+    else
+        buf_putc(out, '[');
     for (size_t i = 0; i < n; i++) {
-        const struct vm_route *r = vm_scripts_route(s, order[i]);
+        const struct vm_route *r = vm_view_route(v, order[i]);
         const char *file = rel_file(r->file, dir);
         if (!json) {
-            buf_printf(&out, "%-*s  %-*s  %-*s  %-10s  %s\n", w[0], r->method, w[1],
-                       r->pattern, w[2], r->scope, r->permission ? r->permission : "-",
-                       file);
+            buf_printf(out, "%-*s  %-*s  %-*s  %-*s  %s\n", w[0], r->method, w[1],
+                       r->pattern, w[2], r->scope, w[3],
+                       r->permission ? r->permission : "-", file);
             continue;
         }
-        buf_puts(&out, i ? ",{\"method\":" : "{\"method\":");
-        buf_json_cstr(&out, r->method);
-        buf_puts(&out, ",\"path\":");
-        buf_json_cstr(&out, r->pattern);
-        buf_puts(&out, ",\"scope\":");
-        buf_json_cstr(&out, r->scope);
-        buf_puts(&out, ",\"permission\":");
-        buf_json_cstr(&out, r->permission);
-        buf_puts(&out, ",\"file\":");
-        buf_json_cstr(&out, file);
-        buf_putc(&out, '}');
+        buf_puts(out, i ? ",{\"method\":" : "{\"method\":");
+        buf_json_cstr(out, r->method);
+        buf_puts(out, ",\"path\":");
+        buf_json_cstr(out, r->pattern);
+        buf_puts(out, ",\"scope\":");
+        buf_json_cstr(out, r->scope);
+        buf_puts(out, ",\"permission\":");
+        buf_json_cstr(out, r->permission);
+        buf_puts(out, ",\"file\":");
+        buf_json_cstr(out, file);
+        buf_putc(out, '}');
     }
     if (json)
-        buf_puts(&out, "]}\n");
-    fputs(buf_cstr(&out), stdout);
+        buf_putc(out, ']');
+    free(order);
+    return 0;
+}
+
+/* The common routes, then those of each tenant with overrides (in JSON:
+ * {"routes": [...], "tenants": {"code": [...]}}). */
+static int print_routes(const struct vm_scripts *s, const char *dir, bool json)
+{
+    struct buf out = BUF_INIT;
+    int rc = 0;
+
+    if (json)
+        buf_puts(&out, "{\"routes\":");
+    rc = print_view(&out, vm_scripts_view_at(s, 0), dir, json);
+    if (json)
+        buf_puts(&out, ",\"tenants\":{");
+    for (size_t i = 1; rc == 0 && vm_scripts_view_at(s, i); i++) {
+        const struct vm_view *v = vm_scripts_view_at(s, i);
+        if (json) {
+            if (i > 1)
+                buf_putc(&out, ',');
+            buf_json_cstr(&out, vm_view_code(v));
+            buf_putc(&out, ':');
+        } else {
+            buf_printf(&out, "\nroutes of tenant %s (with tenants/%s overrides):\n",
+                       vm_view_code(v), vm_view_code(v));
+        }
+        rc = print_view(&out, v, dir, json);
+    }
+    if (json)
+        buf_puts(&out, "}}\n");
+    if (rc == 0 && !out.failed)
+        fputs(buf_cstr(&out), stdout);
     buf_free(&out);
+    return rc == 0 && !out.failed ? 0 : -1;
 }
 
 int routes_main(int argc, char **argv)
@@ -284,23 +326,14 @@ int routes_main(int argc, char **argv)
     if (rc >= 0)
         return rc;
     struct vm_scripts *s = vm_scripts_load(dir, cfg, &err);
-    size_t n = s ? vm_scripts_route_count(s) : 0;
-    int *order = malloc((n ? n : 1) * sizeof *order);
-    if (!s || !order) {
-        fprintf(stderr, "runtime routes: %s\n", s ? "out of memory" : err.msg);
-        rc = 1;
-        goto done;
-    }
-    for (size_t i = 0; i < n; i++)
-        order[i] = (int)i;
-    sort_set = s;
-    if (n > 1)
-        qsort(order, n, sizeof *order, cmp_route);
-    print_routes(s, order, n, dir, o.json);
-    rc = 0;
-done:
-    free(order);
-    vm_scripts_free(s);
+    rc = 1;
+    if (!s)
+        fprintf(stderr, "runtime routes: %s\n", err.msg);
+    else if (print_routes(s, dir, o.json) < 0)
+        fprintf(stderr, "runtime routes: out of memory\n");
+    else
+        rc = 0;
+    vm_scripts_release(s);
     free(dir);
     config_free(cfg);
     return rc;

@@ -125,6 +125,14 @@ static struct key keys[] = {
         "and the state is rebuilt."),
     INT(scripts, time_limit_ms, 10000, 0, 3600000,
         "Wall-clock milliseconds a request's script may run (0: no limit)."),
+    INT(scripts, tenant_envs, 256, 1, 1000000,
+        "Tenant environments a worker's Lua state keeps; past it the least recently "
+        "used is dropped."),
+    BOOL(scripts, reload, true,
+         "Watch the script root (inotify) and load changed scripts while serving."),
+    INT(scripts, reload_delay_ms, 25, 0, 10000,
+        "Quiet time after the last file change before a reload (changes in a burst "
+        "load once)."),
     INT(json, max_depth, 64, 1, 1000, "Deepest nesting rt.json encodes or decodes."),
     STR(log, level, "info", "Lowest level logged: debug, info, warn or error."),
     BOOL(log, access, true, "One access-log line per request."),

@@ -64,6 +64,9 @@ struct config {
     int scripts_instruction_limit; /* 0: none */
     int scripts_memory_limit_mb;   /* 0: none */
     int scripts_time_limit_ms;     /* 0: none */
+    int scripts_tenant_envs;       /* environments per worker state */
+    bool scripts_reload;           /* watch scripts_dir and reload */
+    int scripts_reload_delay_ms;   /* debounce */
     int json_max_depth;
     char *log_level;
     bool log_access;

@@ -36,7 +36,7 @@
 struct http_server {
     struct MHD_Daemon *d;
     const struct config *cfg;
-    const struct vm_scripts *scripts;
+    struct host *host;
     struct db_pool *pool;
 
     struct tenant_dir *dir;
@@ -85,6 +85,8 @@ struct request {
     char *method;
     char *path;
     struct timespec start;
+    struct vm_scripts *scripts; /* retained: the set this request runs */
+    const struct vm_view *view; /* the routes match is from */
     struct router_match match;
     struct buf body;
     bool has_body;
@@ -107,6 +109,7 @@ struct request {
 };
 
 static _Thread_local struct vm *tls_vm;
+static _Thread_local size_t tls_vm_slot; /* its index in the server's vms */
 static _Thread_local uint64_t tls_rng[2];
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -157,19 +160,30 @@ static double ms_since(const struct timespec *t0)
     return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
-static struct vm *worker_vm(struct http_server *s, const char *rid)
+/* This thread's state for script set `scripts`: made on the thread's first
+ * request, and made again when a request runs another set than the state's
+ * (after a reload; the old state goes, and with it its hold on its set). */
+static struct vm *worker_vm(struct http_server *s, struct vm_scripts *scripts,
+                            const char *rid)
 {
     struct vm_error err;
     struct vm *vm;
 
-    if (tls_vm)
+    if (tls_vm && vm_scripts_of(tls_vm) == scripts)
         return tls_vm;
-    vm = vm_new(s->scripts, &err);
+    vm = vm_new(scripts, host_board(s->host), &err);
     if (!vm) {
         log_msg(LOG_LEVEL_ERROR, rid, "cannot create a worker Lua state: %s", err.msg);
         return NULL;
     }
     pthread_mutex_lock(&s->mu);
+    if (tls_vm) {
+        s->vms[tls_vm_slot] = vm;
+        pthread_mutex_unlock(&s->mu);
+        vm_free(tls_vm);
+        tls_vm = vm;
+        return vm;
+    }
     if (s->nvms == s->capvms) {
         size_t cap = s->capvms ? s->capvms * 2 : 8;
         struct vm **v = realloc(s->vms, cap * sizeof *v);
@@ -181,6 +195,7 @@ static struct vm *worker_vm(struct http_server *s, const char *rid)
         s->vms = v;
         s->capvms = cap;
     }
+    tls_vm_slot = s->nvms;
     s->vms[s->nvms++] = vm;
     pthread_mutex_unlock(&s->mu);
     tls_vm = vm;
@@ -435,7 +450,7 @@ static bool offload_push(struct http_server *s, struct request *r)
 /* Runs a prepared request on this thread's state into r->answer. */
 static void handle(struct request *r)
 {
-    struct vm *vm = worker_vm(r->srv, r->id);
+    struct vm *vm = worker_vm(r->srv, r->scripts, r->id);
     if (vm)
         vm_handle(vm, &r->vreq, &r->answer); /* checks its connection back in */
     else
@@ -473,23 +488,72 @@ static void *offload_main(void *arg)
     return NULL;
 }
 
+/* Tenant resolution, then authentication, for a route of the given scope
+ * (DESIGN.md section 3): public and any routes take a tenant when one is
+ * named, tenant routes need one, core routes ignore tenant sources. Returns
+ * true when the request may go on; otherwise *res is what to return. */
+static bool admit(struct MHD_Connection *c, struct request *r, const struct vm_route *route,
+                  enum MHD_Result *res)
+{
+    if (strcmp(route->scope, "core") != 0 && !resolve_tenant(c, r, route, res))
+        return false;
+    if (strcmp(route->scope, "public") != 0 && !authenticate(c, r, route, res))
+        return false;
+    if (strcmp(route->scope, "tenant") == 0 && !r->tenant) {
+        *res = send_error_code(c, r, 400, "tenant_required",
+                               "this route needs a tenant (X-Tenant-Id or a tenant token)",
+                               NULL);
+        return false;
+    }
+    return true;
+}
+
+/* Matches the request against view v. Returns its route, or NULL when v has
+ * none (*res then holds the 404 or 405 sent). */
+static const struct vm_route *rematch(struct MHD_Connection *c, struct request *r,
+                                      const struct vm_view *v, enum MHD_Result *res)
+{
+    r->view = v;
+    switch (router_match(vm_view_router(v), r->method, r->path, &r->match)) {
+    case ROUTER_NOT_FOUND:
+        *res = send_error(c, r, 404, "no route for this path", NULL);
+        break;
+    case ROUTER_METHOD_NOT_ALLOWED:
+        *res = send_error(c, r, 405, "method not allowed for this path", r->match.allow);
+        break;
+    case ROUTER_MATCH: return vm_view_route(v, r->match.route_id);
+    }
+    return NULL;
+}
+
 static enum MHD_Result run_route(struct MHD_Connection *c, struct request *r)
 {
     struct http_server *s = r->srv;
-    const struct vm_route *route = vm_scripts_route(s->scripts, r->match.route_id);
-
-    /* Tenant resolution comes before authentication (DESIGN.md section 3):
-     * public and any routes take a tenant when one is named, tenant routes
-     * need one, core routes ignore tenant sources. */
+    const struct vm_route *route = vm_view_route(r->view, r->match.route_id);
     enum MHD_Result res;
-    if (strcmp(route->scope, "core") != 0 && !resolve_tenant(c, r, route, &res))
+
+    if (!admit(c, r, route, &res))
         return res;
-    if (strcmp(route->scope, "public") != 0 && !authenticate(c, r, route, &res))
-        return res;
-    if (strcmp(route->scope, "tenant") == 0 && !r->tenant)
-        return send_error_code(c, r, 400, "tenant_required",
-                               "this route needs a tenant (X-Tenant-Id or a tenant token)",
-                               NULL);
+    /* A tenant with overrides named only by the path or the token: its own
+     * routes decide (once; a route of another scope is admitted again). */
+    const struct vm_view *v =
+        vm_scripts_view(r->scripts, r->tenant ? r->tenant->code : NULL);
+    if (v != r->view) {
+        const struct vm_route *other = rematch(c, r, v, &res);
+        if (!other)
+            return res;
+        if (strcmp(other->scope, route->scope) != 0) {
+            tenant_snapshot_release(r->snap);
+            r->snap = NULL;
+            r->tenant = NULL;
+            r->authenticated = false;
+            if (!admit(c, r, other, &res))
+                return res;
+            if (vm_scripts_view(r->scripts, r->tenant ? r->tenant->code : NULL) != v)
+                return send_error(c, r, 404, "no route for this path", NULL);
+        }
+        route = other;
+    }
     struct db_pool *pool = pools_get(s->pools, r->tenant);
     if (!pool)
         return send_error(c, r, 500, NULL, NULL);
@@ -502,6 +566,7 @@ static enum MHD_Result run_route(struct MHD_Connection *c, struct request *r)
         .id = r->id,
         .method = r->method,
         .path = r->path,
+        .view = r->view,
         .match = &r->match,
         .query = r->query.v,
         .nquery = r->query.n,
@@ -572,6 +637,28 @@ static struct request *request_new(struct http_server *s, struct MHD_Connection 
     return r;
 }
 
+/* The view to route with before the tenant is resolved: with tenant
+ * overrides, that of the tenant the request names by header or host. */
+static const struct vm_view *hinted_view(struct MHD_Connection *c, struct request *r)
+{
+    const struct tenant_info *t = NULL;
+    const char *why;
+
+    if (!vm_scripts_view_at(r->scripts, 1))
+        return vm_scripts_view(r->scripts, NULL); /* no overrides */
+    struct tenant_request tr = {
+        .path_param = NULL,
+        .header = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Tenant-Id"),
+        .host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST),
+    };
+    struct tenant_snapshot *snap = tenant_dir_snapshot(r->srv->dir);
+    if (snap && tenant_resolve(snap, &r->srv->sources, &tr, &t, &why) != TENANT_RESOLVED)
+        t = NULL;
+    const struct vm_view *v = vm_scripts_view(r->scripts, t ? t->code : NULL);
+    tenant_snapshot_release(snap);
+    return v;
+}
+
 static enum MHD_Result on_first_call(struct MHD_Connection *c, struct request *r)
 {
     struct http_server *s = r->srv;
@@ -588,7 +675,9 @@ static enum MHD_Result on_first_call(struct MHD_Connection *c, struct request *r
     /* 404 and 405 are decided now, before the body is read or any database
      * work, but sent on the last callback: a response queued on the first
      * one makes libmicrohttpd close a keep-alive connection. */
-    switch (router_match(vm_scripts_router(s->scripts), r->method, r->path, &r->match)) {
+    r->scripts = host_acquire(s->host);
+    r->view = hinted_view(c, r);
+    switch (router_match(vm_view_router(r->view), r->method, r->path, &r->match)) {
     case ROUTER_NOT_FOUND: r->kind = REQ_NOT_FOUND; return MHD_YES;
     case ROUTER_METHOD_NOT_ALLOWED: r->kind = REQ_METHOD_NOT_ALLOWED; return MHD_YES;
     case ROUTER_MATCH: break;
@@ -686,6 +775,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     free(r->query.v);
     vm_response_free(&r->answer);
     tenant_snapshot_release(r->snap);
+    vm_scripts_release(r->scripts);
     free(r->method);
     free(r->path);
     free(r);
@@ -709,7 +799,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---- start and stop ----------------------------------------------------- */
 
-struct http_server *http_start(const struct config *cfg, const struct vm_scripts *scripts,
+struct http_server *http_start(const struct config *cfg, struct host *host,
                                struct db_pool *pool, char *err, size_t errlen)
 {
     struct http_server *s = calloc(1, sizeof *s);
@@ -725,7 +815,7 @@ struct http_server *http_start(const struct config *cfg, const struct vm_scripts
         return NULL;
     }
     s->cfg = cfg;
-    s->scripts = scripts;
+    s->host = host;
     s->pool = pool;
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->oq_mu, NULL);

@@ -1,14 +1,16 @@
 /* http: the libmicrohttpd daemon and the request path.
  *
  * Thread-pool mode with internal epoll: each worker thread owns one vm
- * (created on its first request) and runs handlers to completion. Limits come
+ * (created on its first request, made again after a script reload) and runs
+ * handlers to completion. Each request holds the script set that was current
+ * when it arrived (host.c) and runs on it to the end. Limits come
  * from config: body size (413), connection memory (libmicrohttpd answers 414
  * or 431 itself), connection timeout, connection limit and per-IP limit.
  * Routing happens on the first callback, before the body is read and before
  * any database work: 404, 405 with Allow, 413 from Content-Length.
  * Every response carries X-Request-Id; one access-log line per request.
  *
- * Uses: vm.c, router.c, db.c, errors.c, log.c, config.c. */
+ * Uses: host.c, vm.c, router.c, db.c, errors.c, log.c, config.c. */
 #ifndef RT_HTTP_H
 #define RT_HTTP_H
 
@@ -16,13 +18,14 @@
 
 #include "config.h"
 #include "db.h"
+#include "host.h"
 #include "vm.h"
 
 struct http_server;
 
-/* Starts serving. cfg, scripts and pool are borrowed and must outlive the
+/* Starts serving. cfg, host and pool are borrowed and must outlive the
  * server. Returns NULL with err filled when the daemon cannot start. */
-struct http_server *http_start(const struct config *cfg, const struct vm_scripts *scripts,
+struct http_server *http_start(const struct config *cfg, struct host *host,
                                struct db_pool *pool, char *err, size_t errlen);
 
 /* Graceful stop: stops accepting, gives in-flight requests up to

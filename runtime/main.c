@@ -57,7 +57,7 @@ static int cmd_serve(int argc, char **argv)
     struct config_error cerr;
     struct vm_error verr;
     struct config *cfg = NULL;
-    struct vm_scripts *scripts = NULL;
+    struct host *host = NULL;
     struct db_pool *pool = NULL;
     struct http_server *srv = NULL;
     char *scripts_dir = NULL;
@@ -100,8 +100,8 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "runtime: out of memory\n");
         goto done;
     }
-    scripts = vm_scripts_load(scripts_dir, cfg, &verr);
-    if (!scripts) {
+    host = host_start(cfg, scripts_dir, &verr);
+    if (!host) {
         fprintf(stderr, "runtime: scripts: %s\n", verr.msg);
         goto done;
     }
@@ -140,15 +140,19 @@ static int cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    srv = http_start(cfg, scripts, pool, herr, sizeof herr);
+    srv = http_start(cfg, host, pool, herr, sizeof herr);
     if (!srv) {
         fprintf(stderr, "runtime: http: %s\n", herr);
         goto done;
     }
+    struct vm_scripts *scripts = host_acquire(host);
     log_msg(LOG_LEVEL_INFO, NULL,
-            "listening on http://%s:%d (%d threads, %zu script files, %zu routes)",
+            "listening on http://%s:%d (%d threads, %zu script files, %zu routes%s)",
             cfg->http_host, cfg->http_port, cfg->http_threads,
-            vm_scripts_file_count(scripts), router_count(vm_scripts_router(scripts)));
+            vm_scripts_file_count(scripts),
+            vm_view_route_count(vm_scripts_view_at(scripts, 0)),
+            cfg->scripts_reload ? ", reloading on change" : "");
+    vm_scripts_release(scripts);
     if (sigwait(&sigs, &sig) != 0)
         sig = SIGTERM;
     log_msg(LOG_LEVEL_INFO, NULL, "%s received: finishing in-flight requests",
@@ -158,7 +162,7 @@ static int cmd_serve(int argc, char **argv)
     rc = 0;
 done:
     db_pool_free(pool);
-    vm_scripts_free(scripts);
+    host_stop(host);
     free(scripts_dir);
     config_free(cfg);
     return rc;

@@ -7,6 +7,7 @@
 #include "lua/limits.h"
 #include "lua/rt_auth.h"
 #include "lua/rt_db.h"
+#include "lua/rt_events.h"
 #include "lua/rt_migrate.h"
 #include "lua/rt_json.h"
 #include "lua/rt_log.h"
@@ -14,6 +15,7 @@
 #include "lua/sandbox.h"
 
 #include <ctype.h>
+#include <stdatomic.h>
 #include <dirent.h>
 #include <stdbool.h>
 #include <errno.h>
@@ -33,38 +35,67 @@
  * step has no limits (the operator runs migrations and watches them). */
 #define STEP_LOAD_TIME_MS 10000
 
+enum file_kind { FILE_API, FILE_EVENTS };
+
 struct script_file {
     char *path;
+    char *rel;  /* path under api/ or events/: what an override shadows */
+    char *code; /* the tenant whose override this is; NULL: common */
+    enum file_kind kind;
     char *source;
     size_t len;
 };
 
+/* The routes and event files one tenant (or everyone) sees. */
+struct vm_view {
+    char *code; /* NULL: the common view */
+    struct router *router;
+    struct vm_route *routes;
+    size_t nroutes;
+    int *events; /* file indexes of the event files, in order */
+    size_t nevents;
+};
+
 struct vm_scripts {
+    atomic_int refs;
     const struct config *cfg; /* borrowed: for rt.auth */
     char *dir;                /* the scripts root, for require */
     struct script_file *files;
     size_t nfiles;
-    struct router *router;
-    struct vm_route *routes;
-    size_t nroutes;
+    struct vm_view *views; /* [0]: the common view; then overrides by code */
+    size_t nviews;
     int json_max_depth;
+    int max_envs;         /* scripts.tenant_envs */
     struct limits limits; /* the settings every worker state gets */
 };
 
+/* One environment in a worker's LRU list. */
+struct env_slot {
+    long long key; /* tenant id; 0: requests without a tenant */
+    unsigned long long used;
+};
+
 struct vm {
-    lua_State *L;                     /* NULL after a failed rebuild */
-    const struct vm_scripts *scripts; /* NULL for a steps vm */
-    struct limits limits;             /* L's allocator and hook state */
-    int prelude_ref;                  /* {dispatch=, collect=, step_check=} */
-    int handlers_ref;                 /* route id + 1 -> handler function */
-    int steps_ref;                    /* version -> step table */
+    lua_State *L;               /* NULL after a failed rebuild */
+    struct vm_scripts *scripts; /* retained; NULL for a steps vm */
+    struct vm_board *board;     /* borrowed; NULL: no reload status */
+    struct limits limits;       /* L's allocator and hook state */
+    int prelude_ref;            /* {dispatch=, collect=, step_check=, ...} */
+    int chunks_ref;             /* file index + 1 -> function(env) running the file */
+    int envs_ref;               /* env key -> {env=, files=, events=} */
+    int steps_ref;              /* version -> step table */
+    struct env_slot *slots;     /* the environments alive in L */
+    size_t nslots;
+    unsigned long long tick;
+    const struct vm_view *view; /* of the request running */
 };
 
 /* ---- the sandboxed state ---------------------------------------------- */
 
 static int open_rt(lua_State *L)
 {
-    static const char *const subs[] = {"db", "json", "log", "auth", "tenant", NULL};
+    static const char *const subs[] = {"db",     "json",   "log", "auth",
+                                       "tenant", "events", NULL};
     char name[16];
 
     lua_createtable(L, 0, 8);
@@ -85,6 +116,7 @@ static const luaL_Reg rt_modules[] = {
     {"rt.log", luaopen_rt_log},
     {"rt.auth", luaopen_rt_auth},
     {"rt.tenant", luaopen_rt_tenant},
+    {"rt.events", luaopen_rt_events},
     {NULL, NULL},
 };
 
@@ -94,29 +126,44 @@ struct state_opts {
     int prelude_ref;  /* out */
 };
 
-/* rt.routes(): the routes of the script set this state runs, in order:
+struct vm;
+static void push_current_record(lua_State *L);
+static void push_file(lua_State *L, struct vm *vm, int rec, int fi);
+static void push_entry(lua_State *L, const struct vm_route *r);
+
+static struct vm *vm_of(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, "rt.vm");
+    struct vm *vm = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return vm;
+}
+
+/* rt.routes(): the routes the request's tenant sees, in order:
  * { method, pattern, scope, permission, summary, description, body, tags,
- * offload, file } each. */
+ * offload, file } each. Runs every route file in the caller's environment. */
 static int l_routes(lua_State *L)
 {
-    lua_getfield(L, LUA_REGISTRYINDEX, "rt.route_meta");
-    lua_getfield(L, LUA_REGISTRYINDEX, "rt.scripts");
-    const struct vm_scripts *s = lua_touserdata(L, -1);
-    lua_pop(L, 1);
-    if (!s || !lua_istable(L, -1))
+    struct vm *vm = vm_of(L);
+
+    if (!vm || !vm->view)
         return luaL_error(L, "rt.routes: not available here");
-    lua_createtable(L, (int)s->nroutes, 0);
-    for (size_t i = 0; i < s->nroutes; i++) {
-        const struct vm_route *r = &s->routes[i];
+    push_current_record(L);
+    int rec = lua_gettop(L);
+    const struct vm_view *v = vm->view;
+    lua_createtable(L, (int)v->nroutes, 0);
+    for (size_t i = 0; i < v->nroutes; i++) {
+        const struct vm_route *r = &v->routes[i];
         lua_createtable(L, 0, 10);
-        lua_rawgeti(L, -3, (lua_Integer)i + 1);
+        push_file(L, vm, rec, r->file_index);
+        push_entry(L, r);
         static const char *const copied[] = {"summary", "description", "body", "tags",
                                              NULL};
         for (int k = 0; copied[k]; k++) {
             lua_getfield(L, -1, copied[k]);
-            lua_setfield(L, -3, copied[k]);
+            lua_setfield(L, -4, copied[k]);
         }
-        lua_pop(L, 1);
+        lua_pop(L, 2);
         lua_pushstring(L, r->method);
         lua_setfield(L, -2, "method");
         lua_pushstring(L, r->pattern);
@@ -133,6 +180,64 @@ static int l_routes(lua_State *L)
         lua_setfield(L, -2, "file");
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
+    return 1;
+}
+
+/* rt.scripts_status(): the admin view of the script set and its reloads:
+ * { generation, loaded_at, files, routes, overrides = {codes},
+ *   failures, last_error = {message, at} | nil,
+ *   environments = {alive, limit} (this worker's) }. */
+static int l_scripts_status(lua_State *L)
+{
+    struct vm *vm = vm_of(L);
+    long generation = 0, failures = 0;
+    long long loaded_at = 0, failed_at = 0;
+    char error[sizeof vm->board->error] = "";
+
+    if (!vm || !vm->scripts)
+        return luaL_error(L, "rt.scripts_status: not available here");
+    if (vm->board) {
+        pthread_mutex_lock(&vm->board->mu);
+        generation = vm->board->generation;
+        loaded_at = vm->board->loaded_at;
+        failures = vm->board->failures;
+        failed_at = vm->board->failed_at;
+        snprintf(error, sizeof error, "%s", vm->board->error);
+        pthread_mutex_unlock(&vm->board->mu);
+    }
+    const struct vm_scripts *s = vm->scripts;
+    lua_createtable(L, 0, 8);
+    lua_pushinteger(L, generation);
+    lua_setfield(L, -2, "generation");
+    lua_pushinteger(L, loaded_at);
+    lua_setfield(L, -2, "loaded_at");
+    lua_pushinteger(L, (lua_Integer)s->nfiles);
+    lua_setfield(L, -2, "files");
+    lua_pushinteger(L, (lua_Integer)s->views[0].nroutes);
+    lua_setfield(L, -2, "routes");
+    lua_createtable(L, (int)s->nviews - 1, 0);
+    for (size_t i = 1; i < s->nviews; i++) {
+        lua_pushstring(L, s->views[i].code);
+        lua_rawseti(L, -2, (lua_Integer)i);
+    }
+    luaL_setmetatable(L, RT_JSON_ARRAY_MT); /* [] when there are none */
+    lua_setfield(L, -2, "overrides");
+    lua_pushinteger(L, failures);
+    lua_setfield(L, -2, "failures");
+    if (*error) {
+        lua_createtable(L, 0, 2);
+        lua_pushstring(L, error);
+        lua_setfield(L, -2, "message");
+        lua_pushinteger(L, failed_at);
+        lua_setfield(L, -2, "at");
+        lua_setfield(L, -2, "last_error");
+    }
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, (lua_Integer)vm->nslots);
+    lua_setfield(L, -2, "alive");
+    lua_pushinteger(L, s->max_envs);
+    lua_setfield(L, -2, "limit");
+    lua_setfield(L, -2, "environments");
     return 1;
 }
 
@@ -170,6 +275,8 @@ static int state_init(lua_State *L)
     lua_remove(L, -2);
     lua_pushcfunction(L, l_routes);
     lua_setfield(L, -2, "routes");
+    lua_pushcfunction(L, l_scripts_status);
+    lua_setfield(L, -2, "scripts_status");
     lua_call(L, 4, 1);
     o->prelude_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     return 0;
@@ -379,23 +486,63 @@ static char *opt_strdup(const char *s)
     return s ? strdup(s) : NULL;
 }
 
-/* Registers the routes listed on the stack top (from collect) with the
- * router. Stack unchanged. */
-static int register_routes(lua_State *L, struct vm_scripts *s, const char *file,
-                           struct vm_error *err)
+/* Whether file fi is part of view v: a common file not shadowed by one of
+ * v's tenant, or one of v's own. */
+static bool view_has(const struct vm_scripts *s, const struct vm_view *v, int fi)
 {
+    const struct script_file *f = &s->files[fi];
+
+    if (f->code)
+        return v->code && strcmp(f->code, v->code) == 0;
+    if (!v->code)
+        return true;
+    for (size_t i = 0; i < s->nfiles; i++) {
+        const struct script_file *o = &s->files[i];
+        if (o->code && o->kind == f->kind && strcmp(o->code, v->code) == 0 &&
+            strcmp(o->rel, f->rel) == 0)
+            return false;
+    }
+    return true;
+}
+
+/* Fills out (room for s->nfiles) with the indexes of view v's files of one
+ * kind, ordered by relative path: an override takes the place of the file
+ * it shadows. Returns how many. */
+static size_t view_files(const struct vm_scripts *s, const struct vm_view *v,
+                         enum file_kind kind, int *out)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < s->nfiles; i++) {
+        if (s->files[i].kind != kind || !view_has(s, v, (int)i))
+            continue;
+        size_t j = n++;
+        for (; j > 0 && strcmp(s->files[out[j - 1]].rel, s->files[i].rel) > 0; j--)
+            out[j] = out[j - 1];
+        out[j] = (int)i;
+    }
+    return n;
+}
+
+/* Registers, in view v, the routes of file fi listed on the stack top (from
+ * collect). Stack unchanged. */
+static int register_routes(lua_State *L, struct vm_view *v, const struct vm_scripts *s,
+                           int fi, struct vm_error *err)
+{
+    const char *file = s->files[fi].path;
     lua_Integer n = luaL_len(L, -1);
     struct vm_route *routes =
-        realloc(s->routes, (s->nroutes + (size_t)n + 1) * sizeof *routes);
+        realloc(v->routes, (v->nroutes + (size_t)n + 1) * sizeof *routes);
 
     if (!routes) {
         snprintf(err->msg, sizeof err->msg, "out of memory");
         return -1;
     }
-    s->routes = routes;
+    v->routes = routes;
     for (lua_Integer i = 1; i <= n; i++) {
         struct router_error rerr;
-        struct vm_route *r = &s->routes[s->nroutes];
+        struct vm_route *r = &v->routes[v->nroutes];
+        memset(r, 0, sizeof *r);
         lua_rawgeti(L, -1, i);
         lua_getfield(L, -1, "method");
         lua_getfield(L, -2, "pattern");
@@ -411,56 +558,229 @@ static int register_routes(lua_State *L, struct vm_scripts *s, const char *file,
         r->scope = strdup(lua_tostring(L, -2));
         r->permission = opt_strdup(lua_tostring(L, -1));
         r->file = strdup(file);
+        r->file_index = fi;
+        r->pos = (int)i;
         lua_pop(L, 5);
-        s->nroutes++;
+        v->nroutes++;
         if (!r->method || !r->pattern || !r->scope || !r->file) {
             snprintf(err->msg, sizeof err->msg, "out of memory");
             return -1;
         }
-        if (router_add(s->router, r->method, r->pattern, (int)s->nroutes - 1, file, &rerr) <
+        if (router_add(v->router, r->method, r->pattern, (int)v->nroutes - 1, file, &rerr) <
             0) {
-            snprintf(err->msg, sizeof err->msg, "%s: %s", file, rerr.msg);
+            if (v->code)
+                snprintf(err->msg, sizeof err->msg, "%s (routes of tenant %s): %s", file,
+                         v->code, rerr.msg);
+            else
+                snprintf(err->msg, sizeof err->msg, "%s: %s", file, rerr.msg);
             return -1;
         }
     }
     return 0;
 }
 
-/* Validates every route file and registers its routes. Runs under
+/* Runs an events file and validates what it returns, as one limited run.
+ * Stack: [] -> [name -> handlers] on success, [] on failure (err filled). */
+static int file_events(lua_State *L, int prelude_ref, const struct script_file *f,
+                       struct vm_error *err)
+{
+    limits_begin(L);
+    int rc = load_run(L, f->path, f->source, f->len);
+    if (rc == LUA_OK) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, prelude_ref);
+        lua_getfield(L, -1, "events_collect");
+        lua_remove(L, -2);
+        lua_pushstring(L, f->path);
+        lua_pushvalue(L, -3);
+        rc = lua_pcall(L, 2, 1, 0);
+        if (rc == LUA_OK)
+            lua_remove(L, -2);
+    }
+    return end_load(L, rc, f->path, err);
+}
+
+/* Validates every file and registers the routes of every view. Runs under
  * run_protected. */
-static int validate_routes(lua_State *L)
+static int validate_files(lua_State *L)
 {
     struct load_ctx *ctx = lua_touserdata(L, 1);
     struct vm_scripts *s = ctx->target;
 
     lua_settop(L, 0);
+    lua_createtable(L, (int)s->nfiles, 0); /* 1: file index + 1 -> route list */
     for (size_t i = 0; i < s->nfiles; i++) {
-        if (file_routes(L, ctx->prelude_ref, &s->files[i], ctx->err) < 0 ||
-            register_routes(L, s, s->files[i].path, ctx->err) < 0) {
+        const struct script_file *f = &s->files[i];
+        int rc = f->kind == FILE_API ? file_routes(L, ctx->prelude_ref, f, ctx->err)
+                                     : file_events(L, ctx->prelude_ref, f, ctx->err);
+        if (rc < 0) {
             lua_pushinteger(L, -1);
             return 1;
         }
-        lua_settop(L, 0);
+        lua_rawseti(L, 1, (lua_Integer)i + 1);
+    }
+    int *order = lua_newuserdatauv(L, (s->nfiles + 1) * sizeof *order, 0);
+    for (size_t v = 0; v < s->nviews; v++) {
+        struct vm_view *view = &s->views[v];
+        size_t n = view_files(s, view, FILE_API, order);
+        for (size_t i = 0; i < n; i++) {
+            lua_rawgeti(L, 1, (lua_Integer)order[i] + 1);
+            if (register_routes(L, view, s, order[i], ctx->err) < 0) {
+                lua_pushinteger(L, -1);
+                return 1;
+            }
+            lua_pop(L, 1);
+        }
     }
     lua_pushinteger(L, 0);
     return 1;
+}
+
+/* out = a/b. Returns -1 when that does not fit. */
+static int join_path(char *out, size_t cap, const char *a, const char *b)
+{
+    int n = snprintf(out, cap, "%s/%s", a, b);
+    return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+/* Appends the *.lua files under <root>/api or <root>/events (sorted by
+ * path) to s. A missing folder adds nothing. */
+static int add_files(struct vm_scripts *s, const char *root, enum file_kind kind,
+                     const char *code, struct vm_error *err)
+{
+    struct path_list paths = {NULL, 0, 0};
+    char dir[4096];
+    struct stat st;
+    int rc = 0;
+
+    if (join_path(dir, sizeof dir, root, kind == FILE_API ? "api" : "events") < 0 ||
+        stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return 0;
+    if (list_lua(dir, &paths, err) < 0) {
+        path_list_free(&paths);
+        return -1;
+    }
+    if (paths.n > 1)
+        qsort(paths.v, paths.n, sizeof *paths.v, cmp_str);
+    struct script_file *files =
+        realloc(s->files, (s->nfiles + paths.n + 1) * sizeof *files);
+    if (!files) {
+        snprintf(err->msg, sizeof err->msg, "out of memory");
+        path_list_free(&paths);
+        return -1;
+    }
+    s->files = files;
+    for (size_t i = 0; i < paths.n && rc == 0; i++) {
+        struct script_file *f = &s->files[s->nfiles++];
+        memset(f, 0, sizeof *f);
+        f->kind = kind;
+        rc = read_file(paths.v[i], f, err);
+        if (rc == 0) {
+            f->rel = strdup(paths.v[i] + strlen(dir) + 1);
+            f->code = opt_strdup(code);
+            if (!f->rel || (code && !f->code)) {
+                snprintf(err->msg, sizeof err->msg, "out of memory");
+                rc = -1;
+            }
+        }
+    }
+    path_list_free(&paths);
+    return rc;
+}
+
+/* Adds the override folders under <dir>/tenants: one view per tenant code,
+ * its files appended to s. */
+static int add_overrides(struct vm_scripts *s, struct vm_error *err)
+{
+    struct path_list codes = {NULL, 0, 0};
+    char root[4096];
+    struct dirent *e;
+    struct stat st;
+    int rc = 0;
+
+    DIR *d = join_path(root, sizeof root, s->dir, "tenants") == 0 ? opendir(root) : NULL;
+    if (!d)
+        return 0; /* no overrides */
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        char sub[4096];
+        if (e->d_name[0] == '.')
+            continue;
+        if (join_path(sub, sizeof sub, root, e->d_name) < 0 || stat(sub, &st) != 0 ||
+            !S_ISDIR(st.st_mode))
+            continue;
+        if (!tenant_code_valid(e->d_name)) {
+            snprintf(err->msg, sizeof err->msg,
+                     "%.1900s: not a tenant code (override folders are named by tenant "
+                     "code: ^[a-z][a-z0-9_]{1,39}$)",
+                     sub);
+            rc = -1;
+        } else {
+            char *c = strdup(e->d_name);
+            if (!c || path_push(&codes, c) < 0) {
+                snprintf(err->msg, sizeof err->msg, "out of memory");
+                rc = -1;
+            }
+        }
+    }
+    closedir(d);
+    if (codes.n > 1)
+        qsort(codes.v, codes.n, sizeof *codes.v, cmp_str);
+    struct vm_view *views =
+        rc == 0 ? realloc(s->views, (1 + codes.n) * sizeof *views) : NULL;
+    if (rc == 0 && !views) {
+        snprintf(err->msg, sizeof err->msg, "out of memory");
+        rc = -1;
+    }
+    if (views)
+        s->views = views;
+    for (size_t i = 0; rc == 0 && i < codes.n; i++) {
+        char sub[4096];
+        struct vm_view *v = &s->views[s->nviews++];
+        memset(v, 0, sizeof *v);
+        v->code = codes.v[i];
+        codes.v[i] = NULL; /* the view owns it now */
+        if (join_path(sub, sizeof sub, root, v->code) < 0 || !(v->router = router_new())) {
+            snprintf(err->msg, sizeof err->msg, "out of memory");
+            rc = -1;
+        } else if (add_files(s, sub, FILE_API, v->code, err) < 0 ||
+                   add_files(s, sub, FILE_EVENTS, v->code, err) < 0) {
+            rc = -1;
+        }
+    }
+    path_list_free(&codes);
+    return rc;
+}
+
+/* Lists each view's event files. */
+static int index_events(struct vm_scripts *s, struct vm_error *err)
+{
+    for (size_t v = 0; v < s->nviews; v++) {
+        struct vm_view *view = &s->views[v];
+        if (!(view->events = calloc(s->nfiles + 1, sizeof *view->events))) {
+            snprintf(err->msg, sizeof err->msg, "out of memory");
+            return -1;
+        }
+        view->nevents = view_files(s, view, FILE_EVENTS, view->events);
+    }
+    return 0;
 }
 
 struct vm_scripts *vm_scripts_load(const char *scripts_dir, const struct config *cfg,
                                    struct vm_error *err)
 {
     struct vm_scripts *s = calloc(1, sizeof *s);
-    struct path_list paths = {NULL, 0, 0};
     struct stat st;
     struct limits lim;
     lua_State *L = NULL;
-    char *api = NULL;
 
-    if (!s || !(s->router = router_new()) || !(s->dir = strdup(scripts_dir))) {
+    if (!s || !(s->dir = strdup(scripts_dir)) ||
+        !(s->views = calloc(1, sizeof *s->views)) || !(s->views[0].router = router_new())) {
         snprintf(err->msg, sizeof err->msg, "out of memory");
         goto fail;
     }
+    atomic_init(&s->refs, 1);
+    s->nviews = 1;
     s->json_max_depth = cfg->json_max_depth;
+    s->max_envs = cfg->scripts_tenant_envs;
     s->cfg = cfg;
     s->limits.memory_cap = (size_t)cfg->scripts_memory_limit_mb << 20;
     s->limits.max_instructions = cfg->scripts_instruction_limit;
@@ -470,77 +790,61 @@ struct vm_scripts *vm_scripts_load(const char *scripts_dir, const struct config 
                  scripts_dir);
         goto fail;
     }
-    api = malloc(strlen(scripts_dir) + 5);
-    if (!api) {
-        snprintf(err->msg, sizeof err->msg, "out of memory");
+    if (add_files(s, scripts_dir, FILE_API, NULL, err) < 0 ||
+        add_files(s, scripts_dir, FILE_EVENTS, NULL, err) < 0 ||
+        add_overrides(s, err) < 0 || index_events(s, err) < 0)
         goto fail;
-    }
-    sprintf(api, "%s/api", scripts_dir);
-    if (stat(api, &st) == 0 && list_lua(api, &paths, err) < 0)
-        goto fail;
-    if (paths.n > 1)
-        qsort(paths.v, paths.n, sizeof *paths.v, cmp_str);
-    s->files = calloc(paths.n ? paths.n : 1, sizeof *s->files);
-    if (!s->files) {
-        snprintf(err->msg, sizeof err->msg, "out of memory");
-        goto fail;
-    }
-    for (size_t i = 0; i < paths.n; i++) {
-        s->nfiles++;
-        if (read_file(paths.v[i], &s->files[i], err) < 0)
-            goto fail;
-    }
     /* Validated in a scratch state with the workers' limits. */
     lim = s->limits;
     struct state_opts o = {s->json_max_depth, s->dir, LUA_NOREF};
     if (!(L = state_new(&o, &lim, err)))
         goto fail;
     struct load_ctx ctx = {s, o.prelude_ref, err};
-    if (run_protected(L, validate_routes, &ctx) < 0)
+    if (run_protected(L, validate_files, &ctx) < 0)
         goto fail;
-    goto done;
+    lua_close(L);
+    return s;
 fail:
-    vm_scripts_free(s);
-    s = NULL;
-done:
     if (L)
         lua_close(L);
-    path_list_free(&paths);
-    free(api);
-    return s;
+    vm_scripts_release(s);
+    return NULL;
 }
 
-void vm_scripts_free(struct vm_scripts *s)
+void vm_scripts_retain(struct vm_scripts *s)
 {
-    if (!s)
+    atomic_fetch_add(&s->refs, 1);
+}
+
+void vm_scripts_release(struct vm_scripts *s)
+{
+    if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
         return;
     for (size_t i = 0; i < s->nfiles; i++) {
         free(s->files[i].path);
+        free(s->files[i].rel);
+        free(s->files[i].code);
         free(s->files[i].source);
     }
     free(s->files);
     free(s->dir);
-    for (size_t i = 0; i < s->nroutes; i++) {
-        struct vm_route *r = &s->routes[i];
-        free(r->method);
-        free(r->pattern);
-        free(r->scope);
-        free(r->permission);
-        free(r->file);
+    for (size_t v = 0; v < s->nviews; v++) {
+        struct vm_view *view = &s->views[v];
+        for (size_t i = 0; i < view->nroutes; i++) {
+            struct vm_route *r = &view->routes[i];
+            free(r->method);
+            free(r->pattern);
+            free(r->scope);
+            free(r->permission);
+            free(r->file);
+        }
+        free(view->routes);
+        free(view->events);
+        free(view->code);
+        router_free(view->router);
     }
-    free(s->routes);
-    router_free(s->router);
+    free(s->views);
     free(s);
-}
-
-const struct router *vm_scripts_router(const struct vm_scripts *s)
-{
-    return s->router;
-}
-
-const struct vm_route *vm_scripts_route(const struct vm_scripts *s, int id)
-{
-    return id >= 0 && (size_t)id < s->nroutes ? &s->routes[id] : NULL;
 }
 
 size_t vm_scripts_file_count(const struct vm_scripts *s)
@@ -548,9 +852,43 @@ size_t vm_scripts_file_count(const struct vm_scripts *s)
     return s->nfiles;
 }
 
-size_t vm_scripts_route_count(const struct vm_scripts *s)
+static int cmp_view(const void *key, const void *elem)
 {
-    return s->nroutes;
+    return strcmp(key, ((const struct vm_view *)elem)->code);
+}
+
+const struct vm_view *vm_scripts_view(const struct vm_scripts *s, const char *code)
+{
+    const struct vm_view *v = NULL;
+
+    if (code && s->nviews > 1)
+        v = bsearch(code, s->views + 1, s->nviews - 1, sizeof *s->views, cmp_view);
+    return v ? v : &s->views[0];
+}
+
+const struct vm_view *vm_scripts_view_at(const struct vm_scripts *s, size_t i)
+{
+    return i < s->nviews ? &s->views[i] : NULL;
+}
+
+const char *vm_view_code(const struct vm_view *v)
+{
+    return v->code;
+}
+
+const struct router *vm_view_router(const struct vm_view *v)
+{
+    return v->router;
+}
+
+const struct vm_route *vm_view_route(const struct vm_view *v, int id)
+{
+    return id >= 0 && (size_t)id < v->nroutes ? &v->routes[id] : NULL;
+}
+
+size_t vm_view_route_count(const struct vm_view *v)
+{
+    return v->nroutes;
 }
 
 /* Whether path is dir/<sub>/... */
@@ -596,70 +934,218 @@ done:
 
 /* ---- worker states ------------------------------------------------------ */
 
-/* Runs every route file in the worker state and keeps the handlers. Runs
- * under run_protected. */
-static int keep_handlers(lua_State *L)
+/* What a route file is compiled behind, so one compiled chunk can run in any
+ * environment (its functions capture the _ENV local of their run). Same
+ * line, so line numbers stay the file's. */
+static const char ENV_PREFIX[] = "local _ENV = ...; ";
+
+/* Pushes the record of the environment of the request running. Raises
+ * outside a request. Stack: [] -> [record]. */
+static void push_current_record(lua_State *L)
+{
+    if (lua_getfield(L, LUA_REGISTRYINDEX, "rt.env.record") != LUA_TTABLE)
+        luaL_error(L, "not available outside a request");
+}
+
+/* Pushes file fi compiled as a function of its environment, compiling it on
+ * first use in this state. Stack: [] -> [function]. */
+static void push_chunk(lua_State *L, struct vm *vm, int fi)
+{
+    const struct script_file *f = &vm->scripts->files[fi];
+
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->chunks_ref);
+    if (lua_rawgeti(L, -1, fi + 1) == LUA_TFUNCTION) {
+        lua_remove(L, -2);
+        return;
+    }
+    lua_pop(L, 1);
+    const char *name = lua_pushfstring(L, "@%s", f->path);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luaL_addlstring(&b, ENV_PREFIX, sizeof ENV_PREFIX - 1);
+    luaL_addlstring(&b, f->source, f->len);
+    luaL_pushresult(&b);
+    size_t n;
+    const char *src = lua_tolstring(L, -1, &n);
+    if (luaL_loadbufferx(L, src, n, name, "t") != LUA_OK)
+        lua_error(L);
+    lua_replace(L, -3); /* over the name */
+    lua_pop(L, 1);      /* the source */
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, -3, fi + 1);
+    lua_remove(L, -2);
+}
+
+/* Pushes file fi as run in the environment of the record at rec: its route
+ * list (api files) or its name -> handlers table (events files), running it
+ * there on first use. Raises what the file raises. Stack: [] -> [table]. */
+static void push_file(lua_State *L, struct vm *vm, int rec, int fi)
+{
+    const struct script_file *f = &vm->scripts->files[fi];
+
+    rec = lua_absindex(L, rec);
+    lua_getfield(L, rec, "files");
+    if (lua_rawgeti(L, -1, fi + 1) != LUA_TNIL) {
+        lua_remove(L, -2);
+        return;
+    }
+    lua_pop(L, 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->prelude_ref);
+    lua_getfield(L, -1, f->kind == FILE_API ? "collect" : "events_collect");
+    lua_remove(L, -2);
+    lua_pushstring(L, f->path);
+    push_chunk(L, vm, fi);
+    lua_getfield(L, rec, "env");
+    lua_call(L, 1, 1);
+    lua_call(L, 2, 1);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, -3, fi + 1);
+    lua_remove(L, -2);
+}
+
+/* Pushes route r's entry from its file's route list on the stack top;
+ * raises when the file returned another table in this environment than the
+ * one validated at load. Stack: [list] -> [list, entry]. */
+static void push_entry(lua_State *L, const struct vm_route *r)
+{
+    if (lua_rawgeti(L, -1, r->pos) == LUA_TTABLE) {
+        lua_getfield(L, -1, "method");
+        lua_getfield(L, -2, "pattern");
+        bool same = lua_isstring(L, -2) && lua_isstring(L, -1) &&
+                    strcmp(r->method, lua_tostring(L, -2)) == 0 &&
+                    strcmp(r->pattern, lua_tostring(L, -1)) == 0;
+        lua_pop(L, 2);
+        if (same)
+            return;
+    }
+    luaL_error(L,
+               "%s: the route table differs from the one validated at load (module code "
+               "must not depend on when or where it runs)",
+               r->file);
+}
+
+/* Pushes the record of environment `key` (a tenant id; 0: no tenant),
+ * making it on first use: {env = globals, files = file index + 1 -> table,
+ * events = name -> handlers}. Past scripts.tenant_envs environments the
+ * least recently used one is dropped (the collector frees it).
+ * Stack: [] -> [record]. */
+static void push_record(lua_State *L, struct vm *vm, long long key)
+{
+    size_t cap = vm->scripts->max_envs > 0 ? (size_t)vm->scripts->max_envs : 1, i = 0;
+
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->envs_ref);
+    while (i < vm->nslots && vm->slots[i].key != key)
+        i++;
+    if (i == vm->nslots) {
+        if (vm->nslots < cap) {
+            vm->nslots++;
+        } else {
+            i = 0;
+            for (size_t j = 1; j < vm->nslots; j++)
+                if (vm->slots[j].used < vm->slots[i].used)
+                    i = j;
+            lua_pushnil(L);
+            lua_rawseti(L, -2, (lua_Integer)vm->slots[i].key);
+        }
+        vm->slots[i].key = key;
+    }
+    vm->slots[i].used = ++vm->tick;
+    if (lua_rawgeti(L, -1, (lua_Integer)key) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_createtable(L, 0, 3);
+        sandbox_new_env(L);
+        lua_setfield(L, -2, "env");
+        lua_newtable(L);
+        lua_setfield(L, -2, "files");
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, -3, (lua_Integer)key);
+    }
+    lua_remove(L, -2);
+}
+
+/* The "rt.events.handlers" function rt.events.emit calls: name -> the list
+ * of handlers for it in the current environment, from the event files of
+ * the request's view (run there on first use, merged in file order).
+ * Upvalue 1: the vm. */
+static int l_event_handlers(lua_State *L)
+{
+    struct vm *vm = lua_touserdata(L, lua_upvalueindex(1));
+
+    luaL_checkstring(L, 1);
+    lua_settop(L, 1);
+    push_current_record(L); /* 2 */
+    if (lua_getfield(L, 2, "events") != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L); /* 3: name -> handlers */
+        for (size_t i = 0; i < vm->view->nevents; i++) {
+            push_file(L, vm, 2, vm->view->events[i]);
+            lua_pushnil(L);
+            while (lua_next(L, -2)) { /* name, list */
+                lua_pushvalue(L, -2);
+                if (lua_rawget(L, 3) != LUA_TTABLE) {
+                    lua_pop(L, 1);
+                    lua_newtable(L);
+                    lua_pushvalue(L, -3);
+                    lua_pushvalue(L, -2);
+                    lua_rawset(L, 3);
+                }
+                lua_Integer n = (lua_Integer)lua_rawlen(L, -2),
+                            at = (lua_Integer)lua_rawlen(L, -1);
+                for (lua_Integer j = 1; j <= n; j++) {
+                    lua_rawgeti(L, -2, j);
+                    lua_rawseti(L, -2, ++at);
+                }
+                lua_pop(L, 2);
+            }
+            lua_pop(L, 1);
+        }
+        lua_pushvalue(L, 3);
+        lua_setfield(L, 2, "events");
+    }
+    lua_pushvalue(L, 1);
+    if (lua_rawget(L, 3) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+    }
+    return 1;
+}
+
+/* Sets up a new worker state's registry. Runs under run_protected. */
+static int setup_worker(lua_State *L)
 {
     struct load_ctx *ctx = lua_touserdata(L, 1);
     struct vm *vm = ctx->target;
-    const struct vm_scripts *s = vm->scripts;
-    size_t id = 0;
 
     lua_settop(L, 0);
-    lua_pushlightuserdata(L, (void *)s->cfg);
+    lua_pushlightuserdata(L, (void *)vm->scripts->cfg);
     lua_setfield(L, LUA_REGISTRYINDEX, "rt.config");
-    lua_pushlightuserdata(L, (void *)s);
-    lua_setfield(L, LUA_REGISTRYINDEX, "rt.scripts");
-    lua_createtable(L, (int)s->nroutes, 0);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, LUA_REGISTRYINDEX, "rt.route_meta");
-    lua_createtable(L, (int)s->nroutes, 0);
-    for (size_t i = 0; i < s->nfiles; i++) {
-        if (file_routes(L, vm->prelude_ref, &s->files[i], ctx->err) < 0) {
-            lua_pushinteger(L, -1);
-            return 1;
-        }
-        lua_Integer n = luaL_len(L, -1);
-        for (lua_Integer j = 1; j <= n; j++, id++) {
-            lua_rawgeti(L, -1, j);
-            lua_getfield(L, -1, "method");
-            lua_getfield(L, -2, "pattern");
-            const struct vm_route *r = vm_scripts_route(s, (int)id);
-            if (!r || strcmp(r->method, lua_tostring(L, -2)) != 0 ||
-                strcmp(r->pattern, lua_tostring(L, -1)) != 0) {
-                snprintf(ctx->err->msg, sizeof ctx->err->msg,
-                         "%s: the route table differs from the one validated at "
-                         "load (module code must not depend on when it runs)",
-                         s->files[i].path);
-                lua_pushinteger(L, -1);
-                return 1;
-            }
-            lua_pop(L, 2);
-            lua_getfield(L, -1, "handler");
-            lua_rawseti(L, -4, (lua_Integer)id + 1);
-            lua_rawseti(L, -4, (lua_Integer)id + 1); /* the entry: route metadata */
-        }
-        lua_pop(L, 1);
-    }
-    vm->handlers_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    lua_pop(L, 1); /* the metadata table */
+    lua_pushlightuserdata(L, vm);
+    lua_setfield(L, LUA_REGISTRYINDEX, "rt.vm");
+    lua_newtable(L);
+    vm->chunks_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_newtable(L);
+    vm->envs_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushlightuserdata(L, vm);
+    lua_pushcclosure(L, l_event_handlers, 1);
+    lua_setfield(L, LUA_REGISTRYINDEX, "rt.events.handlers");
     lua_pushinteger(L, 0);
     return 1;
 }
 
-/* Builds vm->L for vm->scripts: sandbox, prelude and the handler of every
- * route. Returns 0, or -1 with err filled and vm->L NULL. */
+/* Builds vm->L for vm->scripts: sandbox, prelude, no environment yet.
+ * Returns 0, or -1 with err filled and vm->L NULL. */
 static int vm_build(struct vm *vm, struct vm_error *err)
 {
     const struct vm_scripts *s = vm->scripts;
     struct state_opts o = {s->json_max_depth, s->dir, LUA_NOREF};
 
     vm->limits = s->limits;
+    vm->nslots = 0;
     if (!(vm->L = state_new(&o, &vm->limits, err)))
         return -1;
     vm->prelude_ref = o.prelude_ref;
     struct load_ctx ctx = {vm, o.prelude_ref, err};
-    if (run_protected(vm->L, keep_handlers, &ctx) < 0) {
+    if (run_protected(vm->L, setup_worker, &ctx) < 0) {
         lua_close(vm->L);
         vm->L = NULL;
         return -1;
@@ -667,20 +1153,29 @@ static int vm_build(struct vm *vm, struct vm_error *err)
     return 0;
 }
 
-struct vm *vm_new(const struct vm_scripts *s, struct vm_error *err)
+struct vm *vm_new(struct vm_scripts *s, struct vm_board *board, struct vm_error *err)
 {
     struct vm *vm = calloc(1, sizeof *vm);
+    size_t cap = s->max_envs > 0 ? (size_t)s->max_envs : 1;
 
-    if (!vm) {
+    if (!vm || !(vm->slots = calloc(cap, sizeof *vm->slots))) {
         snprintf(err->msg, sizeof err->msg, "out of memory");
-        return NULL;
-    }
-    vm->scripts = s;
-    if (vm_build(vm, err) < 0) {
         free(vm);
         return NULL;
     }
+    vm_scripts_retain(s);
+    vm->scripts = s;
+    vm->board = board;
+    if (vm_build(vm, err) < 0) {
+        vm_free(vm);
+        return NULL;
+    }
     return vm;
+}
+
+const struct vm_scripts *vm_scripts_of(const struct vm *vm)
+{
+    return vm->scripts;
 }
 
 void vm_free(struct vm *vm)
@@ -689,6 +1184,8 @@ void vm_free(struct vm *vm)
         return;
     if (vm->L)
         lua_close(vm->L);
+    vm_scripts_release(vm->scripts);
+    free(vm->slots);
     free(vm);
 }
 
@@ -733,12 +1230,24 @@ static int run_request(lua_State *L)
     rt_auth_bind(L, req->auth, req->claims, req->tenant ? req->tenant->id : 0,
                  req->offloaded);
     lua_settop(L, 0);
+    /* The tenant's environment: its record is what rt.routes and
+     * rt.events find, its globals are what require loads modules into. */
+    push_record(L, vm, req->tenant ? req->tenant->id : 0);
+    lua_pushvalue(L, 1);
+    lua_setfield(L, LUA_REGISTRYINDEX, "rt.env.record");
+    lua_getfield(L, 1, "env");
+    sandbox_use_env(L, -1);
+    lua_pop(L, 1);
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->prelude_ref);
     lua_getfield(L, -1, "dispatch");
     lua_remove(L, -2);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->handlers_ref);
-    lua_rawgeti(L, -1, m->route_id + 1);
-    lua_remove(L, -2);
+    const struct vm_route *route = vm_view_route(vm->view, m->route_id);
+    push_file(L, vm, 1, route->file_index);
+    push_entry(L, route);
+    lua_getfield(L, -1, "handler");
+    lua_replace(L, 3);
+    lua_settop(L, 3);
+    lua_remove(L, 1); /* the results are what is left: dispatch, handler, req */
 
     lua_createtable(L, 0, 12);
     lua_pushstring(L, req->method);
@@ -808,6 +1317,8 @@ static int run_request(lua_State *L)
         lua_pushstring(L, t->settings ? t->settings : "{}");
         lua_call(L, 1, 1);
         lua_setfield(L, -2, "settings");
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, "rt.env.tenant"); /* for rt.events */
         lua_setfield(L, -2, "tenant");
     }
 
@@ -1012,7 +1523,7 @@ static void vm_rebuild(struct vm *vm, const char *request_id)
 
 void vm_handle(struct vm *vm, const struct vm_request *req, struct vm_response *resp)
 {
-    const struct vm_route *route = vm_scripts_route(vm->scripts, req->match->route_id);
+    const struct vm_route *route = vm_view_route(req->view, req->match->route_id);
     struct rt_db_ctx ctx = {req->pool, NULL, {NULL, 0, route->read_only}, DB_OK, 0};
     struct db_setting scope[2];
     char search_path[80], tenant_id[32];
@@ -1041,6 +1552,8 @@ void vm_handle(struct vm *vm, const struct vm_request *req, struct vm_response *
     struct db_error dberr;
     const char *kind = "error";
     int status;
+
+    vm->view = req->view;
 
     if (authorize(req, route, &ctx, resp) < 0) {
         (void)rt_db_finish(&ctx, false, &dberr);
@@ -1105,6 +1618,12 @@ void vm_handle(struct vm *vm, const struct vm_request *req, struct vm_response *
     rt_auth_bind(L, NULL, NULL, 0, false);
     lua_pushnil(L);
     lua_setfield(L, LUA_REGISTRYINDEX, "rt.request_id");
+    lua_pushnil(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, "rt.env.record");
+    lua_pushnil(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, "rt.env.tenant");
+    sandbox_use_env(L, 0);
+    vm->view = NULL;
     if (hit == LIMITS_MEMORY || status == LUA_ERRMEM)
         vm_rebuild(vm, req->id);
 }
@@ -1295,7 +1814,7 @@ struct vm_steps *vm_steps_load(const char *dir, const char *label, enum vm_step_
         /* Read from the real directory; st->path is the label. */
         const char *base = strrchr(st->path, '/') + 1;
         char *real = malloc(strlen(dir) + strlen(base) + 2);
-        struct script_file f = {NULL, NULL, 0};
+        struct script_file f = {0};
         struct vm_error one;
         if (!real) {
             err_add(err, &nerr, "out of memory");

@@ -1,20 +1,31 @@
 /* vm: Lua states for request handling and the script set they run.
  *
- * A script set (struct vm_scripts) is what was read from scripts/api at one
- * moment: each file's source, the router built from the route tables they
- * return, and each route's metadata. It is validated once, in a scratch
- * state, and is then immutable and shared by all workers.
+ * A script set (struct vm_scripts) is what was read from the scripts
+ * directory at one moment: the sources of api/ (route files), events/ (event
+ * handler files) and of each tenant's override folder tenants/<code>/api and
+ * tenants/<code>/events, validated once in a scratch state. It is then
+ * immutable, shared by all workers and refcounted: a reload makes a new set,
+ * and the old one lives until the last request and state using it let go.
+ *
+ * A set has one route view (struct vm_view) for everyone and one per tenant
+ * with overrides: the tenant's files shadow those of api/ and events/ with
+ * the same relative path and add the others. Each view has its own router.
  *
  * A vm is one lua_State owned by one worker thread: the sandboxed standard
- * libraries, the rt.* modules, and the handlers compiled from a script set.
- * vm_handle runs one request in it: builds `req`, calls the handler through
- * the prelude, ends the request transaction (commit on a normal return,
- * rollback otherwise) and produces the response.
+ * libraries, the rt.* modules and the prelude. Scripts run in per-tenant
+ * environments inside it (globals, module-level state and `require`d modules
+ * of one tenant are invisible to another), created on a tenant's first
+ * request and evicted least-recently-used beyond scripts.tenant_envs. A file
+ * is run in an environment the first time one of its routes is called there.
+ * vm_handle runs one request: builds `req`, calls the handler through the
+ * prelude, ends the request transaction (commit on a normal return, rollback
+ * otherwise) and produces the response.
  *
  * Uses: router.c, db.c, log.c, errors.c, lua/ bindings. */
 #ifndef RT_VM_H
 #define RT_VM_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -32,28 +43,44 @@ struct vm_error {
 struct vm_route {
     char *method;
     char *pattern;
-    char *file;
+    char *file;       /* path, for messages and `runtime routes` */
     char *scope;      /* public, core, tenant, any */
     char *permission; /* NULL when none */
     bool read_only;   /* runs in a READ ONLY transaction (GET/HEAD by default) */
     bool offload;     /* runs on the offload threads (password hashing, ...) */
+    int file_index;   /* the file in the set that declares it */
+    int pos;          /* its position (1-based) in that file's route list */
 };
 
 struct vm_scripts;
+struct vm_view;
 
-/* Reads and validates every *.lua under <scripts_dir>/api (sorted by path):
- * each compiles, returns a valid route table, and no route is declared twice.
- * Errors carry the file (and line, for syntax errors). cfg (borrowed, must
- * outlive the set) configures rt.json and rt.auth. Returns NULL with err
- * filled on failure. */
+/* Reads and validates the scripts under scripts_dir: every *.lua under api/
+ * (sorted by path) compiles and returns a valid route table, every file under
+ * events/ returns a valid handler table, tenants/ holds only folders named by
+ * a tenant code, and no view declares a route twice. Errors carry the file
+ * (and line, for syntax errors). cfg (borrowed, must outlive the set)
+ * configures rt.json, rt.auth and the limits. Returns a set holding one
+ * reference, or NULL with err filled. */
 struct vm_scripts *vm_scripts_load(const char *scripts_dir, const struct config *cfg,
                                    struct vm_error *err);
-void vm_scripts_free(struct vm_scripts *s);
-const struct router *vm_scripts_router(const struct vm_scripts *s);
-/* Route metadata by route id; borrowed from s. */
-const struct vm_route *vm_scripts_route(const struct vm_scripts *s, int id);
+void vm_scripts_retain(struct vm_scripts *s);
+/* Drops a reference; the last one frees the set. NULL is fine. */
+void vm_scripts_release(struct vm_scripts *s);
 size_t vm_scripts_file_count(const struct vm_scripts *s);
-size_t vm_scripts_route_count(const struct vm_scripts *s);
+
+/* The view of tenant `code` (NULL: no tenant): its override view, else the
+ * common one. Never NULL; borrowed from s. */
+const struct vm_view *vm_scripts_view(const struct vm_scripts *s, const char *code);
+/* Views by index: 0 is the common one, then one per tenant with overrides
+ * (sorted by code). NULL past the end. */
+const struct vm_view *vm_scripts_view_at(const struct vm_scripts *s, size_t i);
+/* The tenant code of an override view; NULL for the common one. */
+const char *vm_view_code(const struct vm_view *v);
+const struct router *vm_view_router(const struct vm_view *v);
+/* Route metadata by route id; borrowed from the set. */
+const struct vm_route *vm_view_route(const struct vm_view *v, int id);
+size_t vm_view_route_count(const struct vm_view *v);
 
 /* Compiles, without running, every *.lua under scripts_dir except those in
  * migrations/ and seeds/ (which vm_steps_load checks): route files and the
@@ -64,10 +91,24 @@ size_t vm_scripts_route_count(const struct vm_scripts *s);
 long vm_scripts_compile(const char *scripts_dir, void (*report)(void *ud, const char *msg),
                         void *ud, struct vm_error *err);
 
+/* What rt.scripts_status() shows (the admin view of reloads): written by
+ * the script host, read by requests, both under mu. */
+struct vm_board {
+    pthread_mutex_t mu;
+    long generation;     /* loads that succeeded, the first one included */
+    long long loaded_at; /* unix time of the set in use */
+    long failures;       /* reloads that failed */
+    long long failed_at; /* unix time of the last failure; 0: none */
+    char error[2048];    /* its message ("file:line: message"); "" once fixed */
+};
+
 struct vm;
 
-/* Creates a state running script set s (borrowed: s must outlive the vm). */
-struct vm *vm_new(const struct vm_scripts *s, struct vm_error *err);
+/* Creates a state running script set s (retained until vm_free). board
+ * (borrowed, may be NULL) backs rt.scripts_status(). */
+struct vm *vm_new(struct vm_scripts *s, struct vm_board *board, struct vm_error *err);
+/* The set the state runs; borrowed. */
+const struct vm_scripts *vm_scripts_of(const struct vm *vm);
 void vm_free(struct vm *vm);
 
 struct vm_kv {
@@ -80,6 +121,7 @@ struct vm_request {
     const char *id; /* request id */
     const char *method;
     const char *path;
+    const struct vm_view *view; /* borrowed: the routes match->route_id is from */
     const struct router_match *match;
     const struct vm_kv *query;
     int nquery;

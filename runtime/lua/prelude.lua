@@ -446,4 +446,33 @@ local function step_check(file, step, kind)
   return type(step.down) == "function", step.transaction ~= false
 end
 
-return { dispatch = dispatch, collect = collect, step_check = step_check }
+-- Validates the table an events file returned, { ["name"] = handler or
+-- { handler, ... } }, and flattens it into { name = { handler, ... } }.
+-- Names are dotted lower-case words ("organization.created").
+local function events_collect(file, handlers)
+  if type(handlers) ~= "table" then
+    error(file .. ": must return a table of event handlers, got " .. type(handlers), 0)
+  end
+  local out = {}
+  for _, name in ipairs(sorted_keys(handlers, "event", file)) do
+    if not name:match("^[a-z][a-z0-9_]*%.?[a-z0-9_.]*$") or name:match("%.%.")
+      or name:match("%.$") then
+      error(file .. ": event name '" .. name .. "' must be dotted lower-case words", 0)
+    end
+    local h = handlers[name]
+    local list = type(h) == "function" and { h } or h
+    if type(list) ~= "table" or #list == 0 then
+      error(file .. ": event " .. name .. " must map to a function or a list of them", 0)
+    end
+    for i, fn in ipairs(list) do
+      if type(fn) ~= "function" then
+        error(file .. ": event " .. name .. ": handler " .. i .. " is not a function", 0)
+      end
+    end
+    out[name] = list
+  end
+  return out
+end
+
+return { dispatch = dispatch, collect = collect, step_check = step_check,
+  events_collect = events_collect }

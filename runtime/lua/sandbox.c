@@ -12,9 +12,12 @@
 
 #define BASE_KEY    "rt.sandbox.base"    /* the built-ins */
 #define MARKS_KEY   "rt.sandbox.marks"   /* read-only view -> its name; env -> true */
-#define MODULES_KEY "rt.sandbox.modules" /* require's cache: name -> value */
+#define MODULES_KEY "rt.sandbox.modules" /* rt module name -> its read-only view */
 #define LIST_KEY    "rt.sandbox.list"    /* the luaL_Reg list of rt modules */
 #define ROOT_KEY    "rt.sandbox.root"    /* where script modules are found */
+#define ENV_MT_KEY  "rt.sandbox.env_mt"  /* the metatable of every environment */
+#define CURRENT_KEY "rt.sandbox.current" /* the environment scripts run in now */
+#define CACHES_KEY  "rt.sandbox.caches"  /* env -> its script modules (weak keys) */
 
 /* Base functions scripts keep as they are. Left out on purpose: dofile,
  * loadfile (files), collectgarbage (stopping the collector), warn (stderr);
@@ -358,8 +361,19 @@ static bool module_name_valid(const char *s)
     return !empty;
 }
 
-/* Loads the script module `name` from the root. Stack: [cache] -> [cache, value]. */
-static void load_script_module(lua_State *L, const char *name)
+/* Pushes the environment scripts run in now: the last sandbox_use_env, else
+ * the state's globals. Stack: [] -> [env]. */
+static void push_current_env(lua_State *L)
+{
+    if (lua_getfield(L, LUA_REGISTRYINDEX, CURRENT_KEY) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+    }
+}
+
+/* Loads the script module `name` from the root into environment env.
+ * Stack: [cache] -> [cache, value]. */
+static void load_script_module(lua_State *L, const char *name, int env)
 {
     int cache = lua_gettop(L);
 
@@ -380,6 +394,8 @@ static void load_script_module(lua_State *L, const char *name)
                    name, path);
     if (rc != LUA_OK)
         lua_error(L);
+    lua_pushvalue(L, env); /* a fresh closure: its _ENV is its own */
+    lua_setupvalue(L, -2, 1);
     lua_replace(L, cache + 1);
     lua_settop(L, cache + 1);
 
@@ -409,14 +425,27 @@ static int safe_require(lua_State *L)
         sandbox_push_module(L, name);
         return 1;
     }
-    lua_getfield(L, LUA_REGISTRYINDEX, MODULES_KEY);
+    /* Script modules are cached per environment: one tenant's module state
+     * is not another's. */
+    push_current_env(L);
+    int env = lua_gettop(L);
+    lua_getfield(L, LUA_REGISTRYINDEX, CACHES_KEY);
+    lua_pushvalue(L, env);
+    if (lua_rawget(L, -2) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, env);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, -4);
+    }
+    lua_remove(L, -2);
     if (lua_getfield(L, -1, name) != LUA_TNIL) {
         if (lua_touserdata(L, -1) == &loading)
             return luaL_error(L, "require: module '%s' requires itself (a cycle)", name);
         return 1;
     }
     lua_pop(L, 1);
-    load_script_module(L, name);
+    load_script_module(L, name, env);
     return 1;
 }
 
@@ -424,6 +453,26 @@ void sandbox_set_root(lua_State *L, const char *dir)
 {
     lua_pushstring(L, dir);
     lua_setfield(L, LUA_REGISTRYINDEX, ROOT_KEY);
+}
+
+void sandbox_new_env(lua_State *L)
+{
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -2, LUA_GNAME);
+    lua_getfield(L, LUA_REGISTRYINDEX, ENV_MT_KEY);
+    lua_setmetatable(L, -2);
+    lua_pushboolean(L, 1);
+    mark(L, -2);
+}
+
+void sandbox_use_env(lua_State *L, int idx)
+{
+    if (idx)
+        lua_pushvalue(L, idx);
+    else
+        lua_pushnil(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, CURRENT_KEY);
 }
 
 void sandbox_push_base(lua_State *L)
@@ -473,6 +522,12 @@ void sandbox_open(lua_State *L, const luaL_Reg *modules)
     lua_setfield(L, LUA_REGISTRYINDEX, MARKS_KEY);
     lua_newtable(L);
     lua_setfield(L, LUA_REGISTRYINDEX, MODULES_KEY);
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, CACHES_KEY);
     lua_pushlightuserdata(L, (void *)modules);
     lua_setfield(L, LUA_REGISTRYINDEX, LIST_KEY);
 
@@ -542,6 +597,8 @@ void sandbox_open(lua_State *L, const luaL_Reg *modules)
     lua_setfield(L, -2, "__newindex");
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, ENV_MT_KEY);
     lua_setmetatable(L, env);
     lua_pushboolean(L, 1);
     mark(L, env);

@@ -41,6 +41,17 @@ void sandbox_open(lua_State *L, const luaL_Reg *modules);
  * errors. */
 void sandbox_set_root(lua_State *L, const char *dir);
 
+/* Pushes a new script environment: an empty global table with the rules
+ * above (strict reads, built-ins not assignable) and _G naming itself. Each
+ * environment has its own cache of script modules. Raises on memory errors.
+ * Stack: [] -> [env]. */
+void sandbox_new_env(lua_State *L);
+
+/* Makes the environment at idx the one `require` loads script modules into
+ * (and caches them for); idx 0 goes back to the state's globals. Allocates
+ * nothing. */
+void sandbox_use_env(lua_State *L, int idx);
+
 /* Pushes the table of built-ins, for trusted code such as the prelude (as its
  * _ENV, so that nothing a script does to its globals reaches it).
  * Stack: [] -> [built-ins]. */

@@ -10,6 +10,8 @@ local db = require "rt.db"
 local json = require "rt.json"
 local tenant = require "rt.tenant"
 local rt = require "rt"
+local events = require "rt.events"
+local log = require "rt.log"
 
 local ORG_COLUMNS = [[
   t.id, t.code, t.name, t.isolation, t.status, t.domain, t.subdomain,
@@ -117,6 +119,13 @@ return {
         local org, oerr = db.query_one("SELECT " .. ORG_COLUMNS
           .. ", 'owner' AS role FROM core.tenants t WHERE t.id = $1", id)
         if oerr then return nil, oerr end
+        -- Handlers in scripts/events run now, in this request's transaction. A
+        -- failing listener is logged; the organization exists all the same.
+        local eok, eerr = pcall(events.emit, "organization.created",
+          { organization = org, owner_id = uid })
+        if not eok then
+          log.error("organization.created handler failed:", eerr)
+        end
         return { status = 201, json = org,
           headers = { Location = "/api/v1/organizations/" .. id } }
       end,

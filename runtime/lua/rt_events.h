@@ -1,0 +1,22 @@
+/* rt.events: events raised by scripts and handled by scripts.
+ *
+ *   n = events.emit(name, payload)
+ *
+ * Calls every handler registered for `name` by the files of scripts/events
+ * (and the tenant's override folder), in file order, as
+ * handler(payload, event) with event = { name = name, tenant = req.tenant
+ * or nil }. Handlers run at once, in the emitter's request: the same tenant
+ * environment, the same database transaction and the same limits. An error
+ * in a handler is raised from emit (the emitter may pcall it). Returns the
+ * number of handlers called.
+ *
+ * The handler lists come from the registry function "rt.events.handlers"
+ * (vm.c), which exists only while a request runs. */
+#ifndef RT_LUA_RT_EVENTS_H
+#define RT_LUA_RT_EVENTS_H
+
+#include <lua.h>
+
+int luaopen_rt_events(lua_State *L);
+
+#endif
