@@ -4,8 +4,7 @@
 #   1. logins never stall other routes: p99 of GET /bench/hello while a
 #      saturating login load runs (argon2id, OWASP parameters) / its p99
 #      without it                                          -> budget <= 2.0
-#   2. an authenticated tenant read: GET /api/v1/users/me (falls back to
-#      /api/v1/auth/me when users.lua is absent) with a tenant JWT and
+#   2. an authenticated tenant read: GET /api/v1/users/me with a tenant JWT and
 #      X-Tenant-Id, schema mode, vs pgbench -S -M prepared with as many
 #      clients as the runtime's pool                        -> budget >= 0.50
 #
@@ -104,7 +103,6 @@ wrk -t2 -c16 -d"${DURATION}s" --latency "$base/bench/hello" >"$WORK/loaded.txt"
 wait "$LOAD"
 
 me_path=/api/v1/users/me
-[[ -f $WORK/scripts/api/users.lua ]] || me_path=/api/v1/auth/me
 log "GET $me_path with a tenant JWT ($CONNS connections)"
 wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/me.lua" "$base$me_path" >"$WORK/me.txt"
 log "pgbench -S -M prepared -c $POOL"
