@@ -1573,6 +1573,7 @@ void vm_handle(struct vm *vm, const struct vm_request *req, struct vm_response *
     bool ok = strcmp(kind, "ok") == 0;
     bool tx_failed = db_transaction_failed(ctx.conn);
     int rc = rt_db_finish(&ctx, ok && !tx_failed, &dberr);
+    rt_auth_settle(L, ok && !tx_failed && rc == 0, req->id);
 
     if (ok && rc == 0 && !(tx_failed && lua_tointeger(L, 2) < 400)) {
         if (take_response(L, 2, resp) < 0)

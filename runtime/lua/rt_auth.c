@@ -4,6 +4,7 @@
 
 #include "config.h"
 #include "crypto.h"
+#include "log.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -12,11 +13,24 @@
 #include <lauxlib.h>
 
 /* What the current request gives rt.auth (rt_auth_bind). */
+/* What revoke_user and rbac_changed asked for, applied once the request's
+ * transaction commits (rt_auth_settle): a permission cache dropped before
+ * the commit could be refilled with the old set by a concurrent request, and
+ * a rolled-back request must not end anyone's sessions. */
+#define MAX_PENDING 16
+
+struct pending {
+    bool revoke;  /* revoke_user; else rbac_changed */
+    char sub[64]; /* "": every user of the tenant (rbac_changed only) */
+};
+
 struct binding {
     struct auth *auth;
     const struct crypto_jwt_claims *claims;
     long long tid;
     bool offloaded;
+    int npending;
+    struct pending pending[MAX_PENDING];
 };
 
 static const char BINDING_KEY[] = "rt.auth.binding";
@@ -35,7 +49,7 @@ void rt_auth_bind(lua_State *L, struct auth *a, const struct crypto_jwt_claims *
         b = lua_touserdata(L, -1);
         lua_pop(L, 1);
     }
-    *b = (struct binding){a, claims, tid, offloaded};
+    *b = (struct binding){a, claims, tid, offloaded, 0, {{false, ""}}};
 }
 
 static const struct config *config_of(lua_State *L)
@@ -290,28 +304,61 @@ static int l_logout(lua_State *L)
 
 /* revoke_user(user_id): every token and session of that user of the current
  * tenant (platform user without one) stops working. */
-static int l_revoke_user(lua_State *L)
+/* Applies one pending action now. Returns 0 or -1 (err filled). */
+static int apply(struct binding *b, const struct pending *p, char *err, size_t errlen)
 {
-    const char *sub = luaL_checkstring(L, 1);
+    if (p->revoke)
+        return auth_revoke_user(b->auth, b->tid, p->sub, err, errlen);
+    return auth_rbac_changed(b->auth, b->tid, p->sub[0] ? p->sub : NULL, err, errlen);
+}
+
+/* Queues an action for the commit; past MAX_PENDING it is applied at once
+ * (the safe side for both). */
+static int defer(lua_State *L, bool revoke, const char *sub, const char *what)
+{
     struct binding *b = bound(L);
+    struct pending p = {revoke, ""};
     char err[256];
 
-    if (auth_revoke_user(b->auth, b->tid, sub, err, sizeof err) < 0)
-        return fail(L, "revoke_user", err);
+    if (sub && strlen(sub) >= sizeof p.sub)
+        return luaL_error(L, "rt.auth.%s: user id too long", what);
+    if (sub)
+        memcpy(p.sub, sub, strlen(sub) + 1);
+    if (b->npending < MAX_PENDING) {
+        b->pending[b->npending++] = p;
+        return 0;
+    }
+    if (apply(b, &p, err, sizeof err) < 0)
+        return fail(L, what, err);
     return 0;
+}
+
+void rt_auth_settle(lua_State *L, bool committed, const char *request_id)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, BINDING_KEY);
+    struct binding *b = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (!b)
+        return;
+    for (int i = 0; committed && b->auth && i < b->npending; i++) {
+        char err[256];
+        if (apply(b, &b->pending[i], err, sizeof err) < 0)
+            log_msg(LOG_LEVEL_ERROR, request_id, "after commit: rt.auth.%s: %s",
+                    b->pending[i].revoke ? "revoke_user" : "rbac_changed", err);
+    }
+    b->npending = 0;
+}
+
+static int l_revoke_user(lua_State *L)
+{
+    return defer(L, true, luaL_checkstring(L, 1), "revoke_user");
 }
 
 /* rbac_changed([user_id]): roles or permissions of that user (nil: anyone)
  * of the current tenant changed. */
 static int l_rbac_changed(lua_State *L)
 {
-    const char *sub = luaL_optstring(L, 1, NULL);
-    struct binding *b = bound(L);
-    char err[256];
-
-    if (auth_rbac_changed(b->auth, b->tid, sub, err, sizeof err) < 0)
-        return fail(L, "rbac_changed", err);
-    return 0;
+    return defer(L, false, luaL_optstring(L, 1, NULL), "rbac_changed");
 }
 
 /* create_api_key(name, creator_id) -> key, id (the key is shown once) */

@@ -10,6 +10,7 @@
  *   logout([refresh_token])      revokes the caller's token (and that session)
  *   revoke_user(user_id)         every token of that user of the current tenant
  *   rbac_changed([user_id])      drops cached permissions (nil: the whole tenant)
+ *                                (both take effect when the request commits)
  *   create_api_key(name, creator) -> key (shown once), id
  *   revoke_api_key(id)           -> boolean
  *   config()                     -> password and lockout settings
@@ -32,6 +33,11 @@ int luaopen_rt_auth(lua_State *L);
  * request's duration; tid is the resolved tenant (0: none). */
 void rt_auth_bind(lua_State *L, struct auth *a, const struct crypto_jwt_claims *claims,
                   long long tid, bool offloaded);
+
+/* Ends the request's pending revoke_user and rbac_changed calls: applied
+ * when committed (failures are logged with request_id), dropped otherwise.
+ * Allocates nothing; call after the transaction ends, before unbinding. */
+void rt_auth_settle(lua_State *L, bool committed, const char *request_id);
 
 /* True when the current request runs on an offload thread (raises outside
  * a request). */

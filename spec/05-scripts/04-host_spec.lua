@@ -332,4 +332,39 @@ return { ["thing.done"] = function(p) p.seen[#p.seen + 1] = "globex only" end }
       assert.is_true(eventually(function() return status().last_error == nil end))
     end)
   end)
+
+  describe("rt.auth after commit", function()
+    setup(function()
+      write("api/revoke.lua", [[
+local auth = require "rt.auth"
+return { ["/revoke/:mode"] = { POST = { scope = "core", handler = function(req)
+  auth.revoke_user(req.user.id)
+  if req.params.mode == "fail" then return nil, "rolled back on purpose" end
+  return { status = 204 }
+end } } }
+]])
+      start()
+    end)
+
+    it("ends sessions only when the request commits", function()
+      local email = "victim@host.test"
+      local r = srv:request({ method = "POST", path = "/api/v1/auth/register",
+        headers = { ["Content-Type"] = "application/json" },
+        body = cjson.encode({ email = email, password = PASSWORD }) })
+      assert.equal(201, r.status, r.body)
+      r = srv:request({ method = "POST", path = "/api/v1/auth/login",
+        headers = { ["Content-Type"] = "application/json" },
+        body = cjson.encode({ username = email, password = PASSWORD }) })
+      local victim = { Authorization = "Bearer " .. r.json.access_token }
+      h.sleep(1.1) -- a cut-off refuses tokens issued in its own second
+
+      r = srv:request({ method = "POST", path = "/revoke/fail", headers = victim })
+      assert.equal(500, r.status, r.body)
+      assert.equal(200, srv:request({ path = "/api/v1/auth/me", headers = victim }).status)
+
+      r = srv:request({ method = "POST", path = "/revoke/ok", headers = victim })
+      assert.equal(204, r.status, r.body)
+      assert.equal(401, srv:request({ path = "/api/v1/auth/me", headers = victim }).status)
+    end)
+  end)
 end)
