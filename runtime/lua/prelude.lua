@@ -22,6 +22,21 @@ local function http_error(status, code, message, fields)
 end
 rt.error = http_error
 
+-- Raises a 422 validation_failed naming every field of fields (field ->
+-- problem), the message being the first field by name; nothing when empty.
+local function invalid(fields)
+  local first
+  for k in pairs(fields) do
+    if not first or k < first then
+      first = k
+    end
+  end
+  if first then
+    http_error(422, "validation_failed", first .. " " .. fields[first], fields)
+  end
+end
+rt.invalid = invalid
+
 -- ---- body validation: a small subset of JSON Schema --------------------------
 -- type (object, array, string, integer, number, boolean), properties,
 -- required, additionalProperties = false, items, minItems, maxItems,
@@ -145,19 +160,10 @@ end
 local function validate(schema, value)
   local fields = {}
   value = check(schema, value, "", fields)
-  local first
-  for k in pairs(fields) do
-    if not first or k < first then
-      first = k
-    end
+  if fields[""] then
+    fields.body, fields[""] = fields[""], nil
   end
-  if first then
-    if fields[""] then
-      fields.body, fields[""] = fields[""], nil
-      first = first == "" and "body" or first
-    end
-    http_error(422, "validation_failed", first .. " " .. fields[first], fields)
-  end
+  invalid(fields)
   return value
 end
 rt.validate = validate

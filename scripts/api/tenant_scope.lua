@@ -28,17 +28,7 @@ local API = "/api/v1"
 local DbFailure = {}
 
 -- Raises a 422 naming every field in fields (a no-op when it is empty).
-local function invalid_fields(fields)
-  local first
-  for k in pairs(fields) do
-    if not first or k < first then
-      first = k
-    end
-  end
-  if first then
-    rt.error(422, "validation_failed", first .. " " .. fields[first], fields)
-  end
-end
+local invalid_fields = rt.invalid
 
 local function invalid(field, problem)
   invalid_fields({ [field] = problem })

@@ -116,17 +116,7 @@ local function host(fields, name, v)
   return v
 end
 
-local function raise_fields(fields)
-  local first
-  for k in pairs(fields) do
-    if not first or k < first then
-      first = k
-    end
-  end
-  if first then
-    rt.error(422, "validation_failed", first .. " " .. fields[first], fields)
-  end
-end
+local raise_fields = rt.invalid
 
 -- An id (integer or digit string) or a code, from a body field.
 local function ident_of(body, name)
