@@ -35,6 +35,8 @@ mkdir -p "$WORK/scripts/api"
 cp "$REPO_DIR"/scripts/api/*.lua "$BENCH_DIR/scripts/api/bench.lua" "$WORK/scripts/api/"
 ln -s "$REPO_DIR/scripts/migrations" "$WORK/scripts/migrations"
 ln -s "$REPO_DIR/scripts/seeds" "$WORK/scripts/seeds"
+ln -s "$REPO_DIR/scripts/lib" "$WORK/scripts/lib"
+ln -s "$REPO_DIR/scripts/events" "$WORK/scripts/events"
 cat >"$WORK/config.lua" <<EOF
 return {
   http = { host = "127.0.0.1", port = $PORT, threads = $POOL },

@@ -17,16 +17,7 @@ local ORG_COLUMNS = [[
   t.id, t.code, t.name, t.isolation, t.status, t.domain, t.subdomain,
   t.created_at, t.updated_at]]
 
--- A tenant code from a display name: lower-case, [a-z0-9_], starting with
--- a letter, 2 to 40 characters; nil when the name has nothing to build on.
-local function code_from_name(name)
-  local code = name:lower():gsub("[^a-z0-9]+", "_"):gsub("^[^a-z]+", "")
-  code = code:sub(1, 40):gsub("_+$", "")
-  if #code < 2 then
-    return nil
-  end
-  return code
-end
+local code_from_name = require("lib.codes").from_name
 
 local function not_found(req)
   return { status = 404, json = { error = "not_found",

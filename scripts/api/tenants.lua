@@ -91,17 +91,7 @@ end
 -- A tenant code from a display name or host name: lower-case, [a-z0-9_],
 -- starting with a letter, 2 to 40 characters; nil when there is nothing to
 -- build on.
-local function code_from(text)
-  if not text then
-    return nil
-  end
-  local code = text:lower():gsub("[^a-z0-9]+", "_"):gsub("^[^a-z]+", "")
-  code = code:sub(1, 40):gsub("_+$", "")
-  if #code < 2 then
-    return nil
-  end
-  return code
-end
+local code_from = require("lib.codes").from_name
 
 -- The same check as the directory's (lower-case host names); raises 422.
 local function host(fields, name, v)

@@ -61,7 +61,8 @@ describe("auth", function()
       .. " && cp " .. h.sh_quote(h.root .. "/scripts/api") .. "/*.lua "
       .. h.sh_quote(h.root .. "/spec/fixtures/scripts/api/misc.lua") .. " "
       .. h.sh_quote(ctx.scripts .. "/api") .. "/ && cp -r "
-      .. h.sh_quote(h.root .. "/scripts/seeds") .. " " .. h.sh_quote(ctx.scripts) .. "/"))
+      .. h.sh_quote(h.root .. "/scripts/seeds") .. " " .. h.sh_quote(h.root .. "/scripts/lib")
+      .. " " .. h.sh_quote(ctx.scripts) .. "/"))
     assert.equal(0, ctx:migrate("").code)
     for code, mode in pairs({ acme = "schema", beta = "shared", gamma = "database" }) do
       local res = ctx:tenant_cmd({ "create", code, "--isolation", mode })

@@ -26,7 +26,8 @@ function M.new(name)
     .. "/seeds") .. " && cp " .. q(h.root .. "/scripts/api") .. "/*.lua "
     .. q(ctx.scripts .. "/api") .. "/ && cp " .. q(h.root .. "/scripts/seeds") .. "/*.lua "
     .. q(ctx.scripts .. "/seeds") .. "/ && cp " .. q(h.root .. "/scripts/migrations/tenant")
-    .. "/*.lua " .. q(ctx.tenant_dir) .. "/")
+    .. "/*.lua " .. q(ctx.tenant_dir) .. "/ && cp -r " .. q(h.root .. "/scripts/lib") .. " "
+    .. q(h.root .. "/scripts/events") .. " " .. q(ctx.scripts) .. "/")
   assert(ok, "cannot copy the scripts")
   local res = ctx:migrate("")
   assert(res.code == 0, mig.explain(res))
