@@ -5,6 +5,7 @@
 #include "log.h"
 #include "ticker.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,7 @@ struct perm_entry {
 
 struct auth {
     const struct config *cfg;
+    struct crypto_jwt_keys *keys; /* signing and verification keys of access tokens */
     struct db_pool *pool;
     struct ticker *ticker;
 
@@ -209,6 +211,222 @@ static void reload_tick(void *arg)
     auth_reload(arg);
 }
 
+/* ---- token keys ----------------------------------------------------------------- */
+
+/* Reads a key file named in the config (relative to the config file) into
+ * a malloc'd buffer the caller frees. Returns NULL with err filled. */
+static char *read_key_file(const struct config *cfg, const char *setting, const char *name,
+                           size_t *len, char *err, size_t errlen)
+{
+    char *path = config_path(cfg, name), *text = NULL;
+    FILE *f = path ? fopen(path, "rb") : NULL;
+
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot read '%s': %s", setting, path ? path : name,
+                 path ? strerror(errno) : "out of memory");
+        goto done;
+    }
+    /* Key files are small; a bound keeps a wrong path from reading a disk. */
+    text = malloc(65536 + 1);
+    *len = text ? fread(text, 1, 65536 + 1, f) : 0;
+    if (!text || ferror(f) || *len > 65536) {
+        snprintf(err, errlen, "%s: cannot read '%s': %s", setting, path,
+                 !text       ? "out of memory"
+                 : ferror(f) ? strerror(errno)
+                             : "larger than 64 KiB");
+        free(text);
+        text = NULL;
+    }
+done:
+    if (f)
+        fclose(f);
+    free(path);
+    return text;
+}
+
+/* Calls fn for each "kid=value" item of a comma-separated list setting.
+ * Returns 0, or -1 with err filled (by fn, or for an item without a kid). */
+static int each_kid_item(const char *list, const char *setting,
+                         int (*fn)(void *arg, const char *kid, const char *value, char *err,
+                                   size_t errlen),
+                         void *arg, char *err, size_t errlen)
+{
+    char item[1024];
+
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ",");
+        while (n > 0 && (*p == ' ' || *p == '\t'))
+            p++, n--;
+        size_t m = n;
+        while (m > 0 && (p[m - 1] == ' ' || p[m - 1] == '\t'))
+            m--;
+        if (m >= sizeof item) {
+            snprintf(err, errlen, "%s: an item is longer than %zu bytes", setting,
+                     sizeof item - 1);
+            return -1;
+        }
+        memcpy(item, p, m);
+        item[m] = '\0';
+        char *eq = strchr(item, '=');
+        if (m > 0) {
+            if (!eq || eq == item) {
+                snprintf(err, errlen, "%s: items are kid=value (got '%.40s%s')", setting,
+                         item, m > 40 ? "..." : "");
+                return -1;
+            }
+            *eq = '\0';
+            if (fn(arg, item, eq + 1, err, errlen) < 0)
+                return -1;
+        }
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return 0;
+}
+
+struct keys_ctx {
+    const struct config *cfg;
+    struct crypto_jwt_keys *keys;
+};
+
+static int add_public_key(void *arg, const char *kid, const char *path, char *err,
+                          size_t errlen)
+{
+    struct keys_ctx *k = arg;
+    char why[200];
+    size_t len = 0;
+    char *pem = read_key_file(k->cfg, "auth.jwt_public_keys", path, &len, err, errlen);
+
+    if (!pem)
+        return -1;
+    int rc = crypto_jwt_keys_add(k->keys, kid, pem, len, why, sizeof why);
+    free(pem);
+    if (rc < 0)
+        snprintf(err, errlen, "auth.jwt_public_keys: kid '%s' (%s): %s", kid, path, why);
+    return rc;
+}
+
+static int add_previous_secret(void *arg, const char *kid, const char *secret, char *err,
+                               size_t errlen)
+{
+    struct keys_ctx *k = arg;
+    char why[200];
+
+    if (!kid[0] || strcmp(kid, k->cfg->auth_jwt_kid) == 0 ||
+        crypto_jwt_keys_add(k->keys, kid, secret, strlen(secret), why, sizeof why) < 0) {
+        snprintf(err, errlen, "auth.jwt_previous_secrets: kid '%s': %s", kid,
+                 kid[0] && strcmp(kid, k->cfg->auth_jwt_kid) == 0
+                     ? "is auth.jwt_kid, the current secret's"
+                     : why);
+        return -1;
+    }
+    return 0;
+}
+
+/* HS256: auth.jwt_secret signs (with auth.jwt_kid when set) and verifies
+ * tokens without a kid or with that kid; auth.jwt_previous_secrets verify
+ * tokens of earlier kids. No secret: no keys (only public routes answer). */
+static int keys_hs256(struct keys_ctx *k, char *err, size_t errlen)
+{
+    const struct config *cfg = k->cfg;
+    const char *secret = cfg->auth_jwt_secret;
+    char why[200];
+
+    if (cfg->auth_jwt_private_key_file[0] || cfg->auth_jwt_public_keys[0]) {
+        snprintf(err, errlen,
+                 "auth.jwt_private_key_file and auth.jwt_public_keys are for RS256 and "
+                 "ES256; auth.jwt_algorithm is HS256");
+        return -1;
+    }
+    if (!secret[0]) {
+        if (cfg->auth_jwt_previous_secrets[0]) {
+            snprintf(err, errlen, "auth.jwt_previous_secrets needs auth.jwt_secret");
+            return -1;
+        }
+        return 0;
+    }
+    if (crypto_jwt_keys_set_signer(k->keys, cfg->auth_jwt_kid, secret, strlen(secret), why,
+                                   sizeof why) < 0 ||
+        crypto_jwt_keys_add(k->keys, "", secret, strlen(secret), why, sizeof why) < 0 ||
+        (cfg->auth_jwt_kid[0] &&
+         crypto_jwt_keys_add(k->keys, cfg->auth_jwt_kid, secret, strlen(secret), why,
+                             sizeof why) < 0)) {
+        snprintf(err, errlen, "auth.jwt_secret, auth.jwt_kid: %s", why);
+        return -1;
+    }
+    return each_kid_item(cfg->auth_jwt_previous_secrets, "auth.jwt_previous_secrets",
+                         add_previous_secret, k, err, errlen);
+}
+
+/* RS256/ES256: the private key file signs with auth.jwt_kid; the public
+ * keys verify, each under its kid, and must include auth.jwt_kid's. */
+static int keys_pem(struct keys_ctx *k, char *err, size_t errlen)
+{
+    const struct config *cfg = k->cfg;
+    const char *alg = crypto_jwt_alg_name(crypto_jwt_keys_alg(k->keys));
+    char why[200];
+    size_t len = 0;
+
+    if (!cfg->auth_jwt_private_key_file[0] || !cfg->auth_jwt_kid[0] ||
+        !cfg->auth_jwt_public_keys[0]) {
+        snprintf(err, errlen,
+                 "auth.jwt_algorithm %s needs auth.jwt_private_key_file, auth.jwt_kid and "
+                 "auth.jwt_public_keys",
+                 alg);
+        return -1;
+    }
+    if (cfg->auth_jwt_secret[0] || cfg->auth_jwt_previous_secrets[0])
+        log_msg(LOG_LEVEL_WARN, NULL,
+                "auth.jwt_secret and auth.jwt_previous_secrets are ignored with %s", alg);
+    char *pem = read_key_file(cfg, "auth.jwt_private_key_file",
+                              cfg->auth_jwt_private_key_file, &len, err, errlen);
+    if (!pem)
+        return -1;
+    int rc =
+        crypto_jwt_keys_set_signer(k->keys, cfg->auth_jwt_kid, pem, len, why, sizeof why);
+    memset(pem, 0, len);
+    free(pem);
+    if (rc < 0) {
+        snprintf(err, errlen, "auth.jwt_private_key_file: %s", why);
+        return -1;
+    }
+    return each_kid_item(cfg->auth_jwt_public_keys, "auth.jwt_public_keys", add_public_key,
+                         k, err, errlen);
+}
+
+/* Builds the token keys from the auth.jwt_* settings: any problem (an
+ * unknown algorithm, a missing, unreadable or wrong key file, a private key
+ * that does not match its kid's public key) is a start-up error. */
+static struct crypto_jwt_keys *keys_load(const struct config *cfg, char *err, size_t errlen)
+{
+    enum crypto_jwt_alg alg;
+    char why[300];
+
+    if (crypto_jwt_alg_parse(cfg->auth_jwt_algorithm, &alg) < 0) {
+        snprintf(err, errlen, "auth.jwt_algorithm must be HS256, RS256 or ES256 (got '%s')",
+                 cfg->auth_jwt_algorithm);
+        return NULL;
+    }
+    struct keys_ctx k = {cfg, crypto_jwt_keys_new(alg)};
+    if (!k.keys) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    bool hs = alg == CRYPTO_JWT_HS256;
+    if ((hs ? keys_hs256(&k, err, errlen) : keys_pem(&k, err, errlen)) < 0)
+        goto fail;
+    if ((!hs || cfg->auth_jwt_secret[0]) &&
+        crypto_jwt_keys_check(k.keys, why, sizeof why) < 0) {
+        snprintf(err, errlen, "auth: %s", why);
+        goto fail;
+    }
+    return k.keys;
+fail:
+    crypto_jwt_keys_free(k.keys);
+    return NULL;
+}
+
 struct auth *auth_new(const struct config *cfg, bool poll, char *err, size_t errlen)
 {
     struct auth *a = calloc(1, sizeof *a);
@@ -219,6 +437,10 @@ struct auth *auth_new(const struct config *cfg, bool poll, char *err, size_t err
     }
     a->cfg = cfg;
     pthread_mutex_init(&a->mu, NULL);
+    if (!(a->keys = keys_load(cfg, err, errlen))) {
+        auth_free(a);
+        return NULL;
+    }
     struct db_pool_options po = {
         .conninfo = cfg->database_url,
         .name = "auth",
@@ -254,11 +476,31 @@ void auth_free(struct auth *a)
     free(a->st);
     state_free(&a->local);
     db_pool_free(a->pool);
+    crypto_jwt_keys_free(a->keys);
     pthread_mutex_destroy(&a->mu);
     free(a);
 }
 
 /* ---- the request path ------------------------------------------------------ */
+
+/* False when HS256 has no secret: no token can be signed or verified. */
+static bool keys_configured(const struct auth *a)
+{
+    return crypto_jwt_keys_alg(a->keys) != CRYPTO_JWT_HS256 || a->cfg->auth_jwt_secret[0];
+}
+
+int auth_verify_token(struct auth *a, const char *token, struct crypto_jwt_claims *out,
+                      char *why, size_t why_len)
+{
+    const struct config *cfg = a->cfg;
+    if (!keys_configured(a)) {
+        memset(out, 0, sizeof *out);
+        snprintf(why, why_len, "auth.jwt_secret is not configured");
+        return -1;
+    }
+    return crypto_jwt_verify(a->keys, token, cfg->auth_issuer, cfg->auth_audience,
+                             (long long)time(NULL), cfg->auth_leeway_s, out, why, why_len);
+}
 
 static bool state_revoked(const struct state *s, const struct crypto_jwt_claims *c)
 {
@@ -354,7 +596,7 @@ int auth_issue_access(struct auth *a, const char *scope, long long tid, const ch
     struct crypto_jwt_claims *c = &out->claims;
 
     memset(out, 0, sizeof *out);
-    if (strlen(cfg->auth_jwt_secret) < 32) {
+    if (!keys_configured(a)) {
         snprintf(err, errlen, "auth.jwt_secret is not configured (32 bytes or more)");
         return -1;
     }
@@ -369,8 +611,7 @@ int auth_issue_access(struct auth *a, const char *scope, long long tid, const ch
     c->tid = strcmp(scope, "tenant") == 0 ? tid : 0;
     c->iat = (long long)time(NULL);
     c->exp = c->iat + cfg->auth_token_ttl_s;
-    out->access = crypto_jwt_sign((const unsigned char *)cfg->auth_jwt_secret,
-                                  strlen(cfg->auth_jwt_secret), NULL, c);
+    out->access = crypto_jwt_sign(a->keys, c);
     if (!out->access) {
         snprintf(err, errlen, "signing failed");
         return -1;

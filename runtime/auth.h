@@ -33,8 +33,12 @@
 
 struct auth;
 
-/* Connects a pool to database.url and loads the state; cfg is borrowed and
- * must outlive a. With poll set, a background thread reloads the state. */
+/* Builds the token keys from the auth.jwt_* settings (reading the key files
+ * of RS256/ES256), connects a pool to database.url and loads the state; cfg
+ * is borrowed and must outlive a. With poll set, a background thread reloads
+ * the state. A bad key setting (unknown algorithm, missing, unreadable or
+ * ill-typed key file, a private key that does not match the public key of
+ * auth.jwt_kid) fails with err naming the setting. */
 struct auth *auth_new(const struct config *cfg, bool poll, char *err, size_t errlen);
 void auth_free(struct auth *a);
 
@@ -43,6 +47,12 @@ void auth_free(struct auth *a);
 void auth_reload(struct auth *a);
 
 /* ---- the request path ------------------------------------------------- */
+
+/* Verifies a bearer token with the configured algorithm and keys (the kid
+ * in its header picks the key) and the required claims (crypto.h). Returns 0
+ * with out filled, or -1 with why (for the log only). */
+int auth_verify_token(struct auth *a, const char *token, struct crypto_jwt_claims *out,
+                      char *why, size_t why_len);
 
 /* True when the token was revoked (its jti, or its user up to its iat). */
 bool auth_token_revoked(struct auth *a, const struct crypto_jwt_claims *c);
