@@ -177,6 +177,22 @@ describe("rt.db", function()
     assert.matches("division by zero", r.json.message)
   end)
 
+  it("answers 500, not 503, for more parameters than the statement uses", function()
+    local r = srv:request({ path = "/extra-params/report" })
+    assert.equal(400, r.status)
+    assert.equal("08P01", r.json.sqlstate)
+    assert.equal("query", r.json.kind)
+    for _, method in ipairs({ "GET", "POST" }) do
+      r = srv:request({ method = method, path = "/extra-params/return" })
+      assert.equal(500, r.status, method)
+      assert.equal("internal_error", r.json.error)
+      assert.is_nil(r.headers["retry-after"])
+    end
+    -- the connections stay usable and the database is not marked down
+    assert.equal(200, srv:request({ path = "/rows" }).status)
+    assert.equal(200, srv:request({ path = "/readyz" }).status)
+  end)
+
   it("answers 500 for a bad response or an unencodable value", function()
     assert.equal(500, srv:request({ path = "/bad-return" }).status)
     assert.equal(500, srv:request({ path = "/cycle" }).status)
