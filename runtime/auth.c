@@ -51,10 +51,18 @@ struct auth {
     struct db_pool *pool;
     struct ticker *ticker;
 
-    pthread_mutex_t mu; /* guards st, local and the permission cache */
+    pthread_mutex_t mu; /* guards st, st_seq, local, nlocal, seq, the permission cache */
     struct state *st;
-    /* Revocations made by this process since the last reload. */
-    struct state local;
+    unsigned long long st_seq; /* seq taken by the reload that built st */
+    /* Revocations made by this process that st may not hold yet (see
+     * auth_reload), in the order they were made. */
+    struct local_rev {
+        unsigned long long seq;
+        char jti[64]; /* "" for a user cut-off */
+        struct user_rev u;
+    } * local;
+    size_t nlocal;
+    unsigned long long seq; /* orders local revocations and reload starts */
     struct perm_entry *buckets[PERM_BUCKETS];
     size_t nperms;
 };
@@ -174,11 +182,30 @@ static struct state *state_build(PGresult *r)
 
 static void perms_drop_locked(struct auth *a, long long tid, const char *sub);
 
+/* A reload must not lose a revocation made here while its query runs.
+ *
+ * A revocation is committed to core.revocations first and only then added
+ * to the local list (local_add), with a sequence number. A reload takes a
+ * number from the same sequence before its query starts. So an entry whose
+ * number is below the reload's was committed before the query began and its
+ * snapshot holds it (unless it has expired, when dropping it is right); an
+ * entry made after the reload began may have committed too late for the
+ * query, so it stays in the local list until a later reload's query is sure
+ * to have seen it. Clearing the whole list at the swap (as this once did)
+ * let such a revocation lapse until the next reload.
+ *
+ * Reloads can overlap (the ticker, and API key changes call auth_reload): a
+ * reload's state replaces the installed one only if it began later, so an
+ * older snapshot never overwrites a newer one whose reload already dropped
+ * the local entries it covered. */
 void auth_reload(struct auth *a)
 {
     PGresult *r = NULL, *rb = NULL;
     char err[256];
 
+    pthread_mutex_lock(&a->mu);
+    unsigned long long started = ++a->seq;
+    pthread_mutex_unlock(&a->mu);
     if (run(a, RELOAD_SQL, 0, NULL, &r, err, sizeof err) < 0) {
         log_msg(LOG_LEVEL_DEBUG, NULL, "auth: cannot reload revocations: %s", err);
         return; /* keep what we have */
@@ -192,10 +219,17 @@ void auth_reload(struct auth *a)
               "WHERE kind = 'rbac' AND expires_at > now()",
               0, NULL, &rb, err, sizeof err);
     pthread_mutex_lock(&a->mu);
-    struct state *old = a->st;
-    a->st = s;
-    state_free(&a->local);
-    memset(&a->local, 0, sizeof a->local);
+    struct state *old = s;
+    if (started > a->st_seq) {
+        old = a->st;
+        a->st = s;
+        a->st_seq = started;
+        size_t w = 0;
+        for (size_t i = 0; i < a->nlocal; i++)
+            if (a->local[i].seq > started)
+                a->local[w++] = a->local[i];
+        a->nlocal = w;
+    }
     for (int i = 0; rb && i < PQntuples(rb); i++) {
         const char *sub = PQgetvalue(rb, i, 1);
         perms_drop_locked(a, atoll(PQgetvalue(rb, i, 0)), *sub ? sub : NULL);
@@ -474,7 +508,7 @@ void auth_free(struct auth *a)
     perms_drop_locked(a, -1, NULL);
     state_free(a->st);
     free(a->st);
-    state_free(&a->local);
+    free(a->local);
     db_pool_free(a->pool);
     crypto_jwt_keys_free(a->keys);
     pthread_mutex_destroy(&a->mu);
@@ -517,23 +551,24 @@ static bool state_revoked(const struct state *s, const struct crypto_jwt_claims 
     return false;
 }
 
-/* The local list is small and unsorted: scanned. */
-static bool local_revoked(const struct state *s, const struct crypto_jwt_claims *c)
+/* The local list is small (what one reload interval made): scanned.
+ * Caller holds a->mu. */
+static bool local_revoked(const struct auth *a, const struct crypto_jwt_claims *c)
 {
-    for (size_t i = 0; i < s->njtis; i++)
-        if (strcmp(s->jtis[i], c->jti) == 0)
+    for (size_t i = 0; i < a->nlocal; i++) {
+        const struct local_rev *l = &a->local[i];
+        if (l->jti[0] ? strcmp(l->jti, c->jti) == 0
+                      : l->u.tid == c->tid && strcmp(l->u.sub, c->sub) == 0 &&
+                            c->iat <= l->u.not_before)
             return true;
-    for (size_t i = 0; i < s->nusers; i++)
-        if (s->users[i].tid == c->tid && strcmp(s->users[i].sub, c->sub) == 0 &&
-            c->iat <= s->users[i].not_before)
-            return true;
+    }
     return false;
 }
 
 bool auth_token_revoked(struct auth *a, const struct crypto_jwt_claims *c)
 {
     pthread_mutex_lock(&a->mu);
-    bool r = state_revoked(a->st, c) || local_revoked(&a->local, c);
+    bool r = state_revoked(a->st, c) || local_revoked(a, c);
     pthread_mutex_unlock(&a->mu);
     return r;
 }
@@ -556,26 +591,23 @@ long long auth_api_key(struct auth *a, const char *key)
     return id;
 }
 
-/* Records a revocation here at once (the next reload brings it from the
- * database too). */
+/* Records a revocation here at once, after it was committed (the next
+ * reloads bring it from the database too; see auth_reload). */
 static void local_add(struct auth *a, const char *jti, long long tid, const char *sub)
 {
     pthread_mutex_lock(&a->mu);
-    struct state *l = &a->local;
-    if (jti) {
-        void *v = realloc(l->jtis, (l->njtis + 1) * sizeof *l->jtis);
-        if (v) {
-            l->jtis = v;
-            snprintf(l->jtis[l->njtis++], sizeof l->jtis[0], "%s", jti);
-        }
-    } else {
-        void *v = realloc(l->users, (l->nusers + 1) * sizeof *l->users);
-        if (v) {
-            l->users = v;
-            struct user_rev *u = &l->users[l->nusers++];
-            u->tid = tid;
-            snprintf(u->sub, sizeof u->sub, "%s", sub);
-            u->not_before = (long long)time(NULL);
+    void *v = realloc(a->local, (a->nlocal + 1) * sizeof *a->local);
+    if (v) {
+        a->local = v;
+        struct local_rev *l = &a->local[a->nlocal++];
+        memset(l, 0, sizeof *l);
+        l->seq = ++a->seq;
+        if (jti) {
+            snprintf(l->jti, sizeof l->jti, "%s", jti);
+        } else {
+            l->u.tid = tid;
+            snprintf(l->u.sub, sizeof l->u.sub, "%s", sub);
+            l->u.not_before = (long long)time(NULL);
         }
     }
     pthread_mutex_unlock(&a->mu);
