@@ -622,7 +622,7 @@ void auth_session_clear(struct auth_session *s)
 }
 
 int auth_issue_access(struct auth *a, const char *scope, long long tid, const char *sub,
-                      struct auth_session *out, char *err, size_t errlen)
+                      const char *sid, struct auth_session *out, char *err, size_t errlen)
 {
     const struct config *cfg = a->cfg;
     struct crypto_jwt_claims *c = &out->claims;
@@ -640,6 +640,7 @@ int auth_issue_access(struct auth *a, const char *scope, long long tid, const ch
     snprintf(c->aud, sizeof c->aud, "%s", cfg->auth_audience);
     snprintf(c->sub, sizeof c->sub, "%s", sub);
     snprintf(c->scope, sizeof c->scope, "%s", scope);
+    snprintf(c->sid, sizeof c->sid, "%s", sid ? sid : "");
     c->tid = strcmp(scope, "tenant") == 0 ? tid : 0;
     c->iat = (long long)time(NULL);
     c->exp = c->iat + cfg->auth_token_ttl_s;
@@ -658,7 +659,7 @@ static int issue_pair(struct auth *a, const char *scope, long long tid, const ch
 {
     char hash[CRYPTO_SHA256_HEX_LEN + 1], tids[24], ttl[24];
 
-    if (auth_issue_access(a, scope, tid, sub, out, err, errlen) < 0)
+    if (auth_issue_access(a, scope, tid, sub, family, out, err, errlen) < 0)
         return -1;
     memcpy(out->refresh, "rtr_", 4);
     if (random_hex(out->refresh + 4, 32) < 0) {
@@ -804,6 +805,49 @@ int auth_session_end(struct auth *a, const struct crypto_jwt_claims *who,
     }
     PQclear(r);
     return rc;
+}
+
+int auth_session_end_others(struct auth *a, const struct crypto_jwt_claims *who, char *err,
+                            size_t errlen)
+{
+    char tids[24], ttl[24];
+    PGresult *r = NULL;
+    int ended = 0;
+
+    snprintf(tids, sizeof tids, "%lld", who->tid);
+    snprintf(ttl, sizeof ttl, "%d", a->cfg->auth_token_ttl_s + a->cfg->auth_leeway_s);
+    const char *v[] = {tids, who->sub, who->sid[0] ? who->sid : NULL, who->jti, ttl};
+    /* The caller's session: the token's sid, or for a token issued before
+     * tokens carried one, the family that issued its jti; none ('') for a
+     * token of no session. Every other family of the user is revoked as
+     * revoke_family does it: its refresh tokens (used ones too: their
+     * access tokens may still be alive) and the access tokens issued from
+     * them that have not expired. Families that still had a usable refresh
+     * token are the sessions counted. */
+    if (run(a,
+            "WITH me AS (SELECT coalesce($3::text, (SELECT family FROM core.refresh_tokens "
+            "  WHERE access_jti = $4 AND tenant_id = $1 AND user_id = $2 LIMIT 1), '') AS "
+            "f), "
+            "live AS (SELECT count(DISTINCT family) AS n FROM core.refresh_tokens, me "
+            "  WHERE tenant_id = $1 AND user_id = $2 AND family <> me.f "
+            "  AND revoked_at IS NULL AND used_at IS NULL AND expires_at > now()), "
+            "gone AS (UPDATE core.refresh_tokens t SET revoked_at = now() FROM me "
+            "  WHERE t.tenant_id = $1 AND t.user_id = $2 AND t.family <> me.f "
+            "  AND t.revoked_at IS NULL RETURNING t.access_jti, t.created_at), "
+            "rev AS (INSERT INTO core.revocations (kind, jti, expires_at) "
+            "  SELECT 'jti', access_jti, created_at + make_interval(secs => $5) FROM gone "
+            "  WHERE created_at + make_interval(secs => $5) > now() RETURNING jti) "
+            "SELECT 'n', n::text FROM live UNION ALL SELECT 'j', jti FROM rev",
+            5, v, &r, err, errlen) < 0)
+        return -1;
+    for (int i = 0; i < PQntuples(r); i++) {
+        if (PQgetvalue(r, i, 0)[0] == 'n')
+            ended = atoi(PQgetvalue(r, i, 1));
+        else
+            local_add(a, PQgetvalue(r, i, 1), 0, NULL);
+    }
+    PQclear(r);
+    return ended;
 }
 
 int auth_revoke_user(struct auth *a, long long tid, const char *sub, char *err,

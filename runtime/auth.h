@@ -74,12 +74,14 @@ struct auth_session {
 void auth_session_clear(struct auth_session *s);
 
 /* Signs an access token for (scope, tid, sub) into out->access without a
- * refresh token. Returns 0 or -1 (err filled). */
+ * refresh token; sid (NULL: none) names the session (refresh-token family)
+ * it belongs to. Returns 0 or -1 (err filled). */
 int auth_issue_access(struct auth *a, const char *scope, long long tid, const char *sub,
-                      struct auth_session *out, char *err, size_t errlen);
+                      const char *sid, struct auth_session *out, char *err, size_t errlen);
 
 /* Starts a session (a login): an access token and a new refresh token
- * family. Returns 0 or -1 (err filled). */
+ * family; the access tokens of a session carry its family as their sid
+ * claim. Returns 0 or -1 (err filled). */
 int auth_session_start(struct auth *a, const char *scope, long long tid, const char *sub,
                        struct auth_session *out, char *err, size_t errlen);
 
@@ -93,6 +95,15 @@ int auth_session_refresh(struct auth *a, const char *refresh, struct auth_sessio
  * belongs to the same user, its family. Returns 0 or -1. */
 int auth_session_end(struct auth *a, const struct crypto_jwt_claims *who,
                      const char *refresh, char *err, size_t errlen);
+
+/* "Log out everywhere else": ends every session of who's user but who's own
+ * (its sid; for a token without one, the session that issued its jti):
+ * their refresh tokens and the access tokens issued from them. Tokens of no
+ * session (auth_issue_access without sid) are not touched. Returns the
+ * number of sessions ended (those that still had a usable refresh token),
+ * or -1 (err filled). */
+int auth_session_end_others(struct auth *a, const struct crypto_jwt_claims *who, char *err,
+                            size_t errlen);
 
 /* Revokes every token and session of user sub of tenant tid (0: core)
  * issued until now. Returns 0 or -1. */
