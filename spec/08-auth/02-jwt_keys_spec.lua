@@ -64,14 +64,8 @@ describe("token algorithms and keys", function()
 
   setup(function()
     ctx = mig.new("jwt_keys")
-    assert(h.run("mkdir -p " .. h.sh_quote(ctx.scripts .. "/api") .. " && cp "
-      .. h.sh_quote(h.root .. "/scripts/api") .. "/*.lua " .. h.sh_quote(ctx.scripts .. "/api")
-      .. "/"))
-    local res = ctx:migrate("")
-    assert.equal(0, res.code, mig.explain(res))
-    res = ctx:migrate({ "create", EMAIL }, { RUNTIME_USER_PASSWORD = PASSWORD }, "user")
-    assert.equal(0, res.code, mig.explain(res))
-    user_id = ctx:sql("SELECT id FROM core.users WHERE email = '" .. EMAIL .. "'")
+    ctx:copy_api()
+    user_id = ctx:platform_user(EMAIL, PASSWORD)
     keys = ctx.dir .. "/keys"
     jwt.make_keys(keys, { ra = "rsa", rb = "rsa", rx = "rsa", small = "rsa1024",
       ea = "ec", eb = "ec", ex = "ec", e384 = "ec384" })

@@ -22,13 +22,8 @@ describe("revocations during reloads", function()
 
   setup(function()
     ctx = mig.new("revocation_reload")
-    assert(h.run("mkdir -p " .. h.sh_quote(ctx.scripts .. "/api") .. " && cp "
-      .. h.sh_quote(h.root .. "/scripts/api") .. "/*.lua " .. h.sh_quote(ctx.scripts .. "/api")
-      .. "/"))
-    local res = ctx:migrate("")
-    assert.equal(0, res.code, mig.explain(res))
-    res = ctx:migrate({ "create", EMAIL }, { RUNTIME_USER_PASSWORD = PASSWORD }, "user")
-    assert.equal(0, res.code, mig.explain(res))
+    ctx:copy_api()
+    ctx:platform_user(EMAIL, PASSWORD)
     ctx:sql("INSERT INTO core.revocations (kind, jti, expires_at) SELECT 'jti', "
       .. "'filler-' || i, now() + interval '1 hour' FROM generate_series(1, 150000) i")
     srv = h.start({ scripts = ctx.scripts, database_url = ctx.app_url, env = {

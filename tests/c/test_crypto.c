@@ -82,8 +82,11 @@ static struct crypto_jwt_keys *hs256(const char *kid, const void *secret, size_t
     return k;
 }
 
-/* A token made directly with libjwt, for shapes the runtime never signs. */
-static char *raw_token(jwt_alg_t alg, int with_exp, long long now)
+/* A token made directly with libjwt, for shapes the runtime never signs:
+ * any algorithm and key (HS256 keyed with a PEM public key too), kid NULL
+ * for none, with or without exp. */
+static char *raw_token_with(jwt_alg_t alg, const void *k, size_t klen, const char *kid,
+                            int with_exp, long long now)
 {
     jwt_t *jwt;
     char *t = NULL;
@@ -96,11 +99,18 @@ static char *raw_token(jwt_alg_t alg, int with_exp, long long now)
     jwt_add_grant_int(jwt, "iat", (long)now);
     if (with_exp)
         jwt_add_grant_int(jwt, "exp", (long)now + 900);
-    if (jwt_set_alg(jwt, alg, alg == JWT_ALG_NONE ? NULL : key,
-                    alg == JWT_ALG_NONE ? 0 : (int)KEYLEN) == 0)
+    if (kid)
+        jwt_add_header(jwt, "kid", kid);
+    if (jwt_set_alg(jwt, alg, alg == JWT_ALG_NONE ? NULL : k,
+                    alg == JWT_ALG_NONE ? 0 : (int)klen) == 0)
         t = jwt_encode_str(jwt);
     jwt_free(jwt);
     return t;
+}
+
+static char *raw_token(jwt_alg_t alg, int with_exp, long long now)
+{
+    return raw_token_with(alg, key, KEYLEN, NULL, with_exp, now);
 }
 
 static void test_tokens(void)
@@ -271,22 +281,7 @@ static struct crypto_jwt_keys *pem_keys(enum crypto_jwt_alg alg, const char *kid
  * algorithm. */
 static char *confused_token(const struct pem_pair *p, const char *kid, long long now)
 {
-    jwt_t *jwt;
-    char *t = NULL;
-    if (jwt_new(&jwt) != 0)
-        return NULL;
-    jwt_add_grant(jwt, "iss", "runtime");
-    jwt_add_grant(jwt, "aud", "api");
-    jwt_add_grant(jwt, "scope", "core");
-    jwt_add_grant(jwt, "jti", "j-3");
-    jwt_add_grant_int(jwt, "iat", (long)now);
-    jwt_add_grant_int(jwt, "exp", (long)now + 900);
-    jwt_add_header(jwt, "kid", kid);
-    if (jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)p->pub, (int)p->pub_len) ==
-        0)
-        t = jwt_encode_str(jwt);
-    jwt_free(jwt);
-    return t;
+    return raw_token_with(JWT_ALG_HS256, p->pub, p->pub_len, kid, 1, now);
 }
 
 static void test_public_keys(enum crypto_jwt_alg alg, struct pem_pair a, struct pem_pair b,
