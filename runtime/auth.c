@@ -5,6 +5,7 @@
 #include "log.h"
 #include "ticker.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,13 +47,22 @@ struct perm_entry {
 
 struct auth {
     const struct config *cfg;
+    struct crypto_jwt_keys *keys; /* signing and verification keys of access tokens */
     struct db_pool *pool;
     struct ticker *ticker;
 
-    pthread_mutex_t mu; /* guards st, local and the permission cache */
+    pthread_mutex_t mu; /* guards st, st_seq, local, nlocal, seq, the permission cache */
     struct state *st;
-    /* Revocations made by this process since the last reload. */
-    struct state local;
+    unsigned long long st_seq; /* seq taken by the reload that built st */
+    /* Revocations made by this process that st may not hold yet (see
+     * auth_reload), in the order they were made. */
+    struct local_rev {
+        unsigned long long seq;
+        char jti[64]; /* "" for a user cut-off */
+        struct user_rev u;
+    } * local;
+    size_t nlocal;
+    unsigned long long seq; /* orders local revocations and reload starts */
     struct perm_entry *buckets[PERM_BUCKETS];
     size_t nperms;
 };
@@ -172,11 +182,30 @@ static struct state *state_build(PGresult *r)
 
 static void perms_drop_locked(struct auth *a, long long tid, const char *sub);
 
+/* A reload must not lose a revocation made here while its query runs.
+ *
+ * A revocation is committed to core.revocations first and only then added
+ * to the local list (local_add), with a sequence number. A reload takes a
+ * number from the same sequence before its query starts. So an entry whose
+ * number is below the reload's was committed before the query began and its
+ * snapshot holds it (unless it has expired, when dropping it is right); an
+ * entry made after the reload began may have committed too late for the
+ * query, so it stays in the local list until a later reload's query is sure
+ * to have seen it. Clearing the whole list at the swap (as this once did)
+ * let such a revocation lapse until the next reload.
+ *
+ * Reloads can overlap (the ticker, and API key changes call auth_reload): a
+ * reload's state replaces the installed one only if it began later, so an
+ * older snapshot never overwrites a newer one whose reload already dropped
+ * the local entries it covered. */
 void auth_reload(struct auth *a)
 {
     PGresult *r = NULL, *rb = NULL;
     char err[256];
 
+    pthread_mutex_lock(&a->mu);
+    unsigned long long started = ++a->seq;
+    pthread_mutex_unlock(&a->mu);
     if (run(a, RELOAD_SQL, 0, NULL, &r, err, sizeof err) < 0) {
         log_msg(LOG_LEVEL_DEBUG, NULL, "auth: cannot reload revocations: %s", err);
         return; /* keep what we have */
@@ -190,10 +219,17 @@ void auth_reload(struct auth *a)
               "WHERE kind = 'rbac' AND expires_at > now()",
               0, NULL, &rb, err, sizeof err);
     pthread_mutex_lock(&a->mu);
-    struct state *old = a->st;
-    a->st = s;
-    state_free(&a->local);
-    memset(&a->local, 0, sizeof a->local);
+    struct state *old = s;
+    if (started > a->st_seq) {
+        old = a->st;
+        a->st = s;
+        a->st_seq = started;
+        size_t w = 0;
+        for (size_t i = 0; i < a->nlocal; i++)
+            if (a->local[i].seq > started)
+                a->local[w++] = a->local[i];
+        a->nlocal = w;
+    }
     for (int i = 0; rb && i < PQntuples(rb); i++) {
         const char *sub = PQgetvalue(rb, i, 1);
         perms_drop_locked(a, atoll(PQgetvalue(rb, i, 0)), *sub ? sub : NULL);
@@ -209,6 +245,222 @@ static void reload_tick(void *arg)
     auth_reload(arg);
 }
 
+/* ---- token keys ----------------------------------------------------------------- */
+
+/* Reads a key file named in the config (relative to the config file) into
+ * a malloc'd buffer the caller frees. Returns NULL with err filled. */
+static char *read_key_file(const struct config *cfg, const char *setting, const char *name,
+                           size_t *len, char *err, size_t errlen)
+{
+    char *path = config_path(cfg, name), *text = NULL;
+    FILE *f = path ? fopen(path, "rb") : NULL;
+
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot read '%s': %s", setting, path ? path : name,
+                 path ? strerror(errno) : "out of memory");
+        goto done;
+    }
+    /* Key files are small; a bound keeps a wrong path from reading a disk. */
+    text = malloc(65536 + 1);
+    *len = text ? fread(text, 1, 65536 + 1, f) : 0;
+    if (!text || ferror(f) || *len > 65536) {
+        snprintf(err, errlen, "%s: cannot read '%s': %s", setting, path,
+                 !text       ? "out of memory"
+                 : ferror(f) ? strerror(errno)
+                             : "larger than 64 KiB");
+        free(text);
+        text = NULL;
+    }
+done:
+    if (f)
+        fclose(f);
+    free(path);
+    return text;
+}
+
+/* Calls fn for each "kid=value" item of a comma-separated list setting.
+ * Returns 0, or -1 with err filled (by fn, or for an item without a kid). */
+static int each_kid_item(const char *list, const char *setting,
+                         int (*fn)(void *arg, const char *kid, const char *value, char *err,
+                                   size_t errlen),
+                         void *arg, char *err, size_t errlen)
+{
+    char item[1024];
+
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ",");
+        while (n > 0 && (*p == ' ' || *p == '\t'))
+            p++, n--;
+        size_t m = n;
+        while (m > 0 && (p[m - 1] == ' ' || p[m - 1] == '\t'))
+            m--;
+        if (m >= sizeof item) {
+            snprintf(err, errlen, "%s: an item is longer than %zu bytes", setting,
+                     sizeof item - 1);
+            return -1;
+        }
+        memcpy(item, p, m);
+        item[m] = '\0';
+        char *eq = strchr(item, '=');
+        if (m > 0) {
+            if (!eq || eq == item) {
+                snprintf(err, errlen, "%s: items are kid=value (got '%.40s%s')", setting,
+                         item, m > 40 ? "..." : "");
+                return -1;
+            }
+            *eq = '\0';
+            if (fn(arg, item, eq + 1, err, errlen) < 0)
+                return -1;
+        }
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return 0;
+}
+
+struct keys_ctx {
+    const struct config *cfg;
+    struct crypto_jwt_keys *keys;
+};
+
+static int add_public_key(void *arg, const char *kid, const char *path, char *err,
+                          size_t errlen)
+{
+    struct keys_ctx *k = arg;
+    char why[200];
+    size_t len = 0;
+    char *pem = read_key_file(k->cfg, "auth.jwt_public_keys", path, &len, err, errlen);
+
+    if (!pem)
+        return -1;
+    int rc = crypto_jwt_keys_add(k->keys, kid, pem, len, why, sizeof why);
+    free(pem);
+    if (rc < 0)
+        snprintf(err, errlen, "auth.jwt_public_keys: kid '%s' (%s): %s", kid, path, why);
+    return rc;
+}
+
+static int add_previous_secret(void *arg, const char *kid, const char *secret, char *err,
+                               size_t errlen)
+{
+    struct keys_ctx *k = arg;
+    char why[200];
+
+    if (!kid[0] || strcmp(kid, k->cfg->auth_jwt_kid) == 0 ||
+        crypto_jwt_keys_add(k->keys, kid, secret, strlen(secret), why, sizeof why) < 0) {
+        snprintf(err, errlen, "auth.jwt_previous_secrets: kid '%s': %s", kid,
+                 kid[0] && strcmp(kid, k->cfg->auth_jwt_kid) == 0
+                     ? "is auth.jwt_kid, the current secret's"
+                     : why);
+        return -1;
+    }
+    return 0;
+}
+
+/* HS256: auth.jwt_secret signs (with auth.jwt_kid when set) and verifies
+ * tokens without a kid or with that kid; auth.jwt_previous_secrets verify
+ * tokens of earlier kids. No secret: no keys (only public routes answer). */
+static int keys_hs256(struct keys_ctx *k, char *err, size_t errlen)
+{
+    const struct config *cfg = k->cfg;
+    const char *secret = cfg->auth_jwt_secret;
+    char why[200];
+
+    if (cfg->auth_jwt_private_key_file[0] || cfg->auth_jwt_public_keys[0]) {
+        snprintf(err, errlen,
+                 "auth.jwt_private_key_file and auth.jwt_public_keys are for RS256 and "
+                 "ES256; auth.jwt_algorithm is HS256");
+        return -1;
+    }
+    if (!secret[0]) {
+        if (cfg->auth_jwt_previous_secrets[0]) {
+            snprintf(err, errlen, "auth.jwt_previous_secrets needs auth.jwt_secret");
+            return -1;
+        }
+        return 0;
+    }
+    if (crypto_jwt_keys_set_signer(k->keys, cfg->auth_jwt_kid, secret, strlen(secret), why,
+                                   sizeof why) < 0 ||
+        crypto_jwt_keys_add(k->keys, "", secret, strlen(secret), why, sizeof why) < 0 ||
+        (cfg->auth_jwt_kid[0] &&
+         crypto_jwt_keys_add(k->keys, cfg->auth_jwt_kid, secret, strlen(secret), why,
+                             sizeof why) < 0)) {
+        snprintf(err, errlen, "auth.jwt_secret, auth.jwt_kid: %s", why);
+        return -1;
+    }
+    return each_kid_item(cfg->auth_jwt_previous_secrets, "auth.jwt_previous_secrets",
+                         add_previous_secret, k, err, errlen);
+}
+
+/* RS256/ES256: the private key file signs with auth.jwt_kid; the public
+ * keys verify, each under its kid, and must include auth.jwt_kid's. */
+static int keys_pem(struct keys_ctx *k, char *err, size_t errlen)
+{
+    const struct config *cfg = k->cfg;
+    const char *alg = crypto_jwt_alg_name(crypto_jwt_keys_alg(k->keys));
+    char why[200];
+    size_t len = 0;
+
+    if (!cfg->auth_jwt_private_key_file[0] || !cfg->auth_jwt_kid[0] ||
+        !cfg->auth_jwt_public_keys[0]) {
+        snprintf(err, errlen,
+                 "auth.jwt_algorithm %s needs auth.jwt_private_key_file, auth.jwt_kid and "
+                 "auth.jwt_public_keys",
+                 alg);
+        return -1;
+    }
+    if (cfg->auth_jwt_secret[0] || cfg->auth_jwt_previous_secrets[0])
+        log_msg(LOG_LEVEL_WARN, NULL,
+                "auth.jwt_secret and auth.jwt_previous_secrets are ignored with %s", alg);
+    char *pem = read_key_file(cfg, "auth.jwt_private_key_file",
+                              cfg->auth_jwt_private_key_file, &len, err, errlen);
+    if (!pem)
+        return -1;
+    int rc =
+        crypto_jwt_keys_set_signer(k->keys, cfg->auth_jwt_kid, pem, len, why, sizeof why);
+    memset(pem, 0, len);
+    free(pem);
+    if (rc < 0) {
+        snprintf(err, errlen, "auth.jwt_private_key_file: %s", why);
+        return -1;
+    }
+    return each_kid_item(cfg->auth_jwt_public_keys, "auth.jwt_public_keys", add_public_key,
+                         k, err, errlen);
+}
+
+/* Builds the token keys from the auth.jwt_* settings: any problem (an
+ * unknown algorithm, a missing, unreadable or wrong key file, a private key
+ * that does not match its kid's public key) is a start-up error. */
+static struct crypto_jwt_keys *keys_load(const struct config *cfg, char *err, size_t errlen)
+{
+    enum crypto_jwt_alg alg;
+    char why[300];
+
+    if (crypto_jwt_alg_parse(cfg->auth_jwt_algorithm, &alg) < 0) {
+        snprintf(err, errlen, "auth.jwt_algorithm must be HS256, RS256 or ES256 (got '%s')",
+                 cfg->auth_jwt_algorithm);
+        return NULL;
+    }
+    struct keys_ctx k = {cfg, crypto_jwt_keys_new(alg)};
+    if (!k.keys) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    bool hs = alg == CRYPTO_JWT_HS256;
+    if ((hs ? keys_hs256(&k, err, errlen) : keys_pem(&k, err, errlen)) < 0)
+        goto fail;
+    if ((!hs || cfg->auth_jwt_secret[0]) &&
+        crypto_jwt_keys_check(k.keys, why, sizeof why) < 0) {
+        snprintf(err, errlen, "auth: %s", why);
+        goto fail;
+    }
+    return k.keys;
+fail:
+    crypto_jwt_keys_free(k.keys);
+    return NULL;
+}
+
 struct auth *auth_new(const struct config *cfg, bool poll, char *err, size_t errlen)
 {
     struct auth *a = calloc(1, sizeof *a);
@@ -219,6 +471,10 @@ struct auth *auth_new(const struct config *cfg, bool poll, char *err, size_t err
     }
     a->cfg = cfg;
     pthread_mutex_init(&a->mu, NULL);
+    if (!(a->keys = keys_load(cfg, err, errlen))) {
+        auth_free(a);
+        return NULL;
+    }
     struct db_pool_options po = {
         .conninfo = cfg->database_url,
         .name = "auth",
@@ -252,13 +508,33 @@ void auth_free(struct auth *a)
     perms_drop_locked(a, -1, NULL);
     state_free(a->st);
     free(a->st);
-    state_free(&a->local);
+    free(a->local);
     db_pool_free(a->pool);
+    crypto_jwt_keys_free(a->keys);
     pthread_mutex_destroy(&a->mu);
     free(a);
 }
 
 /* ---- the request path ------------------------------------------------------ */
+
+/* False when HS256 has no secret: no token can be signed or verified. */
+static bool keys_configured(const struct auth *a)
+{
+    return crypto_jwt_keys_alg(a->keys) != CRYPTO_JWT_HS256 || a->cfg->auth_jwt_secret[0];
+}
+
+int auth_verify_token(struct auth *a, const char *token, struct crypto_jwt_claims *out,
+                      char *why, size_t why_len)
+{
+    const struct config *cfg = a->cfg;
+    if (!keys_configured(a)) {
+        memset(out, 0, sizeof *out);
+        snprintf(why, why_len, "auth.jwt_secret is not configured");
+        return -1;
+    }
+    return crypto_jwt_verify(a->keys, token, cfg->auth_issuer, cfg->auth_audience,
+                             (long long)time(NULL), cfg->auth_leeway_s, out, why, why_len);
+}
 
 static bool state_revoked(const struct state *s, const struct crypto_jwt_claims *c)
 {
@@ -275,23 +551,24 @@ static bool state_revoked(const struct state *s, const struct crypto_jwt_claims 
     return false;
 }
 
-/* The local list is small and unsorted: scanned. */
-static bool local_revoked(const struct state *s, const struct crypto_jwt_claims *c)
+/* The local list is small (what one reload interval made): scanned.
+ * Caller holds a->mu. */
+static bool local_revoked(const struct auth *a, const struct crypto_jwt_claims *c)
 {
-    for (size_t i = 0; i < s->njtis; i++)
-        if (strcmp(s->jtis[i], c->jti) == 0)
+    for (size_t i = 0; i < a->nlocal; i++) {
+        const struct local_rev *l = &a->local[i];
+        if (l->jti[0] ? strcmp(l->jti, c->jti) == 0
+                      : l->u.tid == c->tid && strcmp(l->u.sub, c->sub) == 0 &&
+                            c->iat <= l->u.not_before)
             return true;
-    for (size_t i = 0; i < s->nusers; i++)
-        if (s->users[i].tid == c->tid && strcmp(s->users[i].sub, c->sub) == 0 &&
-            c->iat <= s->users[i].not_before)
-            return true;
+    }
     return false;
 }
 
 bool auth_token_revoked(struct auth *a, const struct crypto_jwt_claims *c)
 {
     pthread_mutex_lock(&a->mu);
-    bool r = state_revoked(a->st, c) || local_revoked(&a->local, c);
+    bool r = state_revoked(a->st, c) || local_revoked(a, c);
     pthread_mutex_unlock(&a->mu);
     return r;
 }
@@ -314,26 +591,23 @@ long long auth_api_key(struct auth *a, const char *key)
     return id;
 }
 
-/* Records a revocation here at once (the next reload brings it from the
- * database too). */
+/* Records a revocation here at once, after it was committed (the next
+ * reloads bring it from the database too; see auth_reload). */
 static void local_add(struct auth *a, const char *jti, long long tid, const char *sub)
 {
     pthread_mutex_lock(&a->mu);
-    struct state *l = &a->local;
-    if (jti) {
-        void *v = realloc(l->jtis, (l->njtis + 1) * sizeof *l->jtis);
-        if (v) {
-            l->jtis = v;
-            snprintf(l->jtis[l->njtis++], sizeof l->jtis[0], "%s", jti);
-        }
-    } else {
-        void *v = realloc(l->users, (l->nusers + 1) * sizeof *l->users);
-        if (v) {
-            l->users = v;
-            struct user_rev *u = &l->users[l->nusers++];
-            u->tid = tid;
-            snprintf(u->sub, sizeof u->sub, "%s", sub);
-            u->not_before = (long long)time(NULL);
+    void *v = realloc(a->local, (a->nlocal + 1) * sizeof *a->local);
+    if (v) {
+        a->local = v;
+        struct local_rev *l = &a->local[a->nlocal++];
+        memset(l, 0, sizeof *l);
+        l->seq = ++a->seq;
+        if (jti) {
+            snprintf(l->jti, sizeof l->jti, "%s", jti);
+        } else {
+            l->u.tid = tid;
+            snprintf(l->u.sub, sizeof l->u.sub, "%s", sub);
+            l->u.not_before = (long long)time(NULL);
         }
     }
     pthread_mutex_unlock(&a->mu);
@@ -348,13 +622,13 @@ void auth_session_clear(struct auth_session *s)
 }
 
 int auth_issue_access(struct auth *a, const char *scope, long long tid, const char *sub,
-                      struct auth_session *out, char *err, size_t errlen)
+                      const char *sid, struct auth_session *out, char *err, size_t errlen)
 {
     const struct config *cfg = a->cfg;
     struct crypto_jwt_claims *c = &out->claims;
 
     memset(out, 0, sizeof *out);
-    if (strlen(cfg->auth_jwt_secret) < 32) {
+    if (!keys_configured(a)) {
         snprintf(err, errlen, "auth.jwt_secret is not configured (32 bytes or more)");
         return -1;
     }
@@ -366,11 +640,11 @@ int auth_issue_access(struct auth *a, const char *scope, long long tid, const ch
     snprintf(c->aud, sizeof c->aud, "%s", cfg->auth_audience);
     snprintf(c->sub, sizeof c->sub, "%s", sub);
     snprintf(c->scope, sizeof c->scope, "%s", scope);
+    snprintf(c->sid, sizeof c->sid, "%s", sid ? sid : "");
     c->tid = strcmp(scope, "tenant") == 0 ? tid : 0;
     c->iat = (long long)time(NULL);
     c->exp = c->iat + cfg->auth_token_ttl_s;
-    out->access = crypto_jwt_sign((const unsigned char *)cfg->auth_jwt_secret,
-                                  strlen(cfg->auth_jwt_secret), NULL, c);
+    out->access = crypto_jwt_sign(a->keys, c);
     if (!out->access) {
         snprintf(err, errlen, "signing failed");
         return -1;
@@ -385,7 +659,7 @@ static int issue_pair(struct auth *a, const char *scope, long long tid, const ch
 {
     char hash[CRYPTO_SHA256_HEX_LEN + 1], tids[24], ttl[24];
 
-    if (auth_issue_access(a, scope, tid, sub, out, err, errlen) < 0)
+    if (auth_issue_access(a, scope, tid, sub, family, out, err, errlen) < 0)
         return -1;
     memcpy(out->refresh, "rtr_", 4);
     if (random_hex(out->refresh + 4, 32) < 0) {
@@ -531,6 +805,49 @@ int auth_session_end(struct auth *a, const struct crypto_jwt_claims *who,
     }
     PQclear(r);
     return rc;
+}
+
+int auth_session_end_others(struct auth *a, const struct crypto_jwt_claims *who, char *err,
+                            size_t errlen)
+{
+    char tids[24], ttl[24];
+    PGresult *r = NULL;
+    int ended = 0;
+
+    snprintf(tids, sizeof tids, "%lld", who->tid);
+    snprintf(ttl, sizeof ttl, "%d", a->cfg->auth_token_ttl_s + a->cfg->auth_leeway_s);
+    const char *v[] = {tids, who->sub, who->sid[0] ? who->sid : NULL, who->jti, ttl};
+    /* The caller's session: the token's sid, or for a token issued before
+     * tokens carried one, the family that issued its jti; none ('') for a
+     * token of no session. Every other family of the user is revoked as
+     * revoke_family does it: its refresh tokens (used ones too: their
+     * access tokens may still be alive) and the access tokens issued from
+     * them that have not expired. Families that still had a usable refresh
+     * token are the sessions counted. */
+    if (run(a,
+            "WITH me AS (SELECT coalesce($3::text, (SELECT family FROM core.refresh_tokens "
+            "  WHERE access_jti = $4 AND tenant_id = $1 AND user_id = $2 LIMIT 1), '') AS "
+            "f), "
+            "live AS (SELECT count(DISTINCT family) AS n FROM core.refresh_tokens, me "
+            "  WHERE tenant_id = $1 AND user_id = $2 AND family <> me.f "
+            "  AND revoked_at IS NULL AND used_at IS NULL AND expires_at > now()), "
+            "gone AS (UPDATE core.refresh_tokens t SET revoked_at = now() FROM me "
+            "  WHERE t.tenant_id = $1 AND t.user_id = $2 AND t.family <> me.f "
+            "  AND t.revoked_at IS NULL RETURNING t.access_jti, t.created_at), "
+            "rev AS (INSERT INTO core.revocations (kind, jti, expires_at) "
+            "  SELECT 'jti', access_jti, created_at + make_interval(secs => $5) FROM gone "
+            "  WHERE created_at + make_interval(secs => $5) > now() RETURNING jti) "
+            "SELECT 'n', n::text FROM live UNION ALL SELECT 'j', jti FROM rev",
+            5, v, &r, err, errlen) < 0)
+        return -1;
+    for (int i = 0; i < PQntuples(r); i++) {
+        if (PQgetvalue(r, i, 0)[0] == 'n')
+            ended = atoi(PQgetvalue(r, i, 1));
+        else
+            local_add(a, PQgetvalue(r, i, 1), 0, NULL);
+    }
+    PQclear(r);
+    return ended;
 }
 
 int auth_revoke_user(struct auth *a, long long tid, const char *sub, char *err,

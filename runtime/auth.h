@@ -33,8 +33,12 @@
 
 struct auth;
 
-/* Connects a pool to database.url and loads the state; cfg is borrowed and
- * must outlive a. With poll set, a background thread reloads the state. */
+/* Builds the token keys from the auth.jwt_* settings (reading the key files
+ * of RS256/ES256), connects a pool to database.url and loads the state; cfg
+ * is borrowed and must outlive a. With poll set, a background thread reloads
+ * the state. A bad key setting (unknown algorithm, missing, unreadable or
+ * ill-typed key file, a private key that does not match the public key of
+ * auth.jwt_kid) fails with err naming the setting. */
 struct auth *auth_new(const struct config *cfg, bool poll, char *err, size_t errlen);
 void auth_free(struct auth *a);
 
@@ -43,6 +47,12 @@ void auth_free(struct auth *a);
 void auth_reload(struct auth *a);
 
 /* ---- the request path ------------------------------------------------- */
+
+/* Verifies a bearer token with the configured algorithm and keys (the kid
+ * in its header picks the key) and the required claims (crypto.h). Returns 0
+ * with out filled, or -1 with why (for the log only). */
+int auth_verify_token(struct auth *a, const char *token, struct crypto_jwt_claims *out,
+                      char *why, size_t why_len);
 
 /* True when the token was revoked (its jti, or its user up to its iat). */
 bool auth_token_revoked(struct auth *a, const struct crypto_jwt_claims *c);
@@ -64,12 +74,14 @@ struct auth_session {
 void auth_session_clear(struct auth_session *s);
 
 /* Signs an access token for (scope, tid, sub) into out->access without a
- * refresh token. Returns 0 or -1 (err filled). */
+ * refresh token; sid (NULL: none) names the session (refresh-token family)
+ * it belongs to. Returns 0 or -1 (err filled). */
 int auth_issue_access(struct auth *a, const char *scope, long long tid, const char *sub,
-                      struct auth_session *out, char *err, size_t errlen);
+                      const char *sid, struct auth_session *out, char *err, size_t errlen);
 
 /* Starts a session (a login): an access token and a new refresh token
- * family. Returns 0 or -1 (err filled). */
+ * family; the access tokens of a session carry its family as their sid
+ * claim. Returns 0 or -1 (err filled). */
 int auth_session_start(struct auth *a, const char *scope, long long tid, const char *sub,
                        struct auth_session *out, char *err, size_t errlen);
 
@@ -83,6 +95,15 @@ int auth_session_refresh(struct auth *a, const char *refresh, struct auth_sessio
  * belongs to the same user, its family. Returns 0 or -1. */
 int auth_session_end(struct auth *a, const struct crypto_jwt_claims *who,
                      const char *refresh, char *err, size_t errlen);
+
+/* "Log out everywhere else": ends every session of who's user but who's own
+ * (its sid; for a token without one, the session that issued its jti):
+ * their refresh tokens and the access tokens issued from them. Tokens of no
+ * session (auth_issue_access without sid) are not touched. Returns the
+ * number of sessions ended (those that still had a usable refresh token),
+ * or -1 (err filled). */
+int auth_session_end_others(struct auth *a, const struct crypto_jwt_claims *who, char *err,
+                            size_t errlen);
 
 /* Revokes every token and session of user sub of tenant tid (0: core)
  * issued until now. Returns 0 or -1. */

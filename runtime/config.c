@@ -17,6 +17,7 @@ enum key_type {
     KEY_STRING,
     KEY_INT,
     KEY_BOOL,
+    KEY_LIST, /* a string, or a Lua list of strings; kept comma-separated */
 };
 
 struct key {
@@ -35,6 +36,11 @@ struct key {
     {                                                                         \
         {#sec "." #k, "RUNTIME_" #sec "_" #k, "integer", #def, doc}, KEY_INT, \
             offsetof(struct config, sec##_##k), lo, hi                        \
+    }
+#define LIST(sec, k, def, doc)                                             \
+    {                                                                      \
+        {#sec "." #k, "RUNTIME_" #sec "_" #k, "list", def, doc}, KEY_LIST, \
+            offsetof(struct config, sec##_##k), 0, 0                       \
     }
 #define BOOL(sec, k, def, doc)                                                 \
     {                                                                          \
@@ -92,8 +98,21 @@ static struct key keys[] = {
         "Pre-migrated spare schemas kept per server for new schema tenants (0: none)."),
     BOOL(tenancy, database_template, true,
          "Clone new database tenants from a pre-migrated template database."),
+    STR(auth, jwt_algorithm, "HS256",
+        "Algorithm of bearer tokens: HS256, RS256 or ES256 (pinned: never the token's)."),
     STR(auth, jwt_secret, "",
         "HS256 key for bearer tokens (32 bytes or more); empty: only public routes work."),
+    STR(auth, jwt_kid, "",
+        "kid put into new tokens' header; required for RS256/ES256, where it names the "
+        "public key of auth.jwt_private_key_file in auth.jwt_public_keys."),
+    STR(auth, jwt_private_key_file, "",
+        "PEM private key new RS256/ES256 tokens are signed with (relative to the config "
+        "file)."),
+    LIST(auth, jwt_public_keys, "",
+         "RS256/ES256 verification keys: kid=path of PEM public keys; a token's kid picks "
+         "one."),
+    LIST(auth, jwt_previous_secrets, "",
+         "HS256 secrets of earlier kids (kid=secret) that still verify tokens."),
     STR(auth, issuer, "runtime", "iss of the tokens the runtime issues and accepts."),
     STR(auth, audience, "runtime-api", "aud of the tokens the runtime issues and accepts."),
     INT(auth, leeway_s, 30, 0, 300, "Clock leeway in seconds for exp and iat."),
@@ -224,7 +243,8 @@ static int set_text(struct config *c, const struct key *k, const char *v,
     long long n;
 
     switch (k->type) {
-    case KEY_STRING: return set_string(c, k, v, err);
+    case KEY_STRING:
+    case KEY_LIST: return set_string(c, k, v, err);
     case KEY_BOOL:
         if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0 || strcmp(v, "yes") == 0 ||
             strcmp(v, "on") == 0)
@@ -248,6 +268,40 @@ static int set_text(struct config *c, const struct key *k, const char *v,
     return -1;
 }
 
+/* A list from config.lua ({ "a=1", "b=2" }) is kept as the text an
+ * environment variable would give ("a=1,b=2"), so one parser reads both.
+ * Stack: [..., list] -> unchanged. */
+static int set_list(struct config *c, const struct key *k, lua_State *L, const char *origin,
+                    struct config_error *err)
+{
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+    luaL_Buffer b;
+
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        lua_Integer i = lua_isinteger(L, -2) ? lua_tointeger(L, -2) : 0;
+        if (i < 1 || i > n || lua_type(L, -1) != LUA_TSTRING ||
+            strchr(lua_tostring(L, -1), ',')) {
+            snprintf(err->msg, sizeof err->msg,
+                     "%s: %s must be a list of strings without commas", origin,
+                     k->info.name);
+            return -1;
+        }
+        lua_pop(L, 1);
+    }
+    luaL_buffinit(L, &b);
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (i > 1)
+            luaL_addchar(&b, ',');
+        lua_rawgeti(L, -2, i); /* -2: the buffer may hold a slot on the stack */
+        luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    int rc = set_string(c, k, lua_tostring(L, -1), err);
+    lua_pop(L, 1);
+    return rc;
+}
+
 /* Reads one value from the Lua stack top into its slot. */
 static int set_lua(struct config *c, const struct key *k, lua_State *L, const char *origin,
                    struct config_error *err)
@@ -267,6 +321,12 @@ static int set_lua(struct config *c, const struct key *k, lua_State *L, const ch
         if (!lua_isinteger(L, -1))
             break;
         return set_int(c, k, (long long)lua_tointeger(L, -1), origin, err);
+    case KEY_LIST:
+        if (t == LUA_TSTRING)
+            return set_string(c, k, lua_tostring(L, -1), err);
+        if (t != LUA_TTABLE)
+            break;
+        return set_list(c, k, L, origin, err);
     }
     snprintf(err->msg, sizeof err->msg, "%s: %s must be a%s %s (got %s)", origin,
              k->info.name, k->type == KEY_INT ? "n" : "", k->info.type, lua_typename(L, t));
@@ -495,7 +555,7 @@ void config_free(struct config *c)
     if (!c)
         return;
     for (size_t i = 0; i < NKEYS; i++)
-        if (keys[i].type == KEY_STRING)
+        if (keys[i].type == KEY_STRING || keys[i].type == KEY_LIST)
             free(*(char **)((char *)c + keys[i].offset));
     for (int i = 0; i < c->nservers; i++) {
         free(c->servers[i].name);

@@ -41,7 +41,12 @@ struct config {
     int tenancy_spare_schemas;
     bool tenancy_database_template;
 
+    char *auth_jwt_algorithm; /* HS256, RS256, ES256 (checked by auth.c) */
     char *auth_jwt_secret;
+    char *auth_jwt_kid;
+    char *auth_jwt_private_key_file;
+    char *auth_jwt_public_keys;      /* "kid=path,kid=path" */
+    char *auth_jwt_previous_secrets; /* "kid=secret,..." */
     char *auth_issuer;
     char *auth_audience;
     int auth_leeway_s;
@@ -106,7 +111,7 @@ char *config_path(const struct config *c, const char *p);
 struct config_key_info {
     const char *name; /* "http.port" */
     const char *env;  /* "RUNTIME_HTTP_PORT" */
-    const char *type; /* "string", "integer", "boolean" */
+    const char *type; /* "string", "integer", "boolean", "list" */
     const char *def;  /* default, as text */
     const char *doc;
 };

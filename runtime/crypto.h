@@ -2,9 +2,11 @@
  *
  * SHA-256 (FIPS 180-4) for migration and seed checksums and fingerprints and
  * stored token digests; argon2id password hashes in PHC string form
- * (libargon2); HS256 JWTs with the claims the runtime requires (libjwt, which
- * validates no claims itself); random bytes from the kernel; constant-time
- * comparison. No Lua, no I/O but the kernel's CSPRNG. */
+ * (libargon2); JWTs (HS256, RS256 or ES256, one algorithm pinned per key
+ * set, keys chosen by kid) with the claims the runtime requires (libjwt,
+ * which validates no claims itself; OpenSSL checks the type of PEM keys);
+ * random bytes from the kernel; constant-time comparison. No Lua, no I/O
+ * but the kernel's CSPRNG: key files are read by the caller. */
 #ifndef RT_CRYPTO_H
 #define RT_CRYPTO_H
 
@@ -60,7 +62,19 @@ int crypto_password_hash(const char *password, size_t len, const struct crypto_a
 int crypto_password_verify(const char *encoded, const char *password, size_t len,
                            const struct crypto_argon2 *ceiling);
 
-/* ---- tokens (JWT, HS256) ----------------------------------------------------- */
+/* ---- tokens (JWT) ----------------------------------------------------------- */
+
+enum crypto_jwt_alg {
+    CRYPTO_JWT_HS256,
+    CRYPTO_JWT_RS256,
+    CRYPTO_JWT_ES256,
+};
+
+/* "HS256", "RS256" or "ES256". Returns 0, or -1 for any other name. */
+int crypto_jwt_alg_parse(const char *name, enum crypto_jwt_alg *out);
+const char *crypto_jwt_alg_name(enum crypto_jwt_alg alg);
+
+#define CRYPTO_JWT_KID_MAX 64 /* bytes with the NUL; kids are [A-Za-z0-9._-] */
 
 struct crypto_jwt_claims {
     char iss[128];
@@ -68,24 +82,58 @@ struct crypto_jwt_claims {
     char sub[128];
     char scope[16]; /* "core" or "tenant" */
     char jti[64];
+    char sid[64];  /* session (refresh-token family); "" when the token has none */
     long long tid; /* tenant id; 0 for core tokens */
     long long iat, exp;
 };
 
-/* Signs claims with an HS256 key (at least 32 bytes). kid may be NULL.
- * Returns a malloc'd token the caller frees, or NULL. */
-char *crypto_jwt_sign(const unsigned char *key, size_t key_len, const char *kid,
-                      const struct crypto_jwt_claims *c);
+/* The keys of one algorithm: the one new tokens are signed with and, by kid,
+ * the ones tokens are verified with. The algorithm is the key set's, never
+ * the token's. Built at start-up, then only read (thread-safe to share). */
+struct crypto_jwt_keys;
 
-/* Verifies token: the algorithm must be HS256 whatever the token says (never
- * "none", never another algorithm), the signature must match key, and the
+struct crypto_jwt_keys *crypto_jwt_keys_new(enum crypto_jwt_alg alg);
+void crypto_jwt_keys_free(struct crypto_jwt_keys *k);
+enum crypto_jwt_alg crypto_jwt_keys_alg(const struct crypto_jwt_keys *k);
+
+/* Sets the signing key (copied): the HS256 secret (32 bytes or more), or a
+ * PEM private key: RSA of 2048 bits or more for RS256, EC on P-256 for
+ * ES256 (unencrypted). kid (NULL or "": none) goes into each token's header.
+ * Returns 0, or -1 with why (the key is not of the algorithm's type, a bad
+ * kid, ...). */
+int crypto_jwt_keys_set_signer(struct crypto_jwt_keys *k, const char *kid, const void *key,
+                               size_t len, char *why, size_t why_len)
+    __attribute__((warn_unused_result));
+
+/* Adds a verification key (copied) for tokens whose header names kid; kid
+ * NULL or "" is the key of tokens without a kid. HS256: a secret of 32 bytes
+ * or more; RS256/ES256: a PEM public key of the algorithm's type. A kid may
+ * be added once. Returns 0, or -1 with why. */
+int crypto_jwt_keys_add(struct crypto_jwt_keys *k, const char *kid, const void *key,
+                        size_t len, char *why, size_t why_len)
+    __attribute__((warn_unused_result));
+
+/* Signs a probe token and verifies it: the signing key must be set and
+ * verifiable under its own kid (for RS256/ES256: the private key matches
+ * the public key added for that kid). Returns 0, or -1 with why. */
+int crypto_jwt_keys_check(const struct crypto_jwt_keys *k, char *why, size_t why_len);
+
+/* Signs claims (sid only when set) with the signing key, its kid in the
+ * header. Returns a malloc'd token the caller frees, or NULL (no signing
+ * key, or signing failed). */
+char *crypto_jwt_sign(const struct crypto_jwt_keys *k, const struct crypto_jwt_claims *c);
+
+/* Verifies token: its header must name the key set's algorithm (never
+ * "none", never another algorithm: an RS256 set refuses an HS256 token
+ * whatever key it was made with), its kid must name a verification key (no
+ * kid: the key added for ""), the signature must match that key, and the
  * claims exp, iat, iss, aud, scope (core|tenant), jti, and tid for tenant
- * tokens must be present; iss and aud must equal the expected ones, exp must
- * not have passed and iat must not be in the future (leeway seconds each way).
- * Returns 0 and fills out, or -1 with a reason in why (for the log; clients
- * get one 401 whatever it is). */
-int crypto_jwt_verify(const unsigned char *key, size_t key_len, const char *token,
-                      const char *iss, const char *aud, long long now, int leeway,
+ * tokens must be present; iss and aud must equal the expected ones, exp
+ * must not have passed and iat must not be in the future (leeway seconds
+ * each way). sid is optional. Returns 0 and fills out, or -1 with a reason
+ * in why (for the log; clients get one 401 whatever it is). */
+int crypto_jwt_verify(const struct crypto_jwt_keys *k, const char *token, const char *iss,
+                      const char *aud, long long now, int leeway,
                       struct crypto_jwt_claims *out, char *why, size_t why_len);
 
 #endif

@@ -145,11 +145,17 @@ void db_pool_free(struct db_pool *p)
     free(p);
 }
 
+/* SQLSTATEs that mean the database (not the statement) is the problem: 503.
+ * 08P01 (protocol_violation) is the exception in class 08: the server sends
+ * it for a statement given more parameters than it uses, and the connection
+ * goes on working, so it is the script's bug (500). Should a protocol
+ * violation really break the connection, PQstatus says so and the failure
+ * is still reported as unavailable. */
 static bool sqlstate_unavailable(const char *s)
 {
-    return s &&
-           (strncmp(s, "08", 2) == 0 || strcmp(s, "57P01") == 0 ||
-            strcmp(s, "57P02") == 0 || strcmp(s, "57P03") == 0 || strcmp(s, "53300") == 0);
+    return s && ((strncmp(s, "08", 2) == 0 && strcmp(s, "08P01") != 0) ||
+                 strcmp(s, "57P01") == 0 || strcmp(s, "57P02") == 0 ||
+                 strcmp(s, "57P03") == 0 || strcmp(s, "53300") == 0);
 }
 
 static void ignore_notice(void *arg, const char *message)

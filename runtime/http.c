@@ -362,7 +362,6 @@ static bool authenticate(struct MHD_Connection *c, struct request *r,
                          const struct vm_route *route, enum MHD_Result *res)
 {
     struct http_server *s = r->srv;
-    const struct config *cfg = s->cfg;
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
     char why[160];
 
@@ -380,13 +379,8 @@ static bool authenticate(struct MHD_Connection *c, struct request *r,
         memset(&r->claims, 0, sizeof r->claims);
         snprintf(r->claims.sub, sizeof r->claims.sub, "apikey:%lld", key);
         snprintf(r->claims.scope, sizeof r->claims.scope, "core");
-    } else if (strlen(cfg->auth_jwt_secret) < 32 ||
-               crypto_jwt_verify((const unsigned char *)cfg->auth_jwt_secret,
-                                 strlen(cfg->auth_jwt_secret), h + 7, cfg->auth_issuer,
-                                 cfg->auth_audience, (long long)time(NULL),
-                                 cfg->auth_leeway_s, &r->claims, why, sizeof why) < 0) {
-        log_msg(LOG_LEVEL_INFO, r->id, "bearer token refused: %s",
-                cfg->auth_jwt_secret[0] ? why : "auth.jwt_secret is not configured");
+    } else if (auth_verify_token(s->auth, h + 7, &r->claims, why, sizeof why) < 0) {
+        log_msg(LOG_LEVEL_INFO, r->id, "bearer token refused: %s", why);
         *res = send_error(c, r, 401, "invalid or expired token", NULL);
         return false;
     } else if (auth_token_revoked(s->auth, &r->claims)) {

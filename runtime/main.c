@@ -161,6 +161,7 @@ static int cmd_serve(int argc, char **argv)
     log_msg(LOG_LEVEL_INFO, NULL, "stopped");
     rc = 0;
 done:
+    provision_background_stop(); /* a refill of pre-made storage uses cfg */
     db_pool_free(pool);
     host_stop(host);
     free(scripts_dir);

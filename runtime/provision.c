@@ -1,10 +1,13 @@
 /* provision: tenant lifecycle and `runtime tenant` (see provision.h). */
 #include "provision.h"
 
+#include "log.h"
 #include "migrate.h"
 #include "seed.h"
 #include "spare.h"
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,6 +234,98 @@ int provision_replenish(const struct config *cfg, const char *server, const char
         rc = spares_of(cfg, c, server ? server : "main", &want, false, &made, err);
     PQfinish(c);
     return rc;
+}
+
+/* ---- replenishing in the background ----------------------------------------- */
+
+/* The HTTP API's refills: one worker thread at most, started when there is
+ * work and gone when there is none; requests that come while it runs are
+ * queued (once per server and isolation) and run after, so two refills
+ * never run at once in this process (spare_refill's advisory lock keeps
+ * them apart across processes). Process-wide, like the server it serves. */
+#define BG_MAX 32
+
+static struct {
+    pthread_mutex_t mu; /* guards everything below */
+    const struct config *cfg;
+    bool running, joinable, stopping;
+    pthread_t thread;
+    struct bg_job {
+        char server[32];
+        char isolation[16];
+    } jobs[BG_MAX];
+    int njobs;
+} bg = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void *bg_main(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        pthread_mutex_lock(&bg.mu);
+        if (bg.njobs == 0 || bg.stopping) {
+            bg.running = false;
+            pthread_mutex_unlock(&bg.mu);
+            return NULL;
+        }
+        struct bg_job job = bg.jobs[0];
+        memmove(&bg.jobs[0], &bg.jobs[1], sizeof bg.jobs[0] * (size_t)--bg.njobs);
+        const struct config *cfg = bg.cfg;
+        pthread_mutex_unlock(&bg.mu);
+
+        struct tenant_error err;
+        if (provision_replenish(cfg, job.server, job.isolation, &err) < 0)
+            log_msg(LOG_LEVEL_WARN, NULL, "pre-made %s storage on server %s: %s",
+                    job.isolation, job.server, err.msg);
+    }
+}
+
+void provision_replenish_later(const struct config *cfg, const char *server,
+                               const char *isolation)
+{
+    if (!server)
+        server = "main";
+    if (!(strcmp(isolation, "schema") == 0 && cfg->tenancy_spare_schemas > 0) &&
+        !(strcmp(isolation, "database") == 0 && cfg->tenancy_database_template))
+        return;
+    if (strlen(server) >= sizeof bg.jobs[0].server ||
+        strlen(isolation) >= sizeof bg.jobs[0].isolation)
+        return;
+    pthread_mutex_lock(&bg.mu);
+    bool queued = bg.stopping;
+    for (int i = 0; i < bg.njobs && !queued; i++)
+        queued = strcmp(bg.jobs[i].server, server) == 0 &&
+                 strcmp(bg.jobs[i].isolation, isolation) == 0;
+    if (!queued && bg.njobs < BG_MAX) {
+        struct bg_job *j = &bg.jobs[bg.njobs++];
+        snprintf(j->server, sizeof j->server, "%s", server);
+        snprintf(j->isolation, sizeof j->isolation, "%s", isolation);
+    }
+    bg.cfg = cfg;
+    if (!bg.running && !bg.stopping && bg.njobs > 0) {
+        /* The last worker has ended (or is about to return): reap it. */
+        if (bg.joinable)
+            pthread_join(bg.thread, NULL);
+        bg.joinable = pthread_create(&bg.thread, NULL, bg_main, NULL) == 0;
+        bg.running = bg.joinable;
+        if (!bg.running) {
+            bg.njobs = 0;
+            log_msg(LOG_LEVEL_WARN, NULL, "pre-made storage: cannot start a thread");
+        }
+    }
+    pthread_mutex_unlock(&bg.mu);
+}
+
+void provision_background_stop(void)
+{
+    pthread_mutex_lock(&bg.mu);
+    bg.stopping = true;
+    bg.njobs = 0;
+    bool join = bg.joinable;
+    bg.joinable = false;
+    pthread_t t = bg.thread;
+    pthread_mutex_unlock(&bg.mu);
+    if (join)
+        pthread_join(t, NULL);
 }
 
 /* ---- the command line ---------------------------------------------------- */

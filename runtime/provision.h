@@ -47,6 +47,18 @@ int provision_purge(const struct config *cfg, const char *code, struct tenant_er
 int provision_replenish(const struct config *cfg, const char *server, const char *isolation,
                         struct tenant_error *err);
 
+/* provision_replenish for server (NULL: main) and isolation on a background
+ * thread, so the HTTP request that created a tenant does not wait for it.
+ * At most one refill runs at a time; asking while one runs queues one more
+ * for that server and isolation (asking again does not queue it twice).
+ * Failures are logged. cfg is borrowed until provision_background_stop. */
+void provision_replenish_later(const struct config *cfg, const char *server,
+                               const char *isolation);
+
+/* Waits for a background refill in progress, drops queued ones, and refuses
+ * new ones. Call before cfg is freed (server shutdown). */
+void provision_background_stop(void);
+
 /* `runtime tenant ...`: argv[0] is "tenant". Returns the exit status. */
 int provision_main(int argc, char **argv);
 

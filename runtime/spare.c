@@ -373,6 +373,16 @@ int spare_refill(const struct config *cfg, PGconn *c, const char *server,
 
     *made = 0;
     err[0] = '\0';
+    /* One refill at a time per server, whichever process runs it (servers'
+     * background refills, `runtime tenant create`): the second waits and
+     * then counts what the first made, instead of both making the same
+     * missing spares. Spare names are locked under hashtext(name) in the
+     * same class; "refill" is no spare's name. */
+    PGresult *r = q(c, "SELECT pg_advisory_lock(" LOCK_CLASS ", hashtext('refill'))", 0,
+                    NULL, err, errlen);
+    if (!r)
+        return -1;
+    PQclear(r);
     if (want->schemas > 0 && refill_schemas(cfg, c, server, want, made, err, errlen) < 0)
         rc = -1;
     if (want->template &&
@@ -381,6 +391,8 @@ int spare_refill(const struct config *cfg, PGconn *c, const char *server,
             snprintf(err, errlen, "%s", terr);
         rc = -1;
     }
+    PQclear(q(c, "SELECT pg_advisory_unlock(" LOCK_CLASS ", hashtext('refill'))", 0, NULL,
+              terr, sizeof terr));
     return rc;
 }
 

@@ -631,6 +631,20 @@ struct tenant_dir {
     char stamp[128];
 };
 
+/* The stamp of the directory: it changes with every committed change of a
+ * row (core migration 0004 raises a row's revision on each change), in
+ * whatever order concurrent transactions commit, which max(updated_at) did
+ * not. Summing hashes needs no sort, and a delete plus an insert cannot
+ * cancel out the way a plain sum of revisions could. */
+#define DIR_STAMP_SQL                                                                \
+    "SELECT count(*)::text || '/' || coalesce(sum(hashtextextended(id::text || '.' " \
+    "|| revision::text, 0)::numeric), 0)::text FROM core.tenants"
+/* Before that migration: the old stamp, so a server started ahead of
+ * `runtime migrate` still follows the directory. */
+#define DIR_STAMP_SQL_OLD                                                  \
+    "SELECT count(*)::text || '/' || coalesce(max(updated_at)::text, '') " \
+    "FROM core.tenants"
+
 /* Reads the stamp and, when it changed, the whole directory. */
 static void dir_refresh(struct tenant_dir *d)
 {
@@ -639,10 +653,9 @@ static void dir_refresh(struct tenant_dir *d)
     struct db_error err;
     PGresult *r = NULL;
 
-    if (db_query(d->pool, &c, &ro,
-                 "SELECT count(*)::text || '/' || coalesce(max(updated_at)::text, '') "
-                 "FROM core.tenants",
-                 0, NULL, &r, &err) < 0)
+    if (db_query(d->pool, &c, &ro, DIR_STAMP_SQL, 0, NULL, &r, &err) < 0 &&
+        (strcmp(err.sqlstate, "42703") != 0 || /* undefined_column: no revision yet */
+         db_query(d->pool, &c, &ro, DIR_STAMP_SQL_OLD, 0, NULL, &r, &err) < 0))
         goto done; /* not migrated yet, or unreachable: keep what we have */
     const char *stamp = PQgetvalue(r, 0, 0);
     if (strcmp(stamp, d->stamp) != 0) {

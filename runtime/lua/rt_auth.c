@@ -235,7 +235,7 @@ static int l_issue_token(lua_State *L)
     char err[256];
 
     subject(L, &sub, &scope, &tid);
-    if (auth_issue_access(bound(L)->auth, scope, tid, sub, &s, err, sizeof err) < 0) {
+    if (auth_issue_access(bound(L)->auth, scope, tid, sub, NULL, &s, err, sizeof err) < 0) {
         lua_pushnil(L);
         lua_pushstring(L, err);
         return 2;
@@ -300,6 +300,22 @@ static int l_logout(lua_State *L)
     if (auth_session_end(b->auth, b->claims, refresh, err, sizeof err) < 0)
         return fail(L, "logout", err);
     return 0;
+}
+
+/* logout_others() -> n: ends every other session of the caller (their
+ * refresh tokens and access tokens); the caller's own goes on. */
+static int l_logout_others(lua_State *L)
+{
+    struct binding *b = bound(L);
+    char err[256];
+
+    if (!b->claims || strncmp(b->claims->sub, "apikey:", 7) == 0)
+        return luaL_error(L, "rt.auth.logout_others: the request has no user token");
+    int n = auth_session_end_others(b->auth, b->claims, err, sizeof err);
+    if (n < 0)
+        return fail(L, "logout_others", err);
+    lua_pushinteger(L, n);
+    return 1;
 }
 
 /* revoke_user(user_id): every token and session of that user of the current
@@ -418,6 +434,7 @@ int luaopen_rt_auth(lua_State *L)
         {"login", l_login},
         {"refresh", l_refresh},
         {"logout", l_logout},
+        {"logout_others", l_logout_others},
         {"revoke_user", l_revoke_user},
         {"rbac_changed", l_rbac_changed},
         {"create_api_key", l_create_api_key},

@@ -8,6 +8,7 @@
  *   login{sub=, scope=, tid=}    -> {access_token, refresh_token, token_type, expires_in}
  *   refresh(token)               -> that table plus sub, scope, tid | nil
  *   logout([refresh_token])      revokes the caller's token (and that session)
+ *   logout_others()              -> n: ends the caller's other sessions
  *   revoke_user(user_id)         every token of that user of the current tenant
  *   rbac_changed([user_id])      drops cached permissions (nil: the whole tenant)
  *                                (both take effect when the request commits)

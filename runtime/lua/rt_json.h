@@ -3,7 +3,9 @@
  *   json.encode(value)   -> string; raises on values JSON cannot hold
  *                           (functions, NaN, infinities, nesting deeper
  *                           than the limit, which also stops cycles)
- *   json.decode(string)  -> value | nil, message
+ *   json.decode(string)  -> value | nil, message; arrays carry the array
+ *                           marker (so [] encodes back as []), integers
+ *                           that fit 64 bits are Lua integers
  *   json.array([t])      -> t (or a new table) marked as an array, so an
  *                           empty one encodes as [] rather than {}
  *   json.null            -> JSON null (the same value as rt.null)
@@ -12,12 +14,16 @@
  * the shortest text that reads back the same (lua-cjson 2.1 rounds every
  * number to 14 digits, which corrupts large ids). A table is an array when
  * it carries the array marker or its keys are exactly 1..n; otherwise an
- * object (integer keys become strings). Decoding uses lua-cjson.
+ * object (integer keys become strings). Decoding is our own too (RFC 8259,
+ * strict: no NaN, comments or trailing commas): lua-cjson 2.1 marks no
+ * arrays, so an empty one came back as {}, and it reads every number as a
+ * float; objects with repeated keys keep the last value.
  *
  * The depth limit is the registry integer "rt.json.max_depth" at open time.
- * The encoder and cjson's raw decoder are left in the registry as
- * "rt.json.encode" / "rt.json.decode" for other bindings and the prelude;
- * the array metatable is the registry entry "rt.json.array". */
+ * The encoder and the raw decoder (which raises on bad input) are left in
+ * the registry as "rt.json.encode" / "rt.json.decode" for other bindings
+ * and the prelude; the array metatable is the registry entry
+ * "rt.json.array". */
 #ifndef RT_LUA_RT_JSON_H
 #define RT_LUA_RT_JSON_H
 

@@ -106,6 +106,8 @@ static int l_create(lua_State *L)
             return failed(L, &err);
         }
     }
+    /* The next tenant's pre-made storage, without holding up this answer. */
+    provision_replenish_later(cfg, spec.server, spec.isolation);
     lua_pushinteger(L, (lua_Integer)id);
     return 1;
 }

@@ -213,6 +213,21 @@ return {
     },
   },
 
+  ["/api/v1/auth/logout-others"] = {
+    POST = {
+      scope = "any", tags = { "auth" },
+      summary = "End every other session of the caller; this one goes on",
+      description = "Revokes the refresh tokens of the caller's other logins and the "
+        .. "access tokens issued from them. Answers how many sessions were ended.",
+      handler = function(req)
+        if req.user.id:find("^apikey:") then
+          rt.error(400, "bad_request", "an API key has no sessions")
+        end
+        return { json = { revoked_sessions = auth.logout_others() } }
+      end,
+    },
+  },
+
   ["/api/v1/auth/me"] = {
     GET = {
       scope = "any", tags = { "auth" },

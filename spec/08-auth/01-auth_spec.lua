@@ -5,23 +5,15 @@
 -- first superuser from the command line.
 local h = require "helpers"
 local mig = require "helpers.migrate"
+local jwt = require "helpers.jwt"
 local cjson = require "cjson"
 
 local SECRET = "spec-secret-0123456789abcdef0123456789"
 local PASSWORD = "correct horse battery"
 
-local function b64url(s)
-  local out = h.run("printf '%s' " .. h.sh_quote(s) .. " | base64 -w0")
-  return (out:gsub("=", ""):gsub("+", "-"):gsub("/", "_"))
-end
-
 -- An HS256 token over claims, signed with key (openssl, not the runtime).
 local function forge(claims, key, alg)
-  local data = b64url(cjson.encode({ alg = alg or "HS256", typ = "JWT" })) .. "."
-    .. b64url(cjson.encode(claims))
-  local sig = h.run("printf '%s' " .. h.sh_quote(data) .. " | openssl dgst -sha256 -hmac "
-    .. h.sh_quote(key) .. " -binary | base64 -w0")
-  return data .. "." .. (sig:gsub("=", ""):gsub("+", "-"):gsub("/", "_"))
+  return jwt.forge(claims, { alg = alg or "HS256" }, key)
 end
 
 describe("auth", function()
@@ -214,6 +206,56 @@ describe("auth", function()
         { refresh_token = s.refresh_token }).status)
     end)
 
+    it("logout-others ends every other session and keeps the caller's", function()
+      json_req("POST", "/api/v1/auth/register", { email = "multi@example.com",
+        password = PASSWORD })
+      local a = login("multi@example.com", PASSWORD).json
+      local b = login("multi@example.com", PASSWORD).json
+      local c = login("multi@example.com", PASSWORD).json
+      local c2 = json_req("POST", "/api/v1/auth/refresh", { refresh_token = c.refresh_token }).json
+      -- a session's tokens carry its id; a refresh keeps it
+      local function sid(token)
+        return cjson.decode(jwt.b64url_decode(token:match("^[^.]+%.([^.]+)"))).sid
+      end
+      assert.truthy(sid(c.access_token))
+      assert.equal(sid(c.access_token), sid(c2.access_token))
+      assert.are_not.equal(sid(a.access_token), sid(c.access_token))
+      local other = login("ann@example.com", PASSWORD).json -- someone else: untouched
+
+      local r = json_req("POST", "/api/v1/auth/logout-others", nil, bearer(a.access_token))
+      assert.equal(200, r.status, r.body)
+      assert.equal(2, r.json.revoked_sessions)
+      for i, t in ipairs({ b.access_token, c.access_token, c2.access_token }) do
+        assert.equal(401, me(t).status, "token " .. i)
+      end
+      for _, t in ipairs({ b.refresh_token, c2.refresh_token }) do
+        assert.equal(401, json_req("POST", "/api/v1/auth/refresh", { refresh_token = t }).status)
+      end
+      -- this session goes on, and so do new logins and other users
+      assert.equal(200, me(a.access_token).status)
+      r = json_req("POST", "/api/v1/auth/refresh", { refresh_token = a.refresh_token })
+      assert.equal(200, r.status)
+      assert.equal(200, me(r.json.access_token).status)
+      assert.equal(200, me(login("multi@example.com", PASSWORD).json.access_token).status)
+      assert.equal(200, me(other.access_token).status)
+      -- again: nothing left to end but the new login
+      r = json_req("POST", "/api/v1/auth/logout-others", nil, bearer(r.json.access_token))
+      assert.equal(1, r.json.revoked_sessions)
+    end)
+
+    it("logout-others from a token of no session ends them all and keeps that token", function()
+      local s = login("multi@example.com", PASSWORD).json
+      local id = math.tointeger(me(s.access_token).json.id)
+      local now = os.time()
+      local t = forge({ iss = "runtime", aud = "runtime-api", sub = tostring(id), scope = "core",
+        jti = "no-session-" .. now, iat = now, exp = now + 300 }, SECRET)
+      local r = json_req("POST", "/api/v1/auth/logout-others", nil, bearer(t))
+      assert.equal(200, r.status, r.body)
+      assert.is_true(r.json.revoked_sessions >= 1)
+      assert.equal(401, me(s.access_token).status)
+      assert.equal(200, me(t).status)
+    end)
+
     it("stores refresh tokens hashed", function()
       local s = login("ann@example.com", PASSWORD).json
       assert.equal("0", h.psql("SELECT count(*) FROM core.refresh_tokens WHERE token_hash = '"
@@ -299,7 +341,8 @@ describe("auth", function()
         forge(with({ iss = "someone-else" }), SECRET),
         forge(with({ scope = "root" }), SECRET),
         forge(good, SECRET, "HS512"),
-        b64url('{"alg":"none","typ":"JWT"}') .. "." .. b64url(cjson.encode(good)) .. ".",
+        jwt.b64url('{"alg":"none","typ":"JWT"}') .. "." .. jwt.b64url(cjson.encode(good))
+          .. ".",
       }
       for i, token in ipairs(bad) do
         local r = me(token)

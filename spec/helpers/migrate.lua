@@ -161,6 +161,30 @@ function ctx_mt:create_database(name)
   return M.db_url(h.owner_url, name)
 end
 
+-- Copies the real endpoint scripts into the spec's scripts directory, with
+-- the folders they require (scripts/lib, scripts/events) where those exist.
+function ctx_mt:copy_api()
+  local cmd = { "mkdir -p " .. q(self.scripts .. "/api") .. " && cp " .. q(h.root
+    .. "/scripts/api") .. "/*.lua " .. q(self.scripts .. "/api") .. "/" }
+  for _, d in ipairs({ "lib", "events" }) do
+    local src = q(h.root .. "/scripts/" .. d)
+    cmd[#cmd + 1] = "if [ -d " .. src .. " ]; then cp -r " .. src .. " " .. q(self.scripts)
+      .. "/; fi"
+  end
+  local out, ok = h.run(table.concat(cmd, " && ") .. " 2>&1")
+  assert(ok, "cannot copy the scripts: " .. out)
+end
+
+-- Migrates core and makes platform user email (`runtime user create`);
+-- returns the user's id.
+function ctx_mt:platform_user(email, password)
+  local res = self:migrate("")
+  assert(res.code == 0, M.explain(res))
+  res = self:migrate({ "create", email }, { RUNTIME_USER_PASSWORD = password }, "user")
+  assert(res.code == 0, M.explain(res))
+  return self:sql("SELECT id FROM core.users WHERE email = " .. self:literal(email))
+end
+
 -- Step files ----------------------------------------------------------------
 
 function ctx_mt:step_path(kind, file)

@@ -111,6 +111,37 @@ static void test_servers(void)
                &err) == NULL);
 }
 
+/* A list setting is a Lua list or comma-separated text; both read the same. */
+static void test_lists(void)
+{
+    struct config_error err;
+    struct config *c =
+        load("return { auth = { jwt_public_keys = { 'a=a.pem', 'b=/k/b.pem' }, "
+             "jwt_previous_secrets = 'old=x' } }",
+             &err);
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    CHECK_STR(c->auth_jwt_public_keys, "a=a.pem,b=/k/b.pem");
+    CHECK_STR(c->auth_jwt_previous_secrets, "old=x");
+    CHECK_STR(c->auth_jwt_algorithm, "HS256");
+    config_free(c);
+    c = load("return { auth = { jwt_public_keys = {} } }", &err);
+    CHECK(c && strcmp(c->auth_jwt_public_keys, "") == 0);
+    config_free(c);
+    setenv("RUNTIME_AUTH_JWT_PUBLIC_KEYS", "k=/x.pem", 1);
+    c = load("return { auth = { jwt_public_keys = { 'a=a.pem' } } }", &err);
+    unsetenv("RUNTIME_AUTH_JWT_PUBLIC_KEYS");
+    CHECK(c && strcmp(c->auth_jwt_public_keys, "k=/x.pem") == 0);
+    config_free(c);
+    CHECK(load("return { auth = { jwt_public_keys = { 'a=1,b=2' } } }", &err) == NULL);
+    CHECK(strstr(err.msg, "without commas") != NULL);
+    CHECK(load("return { auth = { jwt_public_keys = { 'a', 3 } } }", &err) == NULL);
+    CHECK(load("return { auth = { jwt_public_keys = { x = 'a' } } }", &err) == NULL);
+    CHECK(load("return { auth = { jwt_public_keys = 7 } }", &err) == NULL);
+    CHECK(strstr(err.msg, "auth.jwt_public_keys must be a list") != NULL);
+}
+
 static void test_keys_documented(void)
 {
     FILE *f = fopen("README.md", "r");
@@ -142,6 +173,7 @@ int main(void)
     test_env_overrides();
     test_errors();
     test_servers();
+    test_lists();
     test_keys_documented();
     unlink(path);
     return check_done();
