@@ -325,7 +325,8 @@ static bool resolve_tenant(struct MHD_Connection *c, struct request *r,
                      pp->value_len < 64 ? (int)pp->value_len : 0, pp->value);
             tr.path_param = param;
         }
-    r->snap = tenant_dir_snapshot(s->dir);
+    if (!r->snap) /* taken on the first callback when there are overrides */
+        r->snap = tenant_dir_snapshot(s->dir);
     if (!r->snap) {
         *res = send_error(c, r, 500, NULL, NULL);
         return false;
@@ -632,7 +633,8 @@ static struct request *request_new(struct http_server *s, struct MHD_Connection 
 }
 
 /* The view to route with before the tenant is resolved: with tenant
- * overrides, that of the tenant the request names by header or host. */
+ * overrides, that of the tenant the request names by header or host (the
+ * directory snapshot it takes is the request's from then on). */
 static const struct vm_view *hinted_view(struct MHD_Connection *c, struct request *r)
 {
     const struct tenant_info *t = NULL;
@@ -645,12 +647,11 @@ static const struct vm_view *hinted_view(struct MHD_Connection *c, struct reques
         .header = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Tenant-Id"),
         .host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST),
     };
-    struct tenant_snapshot *snap = tenant_dir_snapshot(r->srv->dir);
-    if (snap && tenant_resolve(snap, &r->srv->sources, &tr, &t, &why) != TENANT_RESOLVED)
+    r->snap = tenant_dir_snapshot(r->srv->dir);
+    if (r->snap &&
+        tenant_resolve(r->snap, &r->srv->sources, &tr, &t, &why) != TENANT_RESOLVED)
         t = NULL;
-    const struct vm_view *v = vm_scripts_view(r->scripts, t ? t->code : NULL);
-    tenant_snapshot_release(snap);
-    return v;
+    return vm_scripts_view(r->scripts, t ? t->code : NULL);
 }
 
 static enum MHD_Result on_first_call(struct MHD_Connection *c, struct request *r)

@@ -1065,11 +1065,10 @@ static void push_record(lua_State *L, struct vm *vm, long long key)
 
 /* The "rt.events.handlers" function rt.events.emit calls: name -> the list
  * of handlers for it in the current environment, from the event files of
- * the request's view (run there on first use, merged in file order).
- * Upvalue 1: the vm. */
+ * the request's view (run there on first use, merged in file order). */
 static int l_event_handlers(lua_State *L)
 {
-    struct vm *vm = lua_touserdata(L, lua_upvalueindex(1));
+    struct vm *vm = vm_of(L);
 
     luaL_checkstring(L, 1);
     lua_settop(L, 1);
@@ -1125,8 +1124,7 @@ static int setup_worker(lua_State *L)
     vm->chunks_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_newtable(L);
     vm->envs_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    lua_pushlightuserdata(L, vm);
-    lua_pushcclosure(L, l_event_handlers, 1);
+    lua_pushcfunction(L, l_event_handlers);
     lua_setfield(L, LUA_REGISTRYINDEX, "rt.events.handlers");
     lua_pushinteger(L, 0);
     return 1;
