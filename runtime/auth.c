@@ -2,6 +2,7 @@
 #include "auth.h"
 
 #include "db.h"
+#include "hash.h"
 #include "log.h"
 #include "ticker.h"
 
@@ -17,6 +18,9 @@
 /* How long an 'rbac' row lives: every reload in that time drops the cache
  * entries it names, so a change committed out of order is still seen. */
 #define RBAC_ROW_S "10"
+/* Verified access tokens remembered (a power of two), and the longest kept. */
+#define TOKEN_SLOTS 512
+#define TOKEN_MAX   2048
 
 struct user_rev {
     long long tid;
@@ -65,6 +69,15 @@ struct auth {
     unsigned long long seq; /* orders local revocations and reload starts */
     struct perm_entry *buckets[PERM_BUCKETS];
     size_t nperms;
+    /* Tokens whose signature and claims were verified, by hash of their
+     * text: the same bytes verify the same way with the same keys, so a hit
+     * redoes only the time checks. Revocation is checked apart, always. */
+    struct token_slot {
+        pthread_mutex_t mu; /* guards the slot */
+        uint64_t hash;
+        char *token; /* owned; NULL: empty */
+        struct crypto_jwt_claims claims;
+    } tokens[TOKEN_SLOTS];
 };
 
 /* ---- small helpers ----------------------------------------------------------- */
@@ -471,6 +484,8 @@ struct auth *auth_new(const struct config *cfg, bool poll, char *err, size_t err
     }
     a->cfg = cfg;
     pthread_mutex_init(&a->mu, NULL);
+    for (int i = 0; i < TOKEN_SLOTS; i++)
+        pthread_mutex_init(&a->tokens[i].mu, NULL);
     if (!(a->keys = keys_load(cfg, err, errlen))) {
         auth_free(a);
         return NULL;
@@ -511,6 +526,10 @@ void auth_free(struct auth *a)
     free(a->local);
     db_pool_free(a->pool);
     crypto_jwt_keys_free(a->keys);
+    for (int i = 0; i < TOKEN_SLOTS; i++) {
+        free(a->tokens[i].token);
+        pthread_mutex_destroy(&a->tokens[i].mu);
+    }
     pthread_mutex_destroy(&a->mu);
     free(a);
 }
@@ -532,8 +551,38 @@ int auth_verify_token(struct auth *a, const char *token, struct crypto_jwt_claim
         snprintf(why, why_len, "auth.jwt_secret is not configured");
         return -1;
     }
-    return crypto_jwt_verify(a->keys, token, cfg->auth_issuer, cfg->auth_audience,
-                             (long long)time(NULL), cfg->auth_leeway_s, out, why, why_len);
+    long long now = (long long)time(NULL);
+    size_t n = token ? strnlen(token, TOKEN_MAX + 1) : TOKEN_MAX + 1;
+    struct token_slot *slot = NULL;
+    uint64_t h = 0;
+    if (n <= TOKEN_MAX) {
+        h = hash_bytes(token, n);
+        slot = &a->tokens[h & (TOKEN_SLOTS - 1)];
+        pthread_mutex_lock(&slot->mu);
+        bool hit = slot->token && slot->hash == h && strcmp(slot->token, token) == 0;
+        if (hit)
+            *out = slot->claims;
+        pthread_mutex_unlock(&slot->mu);
+        if (hit) {
+            if (crypto_jwt_current(out, now, cfg->auth_leeway_s, why, why_len) == 0)
+                return 0;
+            memset(out, 0, sizeof *out);
+            return -1;
+        }
+    }
+    if (crypto_jwt_verify(a->keys, token, cfg->auth_issuer, cfg->auth_audience, now,
+                          cfg->auth_leeway_s, out, why, why_len) < 0)
+        return -1;
+    char *copy = slot ? strdup(token) : NULL;
+    if (copy) {
+        pthread_mutex_lock(&slot->mu);
+        free(slot->token);
+        slot->token = copy;
+        slot->hash = h;
+        slot->claims = *out;
+        pthread_mutex_unlock(&slot->mu);
+    }
+    return 0;
 }
 
 static bool state_revoked(const struct state *s, const struct crypto_jwt_claims *c)

@@ -50,7 +50,8 @@ void auth_reload(struct auth *a);
 
 /* Verifies a bearer token with the configured algorithm and keys (the kid
  * in its header picks the key) and the required claims (crypto.h). Returns 0
- * with out filled, or -1 with why (for the log only). */
+ * with out filled, or -1 with why (for the log only). Tokens verified before
+ * are remembered by their exact text: only their time checks run again. */
 int auth_verify_token(struct auth *a, const char *token, struct crypto_jwt_claims *out,
                       char *why, size_t why_len);
 

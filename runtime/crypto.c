@@ -523,6 +523,20 @@ static int header_kid(jwt_t *jwt, char kid[CRYPTO_JWT_KID_MAX])
     return any ? -1 : 0;
 }
 
+int crypto_jwt_current(const struct crypto_jwt_claims *c, long long now, int leeway,
+                       char *why, size_t why_len)
+{
+    if (c->exp + leeway < now) {
+        snprintf(why, why_len, "expired");
+        return -1;
+    }
+    if (c->iat - leeway > now) {
+        snprintf(why, why_len, "issued in the future");
+        return -1;
+    }
+    return 0;
+}
+
 int crypto_jwt_verify(const struct crypto_jwt_keys *k, const char *token, const char *iss,
                       const char *aud, long long now, int leeway,
                       struct crypto_jwt_claims *out, char *why, size_t why_len)
@@ -599,15 +613,7 @@ int crypto_jwt_verify(const struct crypto_jwt_keys *k, const char *token, const 
         snprintf(why, why_len, "a tenant token needs tid");
         goto done;
     }
-    if (out->exp + leeway < now) {
-        snprintf(why, why_len, "expired");
-        goto done;
-    }
-    if (out->iat - leeway > now) {
-        snprintf(why, why_len, "issued in the future");
-        goto done;
-    }
-    rc = 0;
+    rc = crypto_jwt_current(out, now, leeway, why, why_len);
 done:
     jwt_free(head);
     jwt_free(jwt);

@@ -136,4 +136,10 @@ int crypto_jwt_verify(const struct crypto_jwt_keys *k, const char *token, const 
                       const char *aud, long long now, int leeway,
                       struct crypto_jwt_claims *out, char *why, size_t why_len);
 
+/* The time checks of crypto_jwt_verify alone (for claims verified before):
+ * exp not passed, iat not in the future, leeway seconds each way. Returns 0,
+ * or -1 with a reason in why. */
+int crypto_jwt_current(const struct crypto_jwt_claims *c, long long now, int leeway,
+                       char *why, size_t why_len);
+
 #endif

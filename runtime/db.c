@@ -1,6 +1,7 @@
 /* db: libpq pools, pipelined transaction opening, statement cache (see db.h). */
 #include "db.h"
 
+#include "hash.h"
 #include "log.h"
 
 #include <ctype.h>
@@ -360,14 +361,6 @@ static int batch_read(struct db_conn *c, struct batch *b)
     return 0;
 }
 
-static uint64_t fnv1a(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
-
 /* The cache slot for sql: its entry if prepared, else the empty slot where
  * it would go. NULL when the cache cannot take more. */
 static struct stmt *stmt_slot(struct db_conn *c, const char *sql, uint64_t h)
@@ -392,7 +385,7 @@ static struct stmt *stmt_slot(struct db_conn *c, const char *sql, uint64_t h)
 static int send_statement(struct db_conn *c, const char *sql, int nparams,
                           const char *const *values, struct stmt **newslot, int *newid)
 {
-    uint64_t h = fnv1a(sql);
+    uint64_t h = hash_str(sql);
     struct stmt *s = stmt_slot(c, sql, h);
     char name[24];
 
@@ -418,7 +411,7 @@ static void stmt_record(struct db_conn *c, struct stmt *slot, const char *sql, i
     slot->sql = strdup(sql);
     if (!slot->sql)
         return; /* not cached; the next use prepares under a new name */
-    slot->hash = fnv1a(sql);
+    slot->hash = hash_str(sql);
     slot->id = id;
     c->nstmts++;
 }

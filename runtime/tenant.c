@@ -1,6 +1,7 @@
 /* tenant: directory rows and storage per isolation mode (see tenant.h). */
 #include "tenant.h"
 
+#include "hash.h"
 #include "ticker.h"
 
 #include <ctype.h>
@@ -307,14 +308,6 @@ struct tenant_snapshot {
     size_t n;
     struct index by_code, by_id, by_domain, by_sub;
 };
-
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
 
 static uint64_t hash_id(long long id)
 {

@@ -78,6 +78,7 @@ describe("auth", function()
         RUNTIME_AUTH_REVOCATION_REFRESH_MS = "100",
         RUNTIME_AUTH_LOCKOUT_ATTEMPTS = "3",
         RUNTIME_AUTH_LOCKOUT_S = "60",
+        RUNTIME_AUTH_LEEWAY_S = "0",
       },
     })
   end)
@@ -349,6 +350,21 @@ describe("auth", function()
         assert.equal(401, r.status, "token " .. i)
         assert.equal("invalid or expired token", r.json.message)
       end
+    end)
+
+    it("refuses a token it accepted before once the token expires", function()
+      local now = os.time()
+      local token = forge({ iss = "runtime", aud = "runtime-api", sub = "1", scope = "core",
+        jti = "short-lived", iat = now, exp = now + 1 }, SECRET)
+      -- the second use is answered from the verified-token cache
+      assert.equal(200, me(token).status)
+      assert.equal(200, me(token).status)
+      while os.time() <= now + 1 do
+        h.sleep(0.2)
+      end
+      local r = me(token)
+      assert.equal(401, r.status)
+      assert.equal("invalid or expired token", r.json.message)
     end)
   end)
 
