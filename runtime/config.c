@@ -66,9 +66,10 @@ static struct key keys[] = {
         "Most concurrent connections from one IP address (0: no limit)."),
     INT(http, shutdown_grace, 10, 0, 3600,
         "Seconds in-flight requests get to finish on SIGTERM/SIGINT."),
-    INT(http, offload_threads, 2, 1, 64,
-        "Threads (at lower CPU priority) that run routes declared offload = true, "
-        "such as logins: password hashing never holds up other requests."),
+    INT(http, offload_threads, 0, 0, 64,
+        "Threads (SCHED_IDLE) that run routes declared offload = true, such as "
+        "logins: password hashing never holds up other requests. 0: half the CPUs, "
+        "at least one."),
     INT(http, offload_queue, 256, 1, 100000,
         "Most offloaded requests waiting for a thread; beyond it 503."),
     STR(database, url, "",

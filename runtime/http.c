@@ -1,4 +1,5 @@
 /* http: libmicrohttpd daemon, limits, per-request state (see http.h). */
+#define _GNU_SOURCE /* SCHED_IDLE */
 #include "http.h"
 
 #include "auth.h"
@@ -14,6 +15,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -454,14 +456,17 @@ static void handle(struct request *r)
     r->answered = true;
 }
 
-/* An offload thread: at a lower CPU priority than the HTTP threads, so a
- * burst of logins (argon2id) slows logins, not the other routes. Drains the
- * queue before it stops, so no suspended connection is left behind. */
+/* An offload thread: scheduled SCHED_IDLE, so an HTTP thread that wakes
+ * takes its CPU at once and a burst of logins (argon2id) slows logins, not
+ * the other routes (nice 19 where SCHED_IDLE is refused). Drains the queue
+ * before it stops, so no suspended connection is left behind. */
 static void *offload_main(void *arg)
 {
     struct http_server *s = arg;
+    struct sched_param sp = {0};
 
-    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10) < 0)
+    if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) != 0 &&
+        setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19) < 0)
         log_msg(LOG_LEVEL_DEBUG, NULL, "offload thread: cannot lower its priority");
     pthread_mutex_lock(&s->oq_mu);
     for (;;) {
@@ -837,13 +842,18 @@ struct http_server *http_start(const struct config *cfg, struct host *host,
         http_stop(s);
         return NULL;
     }
-    s->offload = calloc((size_t)cfg->http_offload_threads, sizeof *s->offload);
+    int noffload = cfg->http_offload_threads;
+    if (noffload == 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        noffload = cpus >= 4 ? (int)(cpus / 2) : 1;
+    }
+    s->offload = calloc((size_t)noffload, sizeof *s->offload);
     if (!s->offload) {
         snprintf(err, errlen, "out of memory");
         http_stop(s);
         return NULL;
     }
-    for (; s->noffload < cfg->http_offload_threads; s->noffload++)
+    for (; s->noffload < noffload; s->noffload++)
         if (pthread_create(&s->offload[s->noffload], NULL, offload_main, s) != 0) {
             snprintf(err, errlen, "cannot start the offload threads");
             http_stop(s);
