@@ -474,6 +474,13 @@ fail:
     return NULL;
 }
 
+int auth_check_keys(const struct config *cfg, char *err, size_t errlen)
+{
+    struct crypto_jwt_keys *k = keys_load(cfg, err, errlen);
+    crypto_jwt_keys_free(k);
+    return k ? 0 : -1;
+}
+
 struct auth *auth_new(const struct config *cfg, bool poll, char *err, size_t errlen)
 {
     struct auth *a = calloc(1, sizeof *a);

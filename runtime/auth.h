@@ -42,6 +42,10 @@ struct auth;
 struct auth *auth_new(const struct config *cfg, bool poll, char *err, size_t errlen);
 void auth_free(struct auth *a);
 
+/* Loads the token keys the auth.jwt_* settings name, as auth_new does, and
+ * drops them: 0, or -1 with the problem in err (for `runtime check`). */
+int auth_check_keys(const struct config *cfg, char *err, size_t errlen);
+
 /* Re-reads revocations and API keys now (the background thread does this
  * every auth.revocation_refresh_ms). */
 void auth_reload(struct auth *a);

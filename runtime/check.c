@@ -1,6 +1,7 @@
 /* check: `runtime check` and `runtime routes` (see check.h). */
 #include "check.h"
 
+#include "auth.h"
 #include "buf.h"
 #include "config.h"
 #include "vm.h"
@@ -21,9 +22,10 @@ static void check_usage(FILE *out)
     fprintf(out, "usage: runtime check [--config PATH] [--scripts DIR] [--json]\n"
                  "\n"
                  "Compiles every script under the scripts directory, validates the\n"
-                 "route tables of api/ and the migration and seed steps, without a\n"
-                 "database. Prints each problem as file:line: message; exits 1 when\n"
-                 "there is one. --scripts overrides scripts.dir.\n");
+                 "route tables of api/ and the migration and seed steps, and loads\n"
+                 "the JWT keys the auth.jwt_* settings name, without a database.\n"
+                 "Prints each problem as file:line: message; exits 1 when there is\n"
+                 "one. --scripts overrides scripts.dir.\n");
 }
 
 static void routes_usage(FILE *out)
@@ -153,6 +155,9 @@ int check_main(int argc, char **argv)
     if (rc >= 0)
         return rc;
 
+    char kerr[512];
+    if (auth_check_keys(cfg, kerr, sizeof kerr) < 0)
+        problem_add(&p, kerr);
     long nfiles = vm_scripts_compile(dir, problem_add, &p, &err);
     if (nfiles < 0)
         problem_add(&p, err.msg);

@@ -61,6 +61,19 @@ describe("runtime check", function()
       1, true)
   end)
 
+  it("reports JWT key files that serve would refuse", function()
+    local out, code = tool("check --scripts " .. h.sh_quote(good), {
+      RUNTIME_AUTH_JWT_ALGORITHM = "RS256", RUNTIME_AUTH_JWT_KID = "a",
+      RUNTIME_AUTH_JWT_PRIVATE_KEY_FILE = "/nonexistent/key.pem",
+      RUNTIME_AUTH_JWT_PUBLIC_KEYS = "a=/nonexistent/key.pub" })
+    assert.equal(1, code, out)
+    assert.matches("auth.jwt_private_key_file: cannot read '/nonexistent/key.pem'", out, 1,
+      true)
+    out, code = tool("check --scripts " .. h.sh_quote(good), { RUNTIME_AUTH_JWT_ALGORITHM = "HS384" })
+    assert.equal(1, code, out)
+    assert.matches("auth.jwt_algorithm must be HS256, RS256 or ES256", out, 1, true)
+  end)
+
   it("gives problems as JSON with --json", function()
     local out, code = tool("check --json --scripts " .. h.sh_quote(broken))
     assert.equal(1, code)
