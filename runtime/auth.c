@@ -104,27 +104,72 @@ static int cmp_user(const void *a, const void *b)
     return strcmp(x->sub, y->sub);
 }
 
-/* Runs one statement in its own transaction on auth's pool. */
-static int run(struct auth *a, const char *sql, int n, const char *const *vals,
-               PGresult **res, char *err, size_t errlen)
+/* Copies msg into err, cut to fit. */
+static void set_err(char *err, size_t errlen, const char *msg)
+{
+    size_t n = strnlen(msg, errlen - 1);
+    memcpy(err, msg, n);
+    err[n] = '\0';
+}
+
+/* Runs sql in the transaction of *c (checked out and opened on first use;
+ * tx_end commits it). */
+static int tx_run(struct auth *a, struct db_conn **c, const char *sql, int n,
+                  const char *const *vals, PGresult **res, char *err, size_t errlen)
 {
     static const struct db_tx tx = {NULL, 0, false};
-    struct db_conn *c = NULL;
     struct db_error e;
     PGresult *r = NULL;
 
-    if (db_query(a->pool, &c, &tx, sql, n, vals, &r, &e) < 0 || db_end(c, true, &e) < 0) {
+    if (db_query(a->pool, c, &tx, sql, n, vals, &r, &e) < 0) {
         PQclear(r);
-        db_checkin(a->pool, c);
-        snprintf(err, errlen, "%s", e.message);
+        set_err(err, errlen, e.message);
         return -1;
     }
-    db_checkin(a->pool, c);
     if (res)
         *res = r;
     else
         PQclear(r);
     return 0;
+}
+
+/* Commits c's transaction when rc is 0 (else rolls it back) and checks c in.
+ * Returns rc, or -1 when the commit failed. */
+static int tx_end(struct auth *a, struct db_conn *c, int rc, char *err, size_t errlen)
+{
+    struct db_error e;
+
+    if (rc == 0 && c && db_end(c, true, &e) < 0) {
+        set_err(err, errlen, e.message);
+        rc = -1;
+    }
+    db_checkin(a->pool, c); /* rolls back what is left open */
+    return rc;
+}
+
+/* Runs one statement in its own transaction on auth's pool. */
+static int run(struct auth *a, const char *sql, int n, const char *const *vals,
+               PGresult **res, char *err, size_t errlen)
+{
+    struct db_conn *c = NULL;
+    int rc = tx_run(a, &c, sql, n, vals, res, err, errlen);
+    return tx_end(a, c, rc, err, errlen);
+}
+
+/* Opens a transaction on *c holding the session lock of user (tid, sub)
+ * until it ends. Refreshes and revocations of one user's sessions take it
+ * first, so they run one after the other, and each statement after it sees
+ * what the one before committed: a refresh cannot add a token to a session
+ * that a revocation running at the same moment has already passed over. */
+static int lock_user(struct auth *a, struct db_conn **c, long long tid, const char *sub,
+                     char *err, size_t errlen)
+{
+    char tids[24];
+    snprintf(tids, sizeof tids, "%lld", tid);
+    const char *v[] = {tids, sub};
+    return tx_run(a, c,
+                  "SELECT pg_advisory_xact_lock(hashtextextended($1 || ':' || $2, 0))", 2,
+                  v, NULL, err, errlen);
 }
 
 static int random_hex(char *out, size_t bytes)
@@ -708,10 +753,11 @@ int auth_issue_access(struct auth *a, const char *scope, long long tid, const ch
     return 0;
 }
 
-/* Issues an access token and a refresh token of family (stored hashed). */
-static int issue_pair(struct auth *a, const char *scope, long long tid, const char *sub,
-                      const char *family, struct auth_session *out, char *err,
-                      size_t errlen)
+/* Issues an access token and a refresh token of family (stored hashed, in
+ * the transaction of *c). */
+static int issue_pair(struct auth *a, struct db_conn **c, const char *scope, long long tid,
+                      const char *sub, const char *family, struct auth_session *out,
+                      char *err, size_t errlen)
 {
     char hash[CRYPTO_SHA256_HEX_LEN + 1], tids[24], ttl[24];
 
@@ -727,11 +773,11 @@ static int issue_pair(struct auth *a, const char *scope, long long tid, const ch
     snprintf(tids, sizeof tids, "%lld", out->claims.tid);
     snprintf(ttl, sizeof ttl, "%d", a->cfg->auth_refresh_ttl_s);
     const char *v[] = {hash, family, scope, tids, sub, out->claims.jti, ttl};
-    if (run(a,
-            "INSERT INTO core.refresh_tokens (token_hash, family, scope, tenant_id, "
-            "user_id, access_jti, expires_at) "
-            "VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7))",
-            7, v, NULL, err, errlen) < 0) {
+    if (tx_run(a, c,
+               "INSERT INTO core.refresh_tokens (token_hash, family, scope, tenant_id, "
+               "user_id, access_jti, expires_at) "
+               "VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7))",
+               7, v, NULL, err, errlen) < 0) {
         auth_session_clear(out);
         return -1;
     }
@@ -747,26 +793,38 @@ int auth_session_start(struct auth *a, const char *scope, long long tid, const c
         snprintf(err, errlen, "no randomness");
         return -1;
     }
-    return issue_pair(a, scope, tid, sub, family, out, err, errlen);
+    struct db_conn *c = NULL;
+    int rc = issue_pair(a, &c, scope, tid, sub, family, out, err, errlen);
+    if ((rc = tx_end(a, c, rc, err, errlen)) < 0)
+        auth_session_clear(out);
+    return rc;
 }
 
-/* Revokes a family: its refresh tokens, and the access tokens issued from it
- * that may still be alive. */
-static int revoke_family(struct auth *a, const char *family, char *err, size_t errlen)
+/* Revokes a family of user (tid, sub): its refresh tokens, and the access
+ * tokens issued from it that may still be alive. */
+static int revoke_family(struct auth *a, const char *family, long long tid, const char *sub,
+                         char *err, size_t errlen)
 {
+    struct db_conn *c = NULL;
     PGresult *r = NULL;
     char ttl[24];
 
     snprintf(ttl, sizeof ttl, "%d", a->cfg->auth_token_ttl_s + a->cfg->auth_leeway_s);
     const char *v[] = {family, ttl};
-    if (run(a,
+    int rc = lock_user(a, &c, tid, sub, err, errlen);
+    if (rc == 0)
+        rc = tx_run(
+            a, &c,
             "WITH f AS (UPDATE core.refresh_tokens SET revoked_at = coalesce(revoked_at, "
             "now()) WHERE family = $1 RETURNING access_jti, created_at) "
             "INSERT INTO core.revocations (kind, jti, expires_at) "
             "SELECT 'jti', access_jti, created_at + make_interval(secs => $2) FROM f "
             "WHERE created_at + make_interval(secs => $2) > now() RETURNING jti",
-            2, v, &r, err, errlen) < 0)
+            2, v, &r, err, errlen);
+    if (tx_end(a, c, rc, err, errlen) < 0) {
+        PQclear(r);
         return -1;
+    }
     for (int i = 0; i < PQntuples(r); i++)
         local_add(a, PQgetvalue(r, i, 0), 0, NULL);
     PQclear(r);
@@ -776,7 +834,8 @@ static int revoke_family(struct auth *a, const char *family, char *err, size_t e
 int auth_session_refresh(struct auth *a, const char *refresh, struct auth_session *out,
                          char *err, size_t errlen)
 {
-    char hash[CRYPTO_SHA256_HEX_LEN + 1];
+    char hash[CRYPTO_SHA256_HEX_LEN + 1], family[64], scope[16], sub[128];
+    struct db_conn *c = NULL;
     PGresult *r = NULL;
 
     memset(out, 0, sizeof *out);
@@ -784,40 +843,59 @@ int auth_session_refresh(struct auth *a, const char *refresh, struct auth_sessio
         return 0;
     crypto_sha256_hex(refresh, strlen(refresh), hash);
     const char *v[] = {hash};
+    /* Whose it is (these columns never change): the lock to take. */
     if (run(a,
-            "UPDATE core.refresh_tokens SET used_at = now() WHERE token_hash = $1 "
-            "AND used_at IS NULL AND revoked_at IS NULL AND expires_at > now() "
-            "RETURNING family, scope, tenant_id::text, user_id",
+            "SELECT tenant_id::text, user_id, family FROM core.refresh_tokens "
+            "WHERE token_hash = $1",
             1, v, &r, err, errlen) < 0)
         return -1;
-    if (PQntuples(r) == 1) {
-        char family[64], scope[16], sub[128];
-        snprintf(family, sizeof family, "%s", PQgetvalue(r, 0, 0));
-        snprintf(scope, sizeof scope, "%s", PQgetvalue(r, 0, 1));
-        long long tid = atoll(PQgetvalue(r, 0, 2));
-        snprintf(sub, sizeof sub, "%s", PQgetvalue(r, 0, 3));
+    if (PQntuples(r) != 1) {
         PQclear(r);
-        return issue_pair(a, scope, tid, sub, family, out, err, errlen) < 0 ? -1 : 1;
+        return 0;
+    }
+    long long tid = atoll(PQgetvalue(r, 0, 0));
+    snprintf(sub, sizeof sub, "%s", PQgetvalue(r, 0, 1));
+    snprintf(family, sizeof family, "%s", PQgetvalue(r, 0, 2));
+    PQclear(r);
+    r = NULL;
+
+    bool fresh = false, reused = false;
+    int rc = lock_user(a, &c, tid, sub, err, errlen);
+    if (rc == 0)
+        rc = tx_run(a, &c,
+                    "UPDATE core.refresh_tokens SET used_at = now() WHERE token_hash = $1 "
+                    "AND used_at IS NULL AND revoked_at IS NULL AND expires_at > now() "
+                    "RETURNING scope",
+                    1, v, &r, err, errlen);
+    if (rc == 0 && PQntuples(r) == 1) {
+        fresh = true;
+        snprintf(scope, sizeof scope, "%s", PQgetvalue(r, 0, 0));
+        rc = issue_pair(a, &c, scope, tid, sub, family, out, err, errlen);
+    } else if (rc == 0) {
+        /* Spent, revoked or expired: a spent one being replayed means
+         * someone else holds it, so the whole login ends (below, once this
+         * transaction has let go of the lock). */
+        PQclear(r);
+        r = NULL;
+        rc = tx_run(a, &c,
+                    "SELECT 1 FROM core.refresh_tokens WHERE token_hash = $1 "
+                    "AND used_at IS NOT NULL",
+                    1, v, &r, err, errlen);
+        reused = rc == 0 && PQntuples(r) == 1;
     }
     PQclear(r);
-    /* Unknown, or spent/revoked/expired: a spent one being replayed means
-     * someone else holds it, so the whole login ends. */
-    if (run(a,
-            "SELECT family FROM core.refresh_tokens WHERE token_hash = $1 "
-            "AND used_at IS NOT NULL",
-            1, v, &r, err, errlen) < 0)
+    if (tx_end(a, c, rc, err, errlen) < 0) {
+        auth_session_clear(out);
         return -1;
-    if (PQntuples(r) == 1) {
-        char family[64];
-        snprintf(family, sizeof family, "%s", PQgetvalue(r, 0, 0));
+    }
+    if (fresh)
+        return 1;
+    if (reused) {
         log_msg(LOG_LEVEL_WARN, NULL,
                 "refresh token reused: session family %.8s... revoked", family);
-        if (revoke_family(a, family, err, errlen) < 0) {
-            PQclear(r);
+        if (revoke_family(a, family, tid, sub, err, errlen) < 0)
             return -1;
-        }
     }
-    PQclear(r);
     return 0;
 }
 
@@ -857,7 +935,7 @@ int auth_session_end(struct auth *a, const struct crypto_jwt_claims *who,
     if (PQntuples(r) == 1) {
         char family[64];
         snprintf(family, sizeof family, "%s", PQgetvalue(r, 0, 0));
-        rc = revoke_family(a, family, err, errlen);
+        rc = revoke_family(a, family, who->tid, who->sub, err, errlen);
     }
     PQclear(r);
     return rc;
@@ -867,6 +945,7 @@ int auth_session_end_others(struct auth *a, const struct crypto_jwt_claims *who,
                             size_t errlen)
 {
     char tids[24], ttl[24];
+    struct db_conn *c = NULL;
     PGresult *r = NULL;
     int ended = 0;
 
@@ -880,7 +959,10 @@ int auth_session_end_others(struct auth *a, const struct crypto_jwt_claims *who,
      * access tokens may still be alive) and the access tokens issued from
      * them that have not expired. Families that still had a usable refresh
      * token are the sessions counted. */
-    if (run(a,
+    int rc = lock_user(a, &c, who->tid, who->sub, err, errlen);
+    if (rc == 0)
+        rc = tx_run(
+            a, &c,
             "WITH me AS (SELECT coalesce($3::text, (SELECT family FROM core.refresh_tokens "
             "  WHERE access_jti = $4 AND tenant_id = $1 AND user_id = $2 LIMIT 1), '') AS "
             "f), "
@@ -894,8 +976,11 @@ int auth_session_end_others(struct auth *a, const struct crypto_jwt_claims *who,
             "  SELECT 'jti', access_jti, created_at + make_interval(secs => $5) FROM gone "
             "  WHERE created_at + make_interval(secs => $5) > now() RETURNING jti) "
             "SELECT 'n', n::text FROM live UNION ALL SELECT 'j', jti FROM rev",
-            5, v, &r, err, errlen) < 0)
+            5, v, &r, err, errlen);
+    if (tx_end(a, c, rc, err, errlen) < 0) {
+        PQclear(r);
         return -1;
+    }
     for (int i = 0; i < PQntuples(r); i++) {
         if (PQgetvalue(r, i, 0)[0] == 'n')
             ended = atoi(PQgetvalue(r, i, 1));
@@ -913,12 +998,16 @@ int auth_revoke_user(struct auth *a, long long tid, const char *sub, char *err,
     snprintf(tids, sizeof tids, "%lld", tid);
     snprintf(ttl, sizeof ttl, "%d", a->cfg->auth_token_ttl_s + 2 * a->cfg->auth_leeway_s);
     const char *v[] = {tids, sub, ttl};
-    if (run(a,
-            "WITH s AS (UPDATE core.refresh_tokens SET revoked_at = now() "
-            "WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL) "
-            "INSERT INTO core.revocations (kind, tenant_id, user_id, expires_at) "
-            "VALUES ('user', $1, $2, now() + make_interval(secs => $3))",
-            3, v, NULL, err, errlen) < 0)
+    struct db_conn *c = NULL;
+    int rc = lock_user(a, &c, tid, sub, err, errlen);
+    if (rc == 0)
+        rc = tx_run(a, &c,
+                    "WITH s AS (UPDATE core.refresh_tokens SET revoked_at = now() "
+                    "WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL) "
+                    "INSERT INTO core.revocations (kind, tenant_id, user_id, expires_at) "
+                    "VALUES ('user', $1, $2, now() + make_interval(secs => $3))",
+                    3, v, NULL, err, errlen);
+    if (tx_end(a, c, rc, err, errlen) < 0)
         return -1;
     local_add(a, NULL, tid, sub);
     pthread_mutex_lock(&a->mu);
