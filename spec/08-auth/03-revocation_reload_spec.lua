@@ -4,7 +4,6 @@
 -- reload slow, so most logouts land while one runs.
 local h = require "helpers"
 local mig = require "helpers.migrate"
-local cjson = require "cjson"
 
 local EMAIL, PASSWORD = "reload@example.com", "correct horse battery"
 
@@ -12,12 +11,7 @@ describe("revocations during reloads", function()
   local ctx, srv
 
   local function post(path, body, token)
-    local hdr = { ["Content-Type"] = "application/json" }
-    if token then
-      hdr.Authorization = "Bearer " .. token
-    end
-    return srv:request({ method = "POST", path = path, headers = hdr,
-      body = body and cjson.encode(body) or nil })
+    return srv:post_json(path, body, token)
   end
 
   setup(function()

@@ -11,12 +11,7 @@ describe("a refresh racing logout-others", function()
   local ctx, srv, dir
 
   local function post(path, body, token)
-    local hdr = { ["Content-Type"] = "application/json" }
-    if token then
-      hdr.Authorization = "Bearer " .. token
-    end
-    return srv:request({ method = "POST", path = path, headers = hdr,
-      body = body and cjson.encode(body) or nil })
+    return srv:post_json(path, body, token)
   end
 
   local function login()

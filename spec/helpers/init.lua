@@ -169,6 +169,17 @@ function server_mt:request(r)
   return M.request(self.port, r)
 end
 
+-- POST of body (a table, sent as JSON; nil: no body) with a bearer token
+-- when one is given.
+function server_mt:post_json(path, body, token)
+  local hdr = { ["Content-Type"] = "application/json" }
+  if token then
+    hdr.Authorization = "Bearer " .. token
+  end
+  return self:request({ method = "POST", path = path, headers = hdr,
+    body = body and require("cjson").encode(body) or nil })
+end
+
 function M.request(port, r)
   local out_body, out_head = os.tmpname(), os.tmpname()
   local args = { "curl -s -S --max-time 30 -o", sh_quote(out_body), "-D",
