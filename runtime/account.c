@@ -103,7 +103,6 @@ int account_main(int argc, char **argv)
     const char *cmd = argc > 1 ? argv[1] : NULL, *email = NULL, *name = NULL;
     const char *config_file = NULL;
     bool superuser = false;
-    struct config_error cerr;
 
     if (!cmd || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         usage(cmd ? stdout : stderr);
@@ -131,11 +130,9 @@ int account_main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    struct config *cfg = config_load(config_file, &cerr);
-    if (!cfg) {
-        fprintf(stderr, "runtime: config: %s\n", cerr.msg);
+    struct config *cfg = config_load_cli(config_file);
+    if (!cfg)
         return 1;
-    }
     int rc = create(cfg, email, name, superuser);
     config_free(cfg);
     return rc;

@@ -551,6 +551,15 @@ fail:
     return NULL;
 }
 
+struct config *config_load_cli(const char *path)
+{
+    struct config_error err;
+    struct config *c = config_load(path, &err);
+    if (!c)
+        fprintf(stderr, "runtime: config: %s\n", err.msg);
+    return c;
+}
+
 void config_free(struct config *c)
 {
     if (!c)

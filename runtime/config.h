@@ -98,6 +98,10 @@ struct config_error {
  * overrides are applied after the file. Returns NULL and fills err on
  * failure. The result is freed with config_free. */
 struct config *config_load(const char *path, struct config_error *err);
+
+/* config_load for a command: a failure is printed to stderr as
+ * "runtime: config: ..." and gives NULL. */
+struct config *config_load_cli(const char *path);
 void config_free(struct config *c);
 
 /* The server called name, or NULL. */

@@ -54,7 +54,6 @@ static void serve_usage(FILE *out)
 static int cmd_serve(int argc, char **argv)
 {
     const char *cfg_file = NULL;
-    struct config_error cerr;
     struct vm_error verr;
     struct config *cfg = NULL;
     struct host *host = NULL;
@@ -79,11 +78,9 @@ static int cmd_serve(int argc, char **argv)
         }
     }
 
-    cfg = config_load(cfg_file, &cerr);
-    if (!cfg) {
-        fprintf(stderr, "runtime: config: %s\n", cerr.msg);
+    cfg = config_load_cli(cfg_file);
+    if (!cfg)
         return 1;
-    }
     int level = log_level_parse(cfg->log_level);
     if (level < 0) {
         fprintf(stderr, "runtime: config: log.level must be debug, info, warn or error\n");

@@ -1884,18 +1884,15 @@ done:
 int migrate_main(int argc, char **argv)
 {
     struct migrate_request c;
-    struct config_error cerr;
     const char *config_file = NULL;
 
     if (cli_parse(argc, argv, &c, &config_file) < 0) {
         usage(stderr);
         return 2;
     }
-    struct config *cfg = config_load(config_file, &cerr);
-    if (!cfg) {
-        fprintf(stderr, "runtime: config: %s\n", cerr.msg);
+    struct config *cfg = config_load_cli(config_file);
+    if (!cfg)
         return 1;
-    }
     int rc = migrate_run(cfg, &c, stdout, stderr);
     if (rc == 2 && strcmp(c.cmd, "new") != 0)
         usage(stderr);

@@ -496,7 +496,6 @@ int provision_main(int argc, char **argv)
     const char *cmd = argc > 1 ? argv[1] : NULL;
     const char *config_file = NULL, *code = NULL;
     struct tenant_spec spec = {0};
-    struct config_error cerr;
     struct tenant_error err;
     bool json = false, force = false, drop = false;
     int rc = 1;
@@ -542,11 +541,9 @@ int provision_main(int argc, char **argv)
                 code ? "not a tenant code (^[a-z][a-z0-9_]{1,39}$)" : "CODE is required");
         return 2;
     }
-    struct config *cfg = config_load(config_file, &cerr);
-    if (!cfg) {
-        fprintf(stderr, "runtime: config: %s\n", cerr.msg);
+    struct config *cfg = config_load_cli(config_file);
+    if (!cfg)
         return 1;
-    }
     if (strcmp(cmd, "create") == 0) {
         long long id = 0;
         double t0 = now_ms();

@@ -218,7 +218,6 @@ int seed_main(int argc, char **argv)
 {
     const char *config_file = NULL, *code = NULL;
     bool all = false, json = false;
-    struct config_error cerr;
     struct seeder sd;
     char err[1024];
     int rc = 0;
@@ -245,11 +244,9 @@ int seed_main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    struct config *cfg = config_load(config_file, &cerr);
-    if (!cfg) {
-        fprintf(stderr, "runtime: config: %s\n", cerr.msg);
+    struct config *cfg = config_load_cli(config_file);
+    if (!cfg)
         return 1;
-    }
     if (seeder_init(&sd, cfg, err, sizeof err) < 0) {
         fprintf(stderr, "runtime seed: %s\n", err);
         config_free(cfg);

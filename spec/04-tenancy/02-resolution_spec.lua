@@ -204,13 +204,7 @@ describe("tenant resolution", function()
       return r.json.token
     end
 
-    local function bearer(token, extra)
-      local hdr = { Authorization = "Bearer " .. token }
-      for k, v in pairs(extra or {}) do
-        hdr[k] = v
-      end
-      return hdr
-    end
+    local bearer = h.bearer
 
     local function b64url(s)
       local chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"

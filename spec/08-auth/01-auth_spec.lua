@@ -29,13 +29,7 @@ describe("auth", function()
       body = body and cjson.encode(body) or nil })
   end
 
-  local function bearer(token, extra)
-    local hdr = { Authorization = "Bearer " .. token }
-    for k, v in pairs(extra or {}) do
-      hdr[k] = v
-    end
-    return hdr
-  end
+  local bearer = h.bearer
 
   local function login(user, password, tenant)
     return json_req("POST", "/api/v1/auth/login", { username = user, password = password },

@@ -169,6 +169,15 @@ function server_mt:request(r)
   return M.request(self.port, r)
 end
 
+-- Headers with a bearer token, plus the extra ones given.
+function M.bearer(token, extra)
+  local hdr = { Authorization = "Bearer " .. token }
+  for k, v in pairs(extra or {}) do
+    hdr[k] = v
+  end
+  return hdr
+end
+
 -- POST of body (a table, sent as JSON; nil: no body) with a bearer token
 -- when one is given.
 function server_mt:post_json(path, body, token)
