@@ -11,8 +11,13 @@
 #      X-Tenant-Id, schema mode, at BENCH_CONNS connections vs pgbench -S -M
 #      prepared with as many clients as the runtime's pool   -> budget >= 0.50
 #      (and, for reference, with BENCH_CONNS clients)
+#   3. for reference, the same database work without the runtime's own layers
+#      (bench/bare_pg.c): in the runtime's architecture (a thread pool of
+#      blocking workers) and with an event loop per thread, at BENCH_CONNS
+#      connections: what this machine allows any server doing that work
 #
-# Env as bench/run.sh: RUNTIME_BIN, RUNTIME_DATABASE_URL, RT_BENCH_OWNER_URL;
+# Env as bench/run.sh: RUNTIME_BIN, RUNTIME_DATABASE_URL, RT_BENCH_OWNER_URL,
+# BARE_PG_BIN (default: bare_pg next to RUNTIME_BIN);
 # optional BENCH_DURATION (seconds, default 10), BENCH_CONNS (64), BENCH_POOL (8),
 # BENCH_ROUNDS (5; windows of 3 s each).
 set -euo pipefail
@@ -25,6 +30,8 @@ CONNS=${BENCH_CONNS:-64}
 POOL=${BENCH_POOL:-8}
 ROUNDS=${BENCH_ROUNDS:-5}
 PORT=${BENCH_AUTH_PORT:-18090}
+BARE_PORT=$((PORT + 1))
+BARE_PG_BIN=${BARE_PG_BIN:-$(dirname "$RUNTIME_BIN")/bare_pg}
 PASSWORD="bench-password-0123"
 WORK=$(mktemp -d /tmp/rt-bench-auth.XXXXXX)
 PID=''
@@ -124,10 +131,28 @@ wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/me.lua" "$base$me_path" 
 log "pgbench -S -M prepared -c $POOL, then -c $CONNS"
 pgbench -n -S -M prepared -c "$POOL" -j 2 -T "$DURATION" "$RT_BENCH_OWNER_URL" >"$WORK/pgb.txt" 2>&1
 pgbench -n -S -M prepared -c "$CONNS" -j 2 -T "$DURATION" "$RT_BENCH_OWNER_URL" >"$WORK/pgbc.txt" 2>&1
+# bare_pg needs the ids the route would use: the tenant's and the user's.
+tenant_id=$(psql -X -qtA "$RT_BENCH_OWNER_URL" -c "SELECT id FROM core.tenants WHERE code = 'bench_auth'")
+user_id=$(curl -s "$base$me_path" -H "Authorization: Bearer $TOKEN" -H 'X-Tenant-Id: bench_auth' |
+    sed -n 's/.*"id":"\{0,1\}\([0-9]*\).*/\1/p')
+bare() { # bare MODE THREADS OUT: bare_pg at CONNS connections
+    BARE_TENANT_ID=$tenant_id BARE_USER_ID=$user_id \
+        "$BARE_PG_BIN" "$1" "$BARE_PORT" "$2" "$POOL" "$RUNTIME_DATABASE_URL" 2>"$WORK/bare.log" &
+    local pid=$!
+    for _ in $(seq 50); do curl -fs "http://127.0.0.1:$BARE_PORT/" >/dev/null && break; sleep 0.1; done
+    wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$BARE_PORT/" >"$3"
+    kill -TERM "$pid"
+    wait "$pid" || true
+}
+log "bench/bare_pg.c: block ($POOL threads), then async ($(nproc) threads), pool $POOL"
+bare block "$POOL" "$WORK/bare_block.txt"
+bare async "$(nproc)" "$WORK/bare_async.txt"
 tps=$(awk '/^tps/ { print $3; exit }' "$WORK/pgb.txt")
 tpsc=$(awk '/^tps/ { print $3; exit }' "$WORK/pgbc.txt")
 
 a=$(median <"$WORK/alone.p99") b=$(median <"$WORK/loaded.p99") me=$(rps "$WORK/me.txt")
+bb=$(rps "$WORK/bare_block.txt") ba=$(rps "$WORK/bare_async.txt")
+ratio() { awk "BEGIN { printf \"%.2f\", $1 / $2 }"; }
 cat <<EOF
 
 | measure | result | budget |
@@ -138,6 +163,9 @@ cat <<EOF
 | /bench/hello p99 medians, alone / under login load | $a / $b ms (x$(awk "BEGIN { printf \"%.2f\", $b / $a }")) | <= 2x |
 | GET $me_path rps, p99 ($CONNS connections) | $me, $(p99 "$WORK/me.txt") ms | p99 < 10 ms |
 | pgbench -S tps ($POOL clients = pool; $CONNS clients) | $tps; $tpsc | |
-| ratio to pgbench with $POOL clients | $(awk "BEGIN { printf \"%.2f\", $me / $tps }") | >= 0.50 |
-| ratio to pgbench with $CONNS clients | $(awk "BEGIN { printf \"%.2f\", $me / $tpsc }") | |
+| ratio to pgbench with $POOL clients | $(ratio "$me" "$tps") | >= 0.50 |
+| ratio to pgbench with $CONNS clients | $(ratio "$me" "$tpsc") | |
+| bare_pg block ($POOL threads) rps, p99; ratio to pgbench with $POOL clients | $bb, $(p99 "$WORK/bare_block.txt") ms; $(ratio "$bb" "$tps") | |
+| bare_pg async ($(nproc) threads) rps, p99; ratio to pgbench with $POOL clients | $ba, $(p99 "$WORK/bare_async.txt") ms; $(ratio "$ba" "$tps") | |
+| runtime / bare_pg block (what the runtime's own layers leave) | $(ratio "$me" "$bb") | |
 EOF

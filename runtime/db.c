@@ -641,12 +641,13 @@ static const char *skip_space(const char *s)
     }
 }
 
-/* Case-insensitive search for a word in sql. */
+/* Case-insensitive search for a lower-case word in sql (on every statement,
+ * so the first letter is compared before the rest). */
 static bool contains_word(const char *sql, const char *word)
 {
     size_t n = strlen(word);
     for (const char *p = sql; *p; p++)
-        if (strncasecmp(p, word, n) == 0)
+        if (tolower((unsigned char)*p) == word[0] && strncasecmp(p, word, n) == 0)
             return true;
     return false;
 }
