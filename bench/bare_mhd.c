@@ -25,7 +25,7 @@
 
 #include <microhttpd.h>
 
-#define BARE_MAX_THREADS 256
+#include "bare_common.h"
 
 /* Not const: MHD_create_response_from_buffer() takes a non-const pointer. */
 static char hello_body[] = "{\"message\":\"hello\"}";
@@ -57,20 +57,6 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *connecti
     return MHD_queue_response(connection, MHD_HTTP_OK, response);
 }
 
-static int parse_long(const char *text, long min, long max, long *out)
-{
-    char *end = NULL;
-    long value;
-
-    errno = 0;
-    value = strtol(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || value < min || value > max) {
-        return -1;
-    }
-    *out = value;
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     long port;
@@ -79,24 +65,15 @@ int main(int argc, char **argv)
     struct MHD_Response *response;
     struct MHD_Daemon *daemon;
     sigset_t stop_signals;
-    int sig = 0;
 
-    if (argc != 3 || parse_long(argv[1], 1, 65535, &port) != 0 ||
-        parse_long(argv[2], 1, BARE_MAX_THREADS, &threads) != 0) {
+    if (argc != 3 || bare_parse_long(argv[1], 1, 65535, &port) != 0 ||
+        bare_parse_long(argv[2], 1, BARE_MAX_THREADS, &threads) != 0) {
         fprintf(stderr, "usage: %s PORT THREADS   (PORT 1..65535, THREADS 1..%d)\n",
                 argc > 0 ? argv[0] : "bare_mhd", BARE_MAX_THREADS);
         return 2;
     }
 
-    /*
-     * Block the stop signals before MHD spawns its threads (they inherit the
-     * mask), then collect them synchronously with sigwait() in main.
-     */
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    if (pthread_sigmask(SIG_BLOCK, &stop_signals, NULL) != 0) {
-        fprintf(stderr, "bare_mhd: pthread_sigmask failed\n");
+    if (bare_block_stop_signals(&stop_signals, "bare_mhd") != 0) {
         return 1;
     }
 
@@ -111,10 +88,7 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    memset(&addr, 0, sizeof(addr));
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons((uint16_t)port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bare_loopback(&addr, port);
 
     daemon = MHD_start_daemon(
         MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL,
@@ -129,11 +103,7 @@ int main(int argc, char **argv)
     fprintf(stderr, "bare_mhd: listening on http://127.0.0.1:%ld/ with %ld threads\n", port,
             threads);
 
-    if (sigwait(&stop_signals, &sig) != 0) {
-        fprintf(stderr, "bare_mhd: sigwait failed, stopping\n");
-    } else {
-        fprintf(stderr, "bare_mhd: signal %d, stopping\n", sig);
-    }
+    bare_wait_for_stop(&stop_signals, "bare_mhd");
     MHD_stop_daemon(daemon);
     MHD_destroy_response(response);
     return 0;

@@ -46,7 +46,8 @@
 #include <libpq-fe.h>
 #include <microhttpd.h>
 
-#define BARE_MAX_THREADS 256
+#include "bare_common.h"
+
 #define BARE_MAX_CONNS   1024
 #define BARE_SEARCH_PATH "\"t_bench_auth\""
 #define SQL_SETTINGS                                              \
@@ -656,17 +657,6 @@ static void loop_free(struct loop *lp)
 
 /* ---- main ---- */
 
-static void wait_for_stop(sigset_t *stop_signals)
-{
-    int sig = 0;
-
-    if (sigwait(stop_signals, &sig) != 0) {
-        fprintf(stderr, "bare_pg: sigwait failed, stopping\n");
-    } else {
-        fprintf(stderr, "bare_pg: signal %d, stopping\n", sig);
-    }
-}
-
 static int run_async(long threads, long conns, const struct sockaddr_in *addr,
                      const char *conninfo, sigset_t *stop_signals)
 {
@@ -701,7 +691,7 @@ static int run_async(long threads, long conns, const struct sockaddr_in *addr,
         fprintf(stderr,
                 "bare_pg: async, listening on http://127.0.0.1:%u/ with %ld loops\n",
                 (unsigned int)ntohs(addr->sin_port), threads);
-        wait_for_stop(stop_signals);
+        bare_wait_for_stop(stop_signals, "bare_pg");
         rc = 0;
     }
     /* The eventfd stays readable, so one write wakes every loop. */
@@ -763,7 +753,7 @@ static int run_block(long threads, long conns, const struct sockaddr_in *addr,
     }
     fprintf(stderr, "bare_pg: block, listening on http://127.0.0.1:%u/ with %ld threads\n",
             (unsigned int)ntohs(addr->sin_port), threads);
-    wait_for_stop(stop_signals);
+    bare_wait_for_stop(stop_signals, "bare_pg");
     MHD_stop_daemon(mhd);
     rc = 0;
 out:
@@ -773,20 +763,6 @@ out:
     free(pool.all);
     free(pool.idle);
     return rc;
-}
-
-static int parse_long(const char *text, long min, long max, long *out)
-{
-    char *end = NULL;
-    long value;
-
-    errno = 0;
-    value = strtol(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || value < min || value > max) {
-        return -1;
-    }
-    *out = value;
-    return 0;
 }
 
 int main(int argc, char **argv)
@@ -799,9 +775,9 @@ int main(int argc, char **argv)
     sigset_t stop_signals;
 
     if (argc != 6 || (strcmp(argv[1], "block") != 0 && strcmp(argv[1], "async") != 0) ||
-        parse_long(argv[2], 1, 65535, &port) != 0 ||
-        parse_long(argv[3], 1, BARE_MAX_THREADS, &threads) != 0 ||
-        parse_long(argv[4], 1, BARE_MAX_CONNS, &conns) != 0) {
+        bare_parse_long(argv[2], 1, 65535, &port) != 0 ||
+        bare_parse_long(argv[3], 1, BARE_MAX_THREADS, &threads) != 0 ||
+        bare_parse_long(argv[4], 1, BARE_MAX_CONNS, &conns) != 0) {
         fprintf(stderr,
                 "usage: %s block|async PORT THREADS CONNS CONNINFO\n"
                 "       (PORT 1..65535, THREADS 1..%d, CONNS 1..%d)\n",
@@ -816,22 +792,10 @@ int main(int argc, char **argv)
         user_id = getenv("BARE_USER_ID");
     }
 
-    /*
-     * Block the stop signals before any thread starts (they inherit the
-     * mask), then collect them synchronously with sigwait() in main.
-     */
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    if (pthread_sigmask(SIG_BLOCK, &stop_signals, NULL) != 0) {
-        fprintf(stderr, "bare_pg: pthread_sigmask failed\n");
+    if (bare_block_stop_signals(&stop_signals, "bare_pg") != 0) {
         return 1;
     }
-
-    memset(&addr, 0, sizeof(addr));
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons((uint16_t)port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bare_loopback(&addr, port);
 
     return async ? run_async(threads, conns, &addr, argv[5], &stop_signals)
                  : run_block(threads, conns, &addr, argv[5], &stop_signals);
