@@ -1,6 +1,7 @@
 /*
  * bare_common.h - what the bare C benchmark baselines (bare_mhd.c, bare_pg.c)
- * share: argument parsing, the stop signals, the loopback address.
+ * share: argument parsing, the stop signals, the last callback of a request,
+ * the loopback address.
  * Header-only (static inline); each baseline is one translation unit.
  */
 #ifndef BARE_COMMON_H
@@ -58,6 +59,26 @@ static inline void bare_wait_for_stop(sigset_t *stop_signals, const char *name)
     } else {
         fprintf(stderr, "%s: signal %d, stopping\n", name, sig);
     }
+}
+
+/*
+ * For an access handler: 1 on the request's last callback, where the baselines
+ * answer, as the runtime does (a response queued on the first callback makes
+ * libmicrohttpd close the connection afterwards); any body is discarded.
+ */
+static inline int bare_request_complete(void **req_cls, size_t *upload_data_size)
+{
+    static int seen;
+
+    if (*req_cls == NULL) {
+        *req_cls = &seen;
+        return 0;
+    }
+    if (*upload_data_size != 0) {
+        *upload_data_size = 0;
+        return 0;
+    }
+    return 1;
 }
 
 /* 127.0.0.1:port: the baselines never listen anywhere else. */

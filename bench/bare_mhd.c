@@ -35,7 +35,6 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *connecti
                                       const char *version, const char *upload_data,
                                       size_t *upload_data_size, void **req_cls)
 {
-    static int seen;
     struct MHD_Response *response = cls;
 
     (void)url;
@@ -43,15 +42,7 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *connecti
     (void)version;
     (void)upload_data;
 
-    /* Answer on the last callback, as the runtime does: a response queued on
-     * the first one makes libmicrohttpd close the connection afterwards. */
-    if (*req_cls == NULL) {
-        *req_cls = &seen;
-        return MHD_YES;
-    }
-    /* Discard any request body; the answer never depends on it. */
-    if (*upload_data_size != 0) {
-        *upload_data_size = 0;
+    if (!bare_request_complete(req_cls, upload_data_size)) {
         return MHD_YES;
     }
     return MHD_queue_response(connection, MHD_HTTP_OK, response);

@@ -303,7 +303,6 @@ static enum MHD_Result block_handler(void *cls, struct MHD_Connection *connectio
                                      const char *version, const char *upload_data,
                                      size_t *upload_data_size, void **req_cls)
 {
-    static int seen;
     struct pool *pool = cls;
     struct pipe_state ps = {0};
     struct reply rep;
@@ -314,13 +313,7 @@ static enum MHD_Result block_handler(void *cls, struct MHD_Connection *connectio
     (void)version;
     (void)upload_data;
 
-    /* Answer on the last callback, as the runtime does. */
-    if (*req_cls == NULL) {
-        *req_cls = &seen;
-        return MHD_YES;
-    }
-    if (*upload_data_size != 0) {
-        *upload_data_size = 0;
+    if (!bare_request_complete(req_cls, upload_data_size)) {
         return MHD_YES;
     }
 
