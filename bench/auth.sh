@@ -146,7 +146,7 @@ bare() { # bare MODE THREADS OUT: bare_pg at CONNS connections
     local pid=$!
     for _ in $(seq 50); do curl -fs "http://127.0.0.1:$BARE_PORT/" >/dev/null && break; sleep 0.1; done
     wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$BARE_PORT/" >"$3"
-    kill -TERM "$pid"
+    kill -TERM "$pid" 2>/dev/null || true
     wait "$pid" || true
 }
 log "bench/bare_pg.c: block ($POOL threads), then async ($(nproc) threads), pool $POOL"
