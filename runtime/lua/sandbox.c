@@ -196,6 +196,16 @@ static int call_results(lua_State *L, int status, lua_KContext ctx)
     return lua_gettop(L);
 }
 
+/* Calls the function in upvalue 1 (the library's own, which a wrapper
+ * guards) with the arguments on the stack; returns its one result. */
+static int call_upvalue(lua_State *L)
+{
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
 /* xpcall's message handler, wrapped (upvalue 1: the script's handler). Lua
  * runs a message handler before unwinding, and after an error raised by the
  * limits hook it runs it with hooks off: a handler that loops could then
@@ -205,10 +215,7 @@ static int guarded_handler(lua_State *L)
 {
     if (limits_exceeded(L))
         return 1;
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, 1);
-    return 1;
+    return call_upvalue(L);
 }
 
 /* xpcall(f, msgh, ...) with a guarded handler. Upvalue 1: the library's
@@ -240,10 +247,7 @@ static int safe_setmetatable(lua_State *L)
             lua_pop(L, 1);
         }
     lua_settop(L, 2);
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, 2, 1);
-    return 1;
+    return call_upvalue(L);
 }
 
 /* getmetatable that never hands out the runtime's metatables: every userdata
@@ -259,10 +263,7 @@ static int safe_getmetatable(lua_State *L)
         return 1;
     }
     lua_settop(L, 1);
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, 1, 1);
-    return 1;
+    return call_upvalue(L);
 }
 
 /* string.rep whose result is measured against the memory limit before the
@@ -280,10 +281,7 @@ static int safe_rep(lua_State *L)
             total = (len + seplen) * (size_t)n;
         limits_check(L, total, "string.rep");
     }
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, 1);
-    return 1;
+    return call_upvalue(L);
 }
 
 static int l_print(lua_State *L)
