@@ -67,6 +67,20 @@ void buf_putc(struct buf *b, char c)
     buf_append(b, &c, 1);
 }
 
+void buf_put_int(struct buf *b, long long v)
+{
+    char digits[24], *p = digits + sizeof digits;
+    /* Negated as unsigned so that LLONG_MIN works too. */
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+
+    do
+        *--p = (char)('0' + u % 10);
+    while (u /= 10);
+    if (v < 0)
+        *--p = '-';
+    buf_append(b, p, (size_t)(digits + sizeof digits - p));
+}
+
 void buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 {
     char small[256];

@@ -44,7 +44,7 @@ static void encode_number(lua_State *L, struct buf *b, int idx)
     char num[32];
 
     if (lua_isinteger(L, idx)) {
-        buf_printf(b, "%lld", (long long)lua_tointeger(L, idx));
+        buf_put_int(b, (long long)lua_tointeger(L, idx));
         return;
     }
     double d = lua_tonumber(L, idx);
@@ -124,7 +124,9 @@ static void encode_table(lua_State *L, struct encoder *e, int idx, int depth)
             const char *k = lua_tolstring(L, -2, &len);
             buf_json_str(b, k, len);
         } else if (lua_isinteger(L, -2)) {
-            buf_printf(b, "\"%lld\"", (long long)lua_tointeger(L, -2));
+            buf_putc(b, '"');
+            buf_put_int(b, (long long)lua_tointeger(L, -2));
+            buf_putc(b, '"');
         } else {
             luaL_error(L, "rt.json.encode: cannot encode a table key of type %s",
                        luaL_typename(L, -2));

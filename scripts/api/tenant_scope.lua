@@ -703,9 +703,11 @@ alias(routes, "/users", {
 })
 
 -- The caller's own profile: any authenticated user of the tenant.
+local ME_SQL = ("SELECT %s FROM users WHERE id = $1 AND deleted_at IS NULL")
+  :format(users.columns)
+
 local function me(req)
-  local user = query_one("user", ("SELECT %s FROM users WHERE id = $1 AND deleted_at IS NULL")
-    :format(users.columns), req.user.id)
+  local user = query_one("user", ME_SQL, req.user.id)
   if not user then
     rt.error(401, "unauthenticated", "invalid or expired token")
   end

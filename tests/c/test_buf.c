@@ -1,8 +1,10 @@
-/* Unit tests for buf.c: growth, printf, JSON string escaping. */
+/* Unit tests for buf.c: growth, printf, integers, JSON string escaping. */
 #include "buf.h"
 
 #include "check.h"
 
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 static void test_append_and_printf(void)
@@ -25,6 +27,21 @@ static void test_append_and_printf(void)
     CHECK(s && len == 604 && s[604] == '\0');
     free(s);
     CHECK(b.data == NULL && b.len == 0);
+}
+
+static void test_put_int(void)
+{
+    static const long long values[] = {0, 7, -7, 10, 1234567890123LL, LLONG_MAX, LLONG_MIN};
+    struct buf b = BUF_INIT;
+    char want[32];
+
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        buf_reset(&b);
+        buf_put_int(&b, values[i]);
+        snprintf(want, sizeof want, "%lld", values[i]);
+        CHECK_STR(buf_cstr(&b), want);
+    }
+    buf_free(&b);
 }
 
 static const char *json(const char *s, size_t n)
@@ -58,6 +75,7 @@ static void test_json_escaping(void)
 int main(void)
 {
     test_append_and_printf();
+    test_put_int();
     test_json_escaping();
     return check_done();
 }
