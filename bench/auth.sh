@@ -17,6 +17,9 @@
 #      (bench/bare_pg.c): in the runtime's architecture (a thread pool of
 #      blocking workers) and with an event loop per thread, at BENCH_CONNS
 #      connections: what this machine allows any server doing that work
+#   4. instructions per request under callgrind (when valgrind is installed; ./dev
+#      bench installs it), runtime and bare_pg block at BENCH_POOL connections:
+#      a CPU cost that does not move with a noisy neighbour
 #
 # Env as bench/run.sh: RUNTIME_BIN, RUNTIME_DATABASE_URL, RT_BENCH_OWNER_URL,
 # BARE_PG_BIN (default: bare_pg next to RUNTIME_BIN);
@@ -152,6 +155,58 @@ bare() { # bare MODE THREADS OUT: bare_pg at CONNS connections
 log "bench/bare_pg.c: block ($POOL threads), then async ($(nproc) threads), pool $POOL"
 bare block "$POOL" "$WORK/bare_block.txt"
 bare async "$(nproc)" "$WORK/bare_async.txt"
+
+# Instructions per request under callgrind: CPU work that, unlike the rates above,
+# does not move with a noisy neighbour. CG_FUNCTIONS: functions (name prefixes)
+# reported inclusively; __memset is libmicrohttpd clearing its connection memory.
+# PRIME_URL, if set, is called POOL times at once first so that the pool opens
+# all its connections before counting starts (connecting is not per request).
+instructions() { # instructions NAME URL WRK_SCRIPT CMD...; prints "total fn=n ..."
+    local name=$1 url=$2 script=$3 out="$WORK/cg.$1"
+    shift 3
+    valgrind --tool=callgrind --callgrind-out-file="$out" "$@" >"$WORK/cg.$name.log" 2>&1 &
+    local pid=$!
+    for _ in $(seq 300); do curl -fs "$url" "${CURL_HEADERS[@]}" >/dev/null && break; sleep 0.2; done
+    if [[ -n ${PRIME_URL:-} ]]; then
+        local holds=()
+        for _ in $(seq "$POOL"); do
+            curl -fs "$PRIME_URL" >/dev/null &
+            holds+=($!)
+        done
+        wait "${holds[@]}" || true
+    fi
+    # Warm every worker (Lua states); count only the second run.
+    wrk -t1 -c"$POOL" -d3s ${script:+-s "$script"} "$url" >/dev/null
+    callgrind_control -z "$pid" >/dev/null 2>&1
+    wrk -t1 -c"$POOL" -d10s ${script:+-s "$script"} "$url" >"$WORK/cg.$name.wrk"
+    callgrind_control -d "$pid" >/dev/null 2>&1
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" || true
+    local n
+    n=$(awk '/requests in/ { print $1 }' "$WORK/cg.$name.wrk")
+    callgrind_annotate --inclusive=yes --threshold=100 "$out.1" 2>/dev/null |
+        awk -v n="$n" -v fns="$CG_FUNCTIONS" '
+            BEGIN { split(fns, want, " ") }
+            /PROGRAM TOTALS/ { gsub(",", "", $1); total = $1 }
+            { for (i in want) if (index($0, ":" want[i])) { v = $1; gsub(",", "", v)
+                if (v + 0 > got[want[i]]) got[want[i]] = v + 0 } } # names are prefixes
+            END { printf "%d", total / n; for (i = 1; i in want; i++) printf " %s=%d", want[i], got[want[i]] / n; print "" }'
+}
+cg_runtime='' cg_bare=''
+if command -v valgrind >/dev/null; then
+    log "instructions per request (callgrind, $POOL connections): runtime, then bare_pg block"
+    CURL_HEADERS=(-H "Authorization: Bearer $TOKEN" -H 'X-Tenant-Id: bench_auth')
+    CG_FUNCTIONS="run_request l_encode statement PQconnect __memset"
+    cg_runtime=$(cd "$WORK" && RUNTIME_HTTP_PORT=$((PORT + 2)) \
+        PRIME_URL="http://127.0.0.1:$((PORT + 2))/bench/hold?ms=3000" instructions runtime \
+        "http://127.0.0.1:$((PORT + 2))$me_path" "$WORK/me.lua" "$RUNTIME_BIN" serve)
+    CURL_HEADERS=()
+    CG_FUNCTIONS="__memset"
+    cg_bare=$(BARE_TENANT_ID=$tenant_id BARE_USER_ID=$user_id instructions bare \
+        "http://127.0.0.1:$BARE_PORT/" "" "$BARE_PG_BIN" block "$BARE_PORT" "$POOL" "$POOL" \
+        "$RUNTIME_DATABASE_URL")
+fi
+
 tps=$(awk '/^tps/ { print $3; exit }' "$WORK/pgb.txt")
 tpsc=$(awk '/^tps/ { print $3; exit }' "$WORK/pgbc.txt")
 
@@ -175,3 +230,10 @@ cat <<EOF
 | bare_pg async ($(nproc) threads) rps, p99; ratio to pgbench with $POOL clients | $ba, $(p99 "$WORK/bare_async.txt") ms; $(ratio "$ba" "$tps") | |
 | runtime / bare_pg block (what the runtime's own layers leave) | $(ratio "$me" "$bb") | |
 EOF
+if [[ -n $cg_runtime && -n $cg_bare ]]; then
+    cat <<EOF
+| instructions per request: runtime; bare_pg block; ratio | ${cg_runtime%% *}; ${cg_bare%% *}; x$(ratio "${cg_runtime%% *}" "${cg_bare%% *}") | |
+| runtime, inclusive per request | ${cg_runtime#* } | |
+| bare_pg block, inclusive per request | ${cg_bare#* } | |
+EOF
+fi

@@ -1,5 +1,5 @@
 -- Benchmark endpoints, loaded by the runtime from bench/config.lua (scripts.dir).
--- Used only by bench/run.sh; not part of the application.
+-- Used only by the benchmarks (bench/*.sh); not part of the application.
 local db = require "rt.db"
 
 local ACCOUNT_SQL = "SELECT abalance FROM pgbench_accounts WHERE aid = $1"
@@ -27,6 +27,23 @@ return {
       scope = "public",
       handler = function()
         return { json = { message = "hello" } }
+      end,
+    },
+  },
+
+  -- Holds a pooled connection for ?ms= milliseconds (at most 10 s): as many
+  -- concurrent calls as the pool is large open all its connections
+  -- (bench/auth.sh, before it counts instructions per request).
+  ["/bench/hold"] = {
+    GET = {
+      scope = "public",
+      handler = function(req)
+        local ms = math.min(tonumber(req.query.ms) or 0, 10000)
+        local _, err = db.query_one("SELECT pg_sleep($1::float8 / 1000)", ms)
+        if err then
+          return nil, err
+        end
+        return { json = { held_ms = ms } }
       end,
     },
   },
