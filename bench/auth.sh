@@ -184,6 +184,7 @@ instructions() { # instructions NAME URL WRK_SCRIPT CMD...; prints "total fn=n .
     wait "$pid" || true
     local n
     n=$(awk '/requests in/ { print $1 }' "$WORK/cg.$name.wrk")
+    [[ ${n:-0} -gt 0 && -f $out.1 ]] || { log "callgrind run of $name failed"; return 0; }
     callgrind_annotate --inclusive=yes --threshold=100 "$out.1" 2>/dev/null |
         awk -v n="$n" -v fns="$CG_FUNCTIONS" '
             BEGIN { split(fns, want, " ") }
@@ -199,12 +200,12 @@ if command -v valgrind >/dev/null; then
     CG_FUNCTIONS="run_request l_encode statement PQconnect __memset"
     cg_runtime=$(cd "$WORK" && RUNTIME_HTTP_PORT=$((PORT + 2)) \
         PRIME_URL="http://127.0.0.1:$((PORT + 2))/bench/hold?ms=3000" instructions runtime \
-        "http://127.0.0.1:$((PORT + 2))$me_path" "$WORK/me.lua" "$RUNTIME_BIN" serve)
+        "http://127.0.0.1:$((PORT + 2))$me_path" "$WORK/me.lua" "$RUNTIME_BIN" serve) || true
     CURL_HEADERS=()
     CG_FUNCTIONS="__memset"
     cg_bare=$(BARE_TENANT_ID=$tenant_id BARE_USER_ID=$user_id instructions bare \
         "http://127.0.0.1:$BARE_PORT/" "" "$BARE_PG_BIN" block "$BARE_PORT" "$POOL" "$POOL" \
-        "$RUNTIME_DATABASE_URL")
+        "$RUNTIME_DATABASE_URL") || true
 fi
 
 tps=$(awk '/^tps/ { print $3; exit }' "$WORK/pgb.txt")
