@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 static inline uint64_t hash_bytes(const char *s, size_t n)
 {
@@ -15,10 +16,7 @@ static inline uint64_t hash_bytes(const char *s, size_t n)
 
 static inline uint64_t hash_str(const char *s)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
+    return hash_bytes(s, strlen(s));
 }
 
 #endif
