@@ -70,8 +70,13 @@ static struct key keys[] = {
         "Threads (SCHED_IDLE) that run routes declared offload = true, such as "
         "logins: password hashing never holds up other requests. 0: half the CPUs, "
         "at least one."),
+    INT(http, admin_threads, 2, 1, 64,
+        "Threads that run routes declared offload = \"admin\" (provisioning, "
+        "migrations, seeds, purges), apart from the offload threads so a long run "
+        "never queues a login."),
     INT(http, offload_queue, 256, 1, 100000,
-        "Most offloaded requests waiting for a thread; beyond it 503."),
+        "Most requests waiting for a thread on each lane (offload, admin); beyond "
+        "it 503."),
     STR(database, url, "",
         "libpq connection URL of the request role (rt_app). Required by serve."),
     STR(database, owner_url, "",

@@ -23,6 +23,7 @@ struct config {
     int http_per_ip_connection_limit;
     int http_shutdown_grace;
     int http_offload_threads;
+    int http_admin_threads;
     int http_offload_queue;
 
     char *database_url;

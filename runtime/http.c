@@ -1,11 +1,11 @@
 /* http: libmicrohttpd daemon, limits, per-request state (see http.h). */
-#define _GNU_SOURCE /* SCHED_IDLE */
 #include "http.h"
 
 #include "auth.h"
 #include "buf.h"
 #include "crypto.h"
 #include "errors.h"
+#include "lane.h"
 #include "log.h"
 #include "pools.h"
 #include "router.h"
@@ -15,17 +15,15 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <stddef.h>
 #include <sys/random.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,15 +43,9 @@ struct http_server {
     struct tenant_sources sources;
     struct auth *auth;
 
-    /* The offload lane: routes declared offload = true run on these threads
-     * while their connection is suspended. */
-    pthread_mutex_t oq_mu; /* guards the queue and oq_stop */
-    pthread_cond_t oq_wake;
-    struct request *oq_head, *oq_tail;
-    int oq_len;
-    bool oq_stop;
-    pthread_t *offload;
-    int noffload;
+    /* The offload and admin lanes (indexed by enum lane; none for
+     * LANE_HTTP): their routes run there while the connection is suspended. */
+    struct lane_pool *lanes[LANE_ADMIN + 1];
 
     struct pools *pools; /* of tenants outside the main database */
 
@@ -101,13 +93,13 @@ struct request {
     struct crypto_jwt_claims claims;  /* valid when authenticated */
     bool authenticated;
 
-    /* Offloaded requests: what the offload thread needs, and its answer. */
+    /* Requests on a lane: what the lane's thread needs, and its answer. */
     struct MHD_Connection *conn;
     struct vm_request vreq;
     struct kv_list headers, query;
     struct vm_response answer;
     bool answered; /* answer is ready: send it on the next callback */
-    struct request *oq_next;
+    struct lane_item queued;
 };
 
 static _Thread_local struct vm *tls_vm;
@@ -423,26 +415,7 @@ static bool authenticate(struct MHD_Connection *c, struct request *r,
     return true;
 }
 
-/* ---- the offload lane ------------------------------------------------------ */
-
-/* Queues r for the offload threads. Returns false when the queue is full. */
-static bool offload_push(struct http_server *s, struct request *r)
-{
-    pthread_mutex_lock(&s->oq_mu);
-    bool ok = s->oq_len < s->cfg->http_offload_queue;
-    if (ok) {
-        r->oq_next = NULL;
-        if (s->oq_tail)
-            s->oq_tail->oq_next = r;
-        else
-            s->oq_head = r;
-        s->oq_tail = r;
-        s->oq_len++;
-        pthread_cond_signal(&s->oq_wake);
-    }
-    pthread_mutex_unlock(&s->oq_mu);
-    return ok;
-}
+/* ---- the lanes ------------------------------------------------------------ */
 
 /* Runs a prepared request on this thread's state into r->answer. */
 static void handle(struct request *r)
@@ -456,36 +429,15 @@ static void handle(struct request *r)
     r->answered = true;
 }
 
-/* An offload thread: scheduled SCHED_IDLE, so an HTTP thread that wakes
- * takes its CPU at once and a burst of logins (argon2id) slows logins, not
- * the other routes (nice 19 where SCHED_IDLE is refused). Drains the queue
- * before it stops, so no suspended connection is left behind. */
-static void *offload_main(void *arg)
+/* A lane thread's work: the answer goes out on the callback after the
+ * resume. */
+static void run_queued(struct lane_item *item, void *arg)
 {
-    struct http_server *s = arg;
-    struct sched_param sp = {0};
+    struct request *r = (struct request *)((char *)item - offsetof(struct request, queued));
 
-    if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) != 0 &&
-        setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19) < 0)
-        log_msg(LOG_LEVEL_DEBUG, NULL, "offload thread: cannot lower its priority");
-    pthread_mutex_lock(&s->oq_mu);
-    for (;;) {
-        while (!s->oq_head && !s->oq_stop)
-            pthread_cond_wait(&s->oq_wake, &s->oq_mu);
-        struct request *r = s->oq_head;
-        if (!r)
-            break; /* stopping, and nothing left */
-        s->oq_head = r->oq_next;
-        if (!s->oq_head)
-            s->oq_tail = NULL;
-        s->oq_len--;
-        pthread_mutex_unlock(&s->oq_mu);
-        handle(r);
-        MHD_resume_connection(r->conn);
-        pthread_mutex_lock(&s->oq_mu);
-    }
-    pthread_mutex_unlock(&s->oq_mu);
-    return NULL;
+    (void)arg;
+    handle(r);
+    MHD_resume_connection(r->conn);
 }
 
 /* Tenant resolution, then authentication, for a route of the given scope
@@ -578,17 +530,16 @@ static enum MHD_Result run_route(struct MHD_Connection *c, struct request *r)
         .tenant = r->tenant,
         .claims = r->authenticated ? &r->claims : NULL,
         .auth = s->auth,
-        .offloaded = route->offload,
+        .lane = route->lane,
     };
-    if (!route->offload) {
+    if (route->lane == LANE_HTTP) {
         handle(r);
         return respond(c, r, &r->answer, NULL);
     }
-    /* Suspended before it is queued, so the offload thread can never resume
-     * it first; the answer goes out on the callback after the resume. */
+    /* Suspended before it is queued, so the lane can never resume it first. */
     r->conn = c;
     MHD_suspend_connection(c);
-    if (!offload_push(s, r)) {
+    if (!lane_pool_push(s->lanes[route->lane], &r->queued)) {
         pools_put(s->pools, pool);
         vm_response_error(&r->answer, 503, NULL, NULL, r->id);
         r->answered = true;
@@ -712,7 +663,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         *upload_data_size = 0; /* answered already; drop what is left */
         return MHD_YES;
     }
-    if (r->answered) /* back from the offload lane */
+    if (r->answered) /* back from a lane */
         return respond(c, r, &r->answer, NULL);
     if (*upload_data_size) {
         size_t n = *upload_data_size;
@@ -818,8 +769,6 @@ struct http_server *http_start(const struct config *cfg, struct host *host,
     s->host = host;
     s->pool = pool;
     pthread_mutex_init(&s->mu, NULL);
-    pthread_mutex_init(&s->oq_mu, NULL);
-    pthread_cond_init(&s->oq_wake, NULL);
     s->sources.base_domain = cfg->tenancy_base_domain;
     if (tenant_sources_parse(cfg->tenancy_sources, &s->sources) < 0) {
         snprintf(err, errlen, "tenancy.sources: unknown source in '%s'",
@@ -847,18 +796,17 @@ struct http_server *http_start(const struct config *cfg, struct host *host,
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         noffload = cpus >= 4 ? (int)(cpus / 2) : 1;
     }
-    s->offload = calloc((size_t)noffload, sizeof *s->offload);
-    if (!s->offload) {
-        snprintf(err, errlen, "out of memory");
+    /* Hashing is all CPU: it yields to every other thread. Admin work mostly
+     * waits on PostgreSQL while holding its locks, so it is not starved. */
+    if (!(s->lanes[LANE_OFFLOAD] =
+              lane_pool_start("offload", noffload, cfg->http_offload_queue, true,
+                              run_queued, NULL, err, errlen)) ||
+        !(s->lanes[LANE_ADMIN] =
+              lane_pool_start("admin", cfg->http_admin_threads, cfg->http_offload_queue,
+                              false, run_queued, NULL, err, errlen))) {
         http_stop(s);
         return NULL;
     }
-    for (; s->noffload < noffload; s->noffload++)
-        if (pthread_create(&s->offload[s->noffload], NULL, offload_main, s) != 0) {
-            snprintf(err, errlen, "cannot start the offload threads");
-            http_stop(s);
-            return NULL;
-        }
 
     memset(&a4, 0, sizeof a4);
     memset(&a6, 0, sizeof a6);
@@ -917,15 +865,10 @@ void http_stop(struct http_server *s)
             log_msg(LOG_LEVEL_WARN, NULL, "shutdown grace over with %d requests in flight",
                     left);
     }
-    /* The offload threads finish what is queued (resuming every suspended
-     * connection) before the daemon stops. */
-    pthread_mutex_lock(&s->oq_mu);
-    s->oq_stop = true;
-    pthread_cond_broadcast(&s->oq_wake);
-    pthread_mutex_unlock(&s->oq_mu);
-    for (int i = 0; i < s->noffload; i++)
-        pthread_join(s->offload[i], NULL);
-    free(s->offload);
+    /* The lanes finish what is queued (resuming every suspended connection)
+     * before the daemon stops. */
+    for (int i = 0; i <= LANE_ADMIN; i++)
+        lane_pool_stop(s->lanes[i]);
     if (s->d)
         MHD_stop_daemon(s->d);
     for (size_t i = 0; i < s->nvms; i++)
@@ -934,8 +877,6 @@ void http_stop(struct http_server *s)
     pools_free(s->pools);
     tenant_dir_free(s->dir);
     auth_free(s->auth);
-    pthread_cond_destroy(&s->oq_wake);
-    pthread_mutex_destroy(&s->oq_mu);
     pthread_cond_destroy(&s->idle);
     pthread_mutex_destroy(&s->mu);
     free(s);

@@ -174,7 +174,10 @@ static int l_routes(lua_State *L)
             lua_pushstring(L, r->permission);
             lua_setfield(L, -2, "permission");
         }
-        lua_pushboolean(L, r->offload);
+        if (r->lane == LANE_ADMIN)
+            lua_pushliteral(L, "admin");
+        else
+            lua_pushboolean(L, r->lane == LANE_OFFLOAD);
         lua_setfield(L, -2, "offload");
         lua_pushstring(L, r->file);
         lua_setfield(L, -2, "file");
@@ -550,8 +553,10 @@ static int register_routes(lua_State *L, struct vm_view *v, const struct vm_scri
         lua_getfield(L, -4, "permission");
         lua_getfield(L, -5, "readonly");
         r->read_only = lua_toboolean(L, -1);
-        lua_getfield(L, -6, "offload");
-        r->offload = lua_toboolean(L, -1);
+        lua_getfield(L, -6, "offload"); /* validated by the prelude */
+        r->lane = lua_type(L, -1) == LUA_TSTRING ? LANE_ADMIN
+                  : lua_toboolean(L, -1)         ? LANE_OFFLOAD
+                                                 : LANE_HTTP;
         lua_pop(L, 2);
         r->method = strdup(lua_tostring(L, -4));
         r->pattern = strdup(lua_tostring(L, -3));
@@ -1225,8 +1230,7 @@ static int run_request(lua_State *L)
     rt_db_bind(L, lua_touserdata(L, 3));
     lua_pushstring(L, req->id);
     lua_setfield(L, LUA_REGISTRYINDEX, "rt.request_id");
-    rt_auth_bind(L, req->auth, req->claims, req->tenant ? req->tenant->id : 0,
-                 req->offloaded);
+    rt_auth_bind(L, req->auth, req->claims, req->tenant ? req->tenant->id : 0, req->lane);
     lua_settop(L, 0);
     /* The tenant's environment: its record is what rt.routes and
      * rt.events find, its globals are what require loads modules into. */
@@ -1614,7 +1618,7 @@ void vm_handle(struct vm *vm, const struct vm_request *req, struct vm_response *
     }
     lua_settop(L, 0);
     rt_db_bind(L, NULL);
-    rt_auth_bind(L, NULL, NULL, 0, false);
+    rt_auth_bind(L, NULL, NULL, 0, LANE_HTTP);
     lua_pushnil(L);
     lua_setfield(L, LUA_REGISTRYINDEX, "rt.request_id");
     lua_pushnil(L);

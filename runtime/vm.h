@@ -33,6 +33,7 @@
 #include "config.h"
 #include "crypto.h"
 #include "db.h"
+#include "lane.h"
 #include "router.h"
 #include "tenant.h"
 
@@ -47,7 +48,7 @@ struct vm_route {
     char *scope;      /* public, core, tenant, any */
     char *permission; /* NULL when none */
     bool read_only;   /* runs in a READ ONLY transaction (GET/HEAD by default) */
-    bool offload;     /* runs on the offload threads (password hashing, ...) */
+    enum lane lane;   /* where the handler runs (the route's offload) */
     int file_index;   /* the file in the set that declares it */
     int pos;          /* its position (1-based) in that file's route list */
 };
@@ -133,7 +134,7 @@ struct vm_request {
     const struct tenant_info *tenant;       /* borrowed; NULL: no tenant */
     const struct crypto_jwt_claims *claims; /* borrowed; NULL: no token */
     struct auth *auth;                      /* borrowed: sessions, permissions */
-    bool offloaded; /* on an offload thread: rt.auth may hash passwords */
+    enum lane lane; /* the route's: what rt.auth and rt.tenant allow */
 };
 
 struct vm_header {

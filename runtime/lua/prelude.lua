@@ -329,6 +329,9 @@ local fields = {
   summary = "string", description = "string", readonly = "boolean",
   offload = "boolean", body = "table", tags = "table",
 }
+-- offload: false, true (the offload lane: password hashing) or "admin" (the
+-- admin lane: provisioning, migrations, seeds, purges).
+local offload_values = { [false] = true, [true] = true, admin = true }
 
 -- A handler that first validates the body against schema (a form body
 -- too, for routes that accept one).
@@ -384,7 +387,11 @@ local function collect(file, routes)
         if not fields[k] then
           error(where .. ": unknown field '" .. tostring(k) .. "'", 0)
         end
-        if type(v) ~= fields[k] then
+        if k == "offload" then
+          if not offload_values[v] then
+            error(where .. ": field 'offload' must be true, false or \"admin\"", 0)
+          end
+        elseif type(v) ~= fields[k] then
           error(where .. ": field '" .. k .. "' must be a " .. fields[k], 0)
         end
       end

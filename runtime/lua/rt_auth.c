@@ -28,7 +28,7 @@ struct binding {
     struct auth *auth;
     const struct crypto_jwt_claims *claims;
     long long tid;
-    bool offloaded;
+    enum lane lane;
     int npending;
     struct pending pending[MAX_PENDING];
 };
@@ -36,7 +36,7 @@ struct binding {
 static const char BINDING_KEY[] = "rt.auth.binding";
 
 void rt_auth_bind(lua_State *L, struct auth *a, const struct crypto_jwt_claims *claims,
-                  long long tid, bool offloaded)
+                  long long tid, enum lane lane)
 {
     struct binding *b;
     if (lua_getfield(L, LUA_REGISTRYINDEX, BINDING_KEY) != LUA_TUSERDATA) {
@@ -49,7 +49,7 @@ void rt_auth_bind(lua_State *L, struct auth *a, const struct crypto_jwt_claims *
         b = lua_touserdata(L, -1);
         lua_pop(L, 1);
     }
-    *b = (struct binding){a, claims, tid, offloaded, 0, {{false, ""}}};
+    *b = (struct binding){a, claims, tid, lane, 0, {{false, ""}}};
 }
 
 static const struct config *config_of(lua_State *L)
@@ -73,16 +73,16 @@ static struct binding *bound(lua_State *L)
     return b;
 }
 
-bool rt_auth_offloaded(lua_State *L)
+enum lane rt_auth_lane(lua_State *L)
 {
-    return bound(L)->offloaded;
+    return bound(L)->lane;
 }
 
 /* Password hashing costs tens of milliseconds of CPU: only offloaded
  * routes may do it, so it never holds up an HTTP thread. */
 static void need_offload(lua_State *L, const char *fn)
 {
-    if (!rt_auth_offloaded(L))
+    if (rt_auth_lane(L) == LANE_HTTP)
         luaL_error(L, "rt.auth.%s: declare the route with offload = true", fn);
 }
 

@@ -17,8 +17,8 @@
  *   config()                     -> password and lockout settings
  *
  * Available while a request runs: vm.c binds the request's auth service,
- * claims and tenant with rt_auth_bind. Password functions raise unless the
- * route runs on the offload threads (offload = true). */
+ * claims, tenant and lane with rt_auth_bind. Password functions raise unless
+ * the route runs on an offload lane (offload = true or "admin"). */
 #ifndef RT_LUA_RT_AUTH_H
 #define RT_LUA_RT_AUTH_H
 
@@ -27,21 +27,21 @@
 #include <lua.h>
 
 #include "auth.h"
+#include "lane.h"
 
 int luaopen_rt_auth(lua_State *L);
 
 /* Binds the current request (a NULL: none). claims and a are borrowed for the
  * request's duration; tid is the resolved tenant (0: none). */
 void rt_auth_bind(lua_State *L, struct auth *a, const struct crypto_jwt_claims *claims,
-                  long long tid, bool offloaded);
+                  long long tid, enum lane lane);
 
 /* Ends the request's pending revoke_user and rbac_changed calls: applied
  * when committed (failures are logged with request_id), dropped otherwise.
  * Allocates nothing; call after the transaction ends, before unbinding. */
 void rt_auth_settle(lua_State *L, bool committed, const char *request_id);
 
-/* True when the current request runs on an offload thread (raises outside
- * a request). */
-bool rt_auth_offloaded(lua_State *L);
+/* The lane the current request runs on (raises outside a request). */
+enum lane rt_auth_lane(lua_State *L);
 
 #endif

@@ -20,8 +20,8 @@ static const struct config *config_of(lua_State *L, const char *fn, bool slow)
     lua_pop(L, 1);
     if (!cfg)
         luaL_error(L, "rt.tenant.%s: not available here", fn);
-    if (slow && !rt_auth_offloaded(L))
-        luaL_error(L, "rt.tenant.%s: declare the route with offload = true", fn);
+    if (slow && rt_auth_lane(L) != LANE_ADMIN)
+        luaL_error(L, "rt.tenant.%s: declare the route with offload = \"admin\"", fn);
     return cfg;
 }
 

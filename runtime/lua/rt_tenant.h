@@ -13,7 +13,7 @@
  * Failures return nil, message, kind ("conflict", "not_found", "failed").
  * They connect as the owner role (database.owner_url), so the server needs
  * it for these endpoints. create, purge, migrate and seed take long: they
- * raise unless the route runs on the offload threads (offload = true). With
+ * raise unless the route runs on the admin lane (offload = "admin"). With
  * an owner, create also makes the tenant's first user (super_admin); if that
  * fails the tenant is purged. */
 #ifndef RT_LUA_RT_TENANT_H

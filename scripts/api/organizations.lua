@@ -51,7 +51,7 @@ end
 return {
   ["/api/v1/organizations"] = {
     POST = {
-      scope = "core", offload = true, tags = { "organizations" },
+      scope = "core", offload = "admin", tags = { "organizations" },
       summary = "Create an organization (a tenant) owned by the caller",
       description = "Provisions a tenant (storage, migrations, seeds). The caller "
         .. "becomes its owner and its first user, with the same email and password. "

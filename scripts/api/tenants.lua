@@ -10,7 +10,7 @@
 -- re-provisions a failed tenant, or any tenant with force_recreate.
 --
 -- A fleet run (POST /api/v1/tenants/migrations) runs synchronously on the
--- offload lane: the call returns when the run has ended, and the run and its
+-- admin lane: the call returns when the run has ended, and the run and its
 -- per-target results are then recorded in core.migration_runs and
 -- core.migration_run_targets for GET /api/v1/tenants/migrations/:run_id.
 local db = require "rt.db"
@@ -686,7 +686,7 @@ end
 return {
   ["/api/v1/tenants"] = {
     POST = route {
-      offload = true, body = create_schema, handler = create,
+      offload = "admin", body = create_schema, handler = create,
       summary = "Create a tenant: directory row, storage, migrations and seeds",
       description = "Accepts the seed 002 body (tenant_code, tenant_name, domain, "
         .. "subdomain, admin_email) and the seed 004 body (tenant_name, domain, email, "
@@ -710,7 +710,7 @@ return {
       summary = "Update name, domain, subdomain or settings (a top-level merge patch)",
     },
     DELETE = route {
-      offload = true, handler = delete,
+      offload = "admin", handler = delete,
       summary = "Delete a tenant (soft); ?purge=true drops its storage and row",
     },
   },
@@ -745,7 +745,7 @@ return {
   },
   ["/api/v1/tenants/provision-schema"] = {
     POST = route {
-      offload = true, body = provision_schema, handler = provision,
+      offload = "admin", body = provision_schema, handler = provision,
       summary = "Provision a failed tenant, or re-provision one (force_recreate)",
       description = "force_recreate drops the tenant's storage and all its data, then "
         .. "provisions it again; its recorded owner is made its first user again.",
@@ -753,7 +753,7 @@ return {
   },
   ["/api/v1/tenants/run-migrations"] = {
     POST = route {
-      offload = true, body = migrations_schema, handler = run_migrations,
+      offload = "admin", body = migrations_schema, handler = run_migrations,
       summary = "Migrate one tenant up or down to target_revision (\"head\" or N)",
       description = "Answers with the migration engine's report; 409 migration_failed "
         .. "when the engine failed. dry_run runs the steps and rolls them back.",
@@ -761,25 +761,25 @@ return {
   },
   ["/api/v1/tenants/:id/migration-status"] = {
     GET = route {
-      offload = true, handler = migration_status,
+      offload = "admin", handler = migration_status,
       summary = "A tenant's current revision, pending steps and drift",
     },
   },
   ["/api/v1/tenants/:id/rollback"] = {
     POST = route {
-      offload = true, handler = rollback,
+      offload = "admin", handler = rollback,
       summary = "Roll a tenant back by steps (default 1)",
     },
   },
   ["/api/v1/tenants/:id/seed"] = {
     POST = route {
-      offload = true, handler = reseed,
+      offload = "admin", handler = reseed,
       summary = "Apply the tenant's seeds again (changed ones only)",
     },
   },
   ["/api/v1/tenants/migrations"] = {
     POST = route {
-      offload = true, handler = fleet_run,
+      offload = "admin", handler = fleet_run,
       summary = "Run a fleet migration (core, shared and every tenant) and record it",
       description = "Runs synchronously: the call returns when the run has ended. The "
         .. "run and its per-target results stay readable at "

@@ -30,6 +30,16 @@ describe("prelude.collect", function()
     assert.equal("POST", routes[3].method)
   end)
 
+  it("keeps a route's lane: offload false, true or \"admin\"", function()
+    local routes = prelude.collect("f.lua", {
+      ["/a"] = { GET = handler },
+      ["/b"] = { POST = { handler = handler, offload = true } },
+      ["/c"] = { POST = { handler = handler, offload = "admin" } },
+    })
+    assert.same({ false, true, "admin" },
+      { routes[1].offload, routes[2].offload, routes[3].offload })
+  end)
+
   it("rejects what is not a route table, naming file and route", function()
     local cases = {
       { 42, "must return a table" },
@@ -42,6 +52,10 @@ describe("prelude.collect", function()
         "unknown field 'permision'" },
       { { ["/x"] = { GET = { handler = handler, permission = 1 } } },
         "'permission' must be a string" },
+      { { ["/x"] = { GET = { handler = handler, offload = "slow" } } },
+        "'offload' must be true, false or \"admin\"" },
+      { { ["/x"] = { GET = { handler = handler, offload = 1 } } },
+        "'offload' must be true, false or \"admin\"" },
       { { ["/healthz"] = { GET = handler } }, "reserved" },
       { { ["/x"] = { GET = { handler = handler, scope = "public", permission = "a_read" } } },
         "a public route cannot require a permission" },
