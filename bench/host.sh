@@ -58,7 +58,7 @@ cp -r "$REPO_DIR/scripts/migrations/core" "$WORK/scripts/migrations/"
 cp "$BENCH_DIR/scripts/api/bench.lua" "$WORK/scripts/api/"
 admin "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
 admin "CREATE DATABASE $DB OWNER rt_owner"
-admin "REVOKE ALL ON DATABASE $DB FROM PUBLIC; GRANT CONNECT, TEMPORARY ON DATABASE $DB TO rt_app"
+admin "REVOKE ALL ON DATABASE $DB FROM PUBLIC; GRANT CONNECT ON DATABASE $DB TO rt_app"
 printf 'return { scripts = { dir = "%s" } }\n' "$WORK/scripts" >"$WORK/migrate.lua"
 RUNTIME_DATABASE_OWNER_URL="$OWNER_URL" "$RUNTIME_BIN" migrate --config "$WORK/migrate.lua" >/dev/null
 psql -X -q -v ON_ERROR_STOP=1 "$OWNER_URL" -c "INSERT INTO core.tenants

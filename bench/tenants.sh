@@ -57,7 +57,7 @@ rt() { RUNTIME_DATABASE_OWNER_URL="$OWNER_URL" "$RUNTIME_BIN" "$@" --config "$WO
 
 admin "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
 admin "CREATE DATABASE $DB OWNER rt_owner"
-admin "REVOKE ALL ON DATABASE $DB FROM PUBLIC; GRANT CONNECT, TEMPORARY ON DATABASE $DB TO rt_app"
+admin "REVOKE ALL ON DATABASE $DB FROM PUBLIC; GRANT CONNECT ON DATABASE $DB TO rt_app"
 rt migrate >/dev/null
 
 # percentile FILE P: the P-th percentile of the numbers in FILE

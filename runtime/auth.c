@@ -117,7 +117,7 @@ static void set_err(char *err, size_t errlen, const char *msg)
 static int tx_run(struct auth *a, struct db_conn **c, const char *sql, int n,
                   const char *const *vals, PGresult **res, char *err, size_t errlen)
 {
-    static const struct db_tx tx = {NULL, 0, false};
+    static const struct db_tx tx = {NULL, 0, false, 0};
     struct db_error e;
     PGresult *r = NULL;
 

@@ -1,18 +1,18 @@
 /* db: libpq pools, pipelined transaction opening, statement cache (see db.h). */
 #include "db.h"
 
+#include "crypto.h"
 #include "hash.h"
 #include "log.h"
 
-#include <ctype.h>
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #define STMT_SLOTS      2048 /* power of two; at most half are used */
@@ -24,9 +24,20 @@ struct stmt {
     int id;
 };
 
+/* A signed scope, "t:<id>.<tag>" or "core.<tag>" (see scope_value). */
+#define SCOPE_KEY_LEN 32
+#define SCOPE_MAX     (24 + 1 + CRYPTO_SHA256_HEX_LEN + 1)
+
 struct db_conn {
     PGconn *pg;
     bool broken;
+    /* The key this connection enrolled with rt_scope.enroll() when it was
+     * opened; without one (a database without the walls) no scope is sent
+     * and the policies that ask for one see nothing. */
+    bool enrolled;
+    unsigned char key[SCOPE_KEY_LEN];
+    long long scope_tenant; /* the scope scope_value holds; -1: none yet */
+    char scope_value[SCOPE_MAX];
     struct stmt *stmts; /* STMT_SLOTS entries, allocated on first use */
     int nstmts;
     int next_id;          /* statement names rt_1, rt_2, ... never reused */
@@ -189,6 +200,90 @@ PGconn *db_connect(const char *conninfo, const char *dbname, const char *applica
     return pg;
 }
 
+/* What serving needs of the database (docs/SECURITY.md): a role that row-level
+ * security applies to, that cannot create temporary objects or take session
+ * advisory locks, and the rt_scope functions (scripts/sql/walls.sql). */
+static const char walls_sql[] =
+    "SELECT r.rolsuper OR r.rolbypassrls, "
+    "has_database_privilege(current_database(), 'TEMPORARY'), "
+    "has_function_privilege('pg_catalog.pg_advisory_lock(bigint)', 'EXECUTE'), "
+    "to_regprocedure('rt_scope.enroll(text)') IS NOT NULL "
+    "FROM pg_roles r WHERE r.rolname = current_user";
+
+/* Checks the walls (refusing a pool that must have them) and enrolls the
+ * connection's scope key. Before pipeline mode: plain round trips. */
+static int conn_walls(struct db_pool *p, struct db_conn *c, struct db_error *err)
+{
+    PGresult *r = PQexec(c->pg, walls_sql);
+    bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+    bool privileged = !ok || PQgetvalue(r, 0, 0)[0] != 'f';
+    bool temp = !ok || PQgetvalue(r, 0, 1)[0] != 'f';
+    bool locks = !ok || PQgetvalue(r, 0, 2)[0] != 'f';
+    bool has_scope = ok && PQgetvalue(r, 0, 3)[0] == 't';
+    PQclear(r);
+    if (!ok) {
+        err_set(err, DB_ERR_UNAVAILABLE, NULL, "cannot check the database role: %s",
+                PQerrorMessage(c->pg));
+        return -1;
+    }
+    if (p->refuse_privileged && (privileged || temp || locks || !has_scope)) {
+        err_set(err, DB_ERR_REFUSED, NULL,
+                "refusing to serve as database role '%s' in database '%s': %s (see "
+                "docs/SECURITY.md; scripts/sql/walls.sql installs the walls)",
+                PQuser(c->pg), PQdb(c->pg),
+                privileged ? "it is a superuser or has BYPASSRLS, so row-level security "
+                             "would not apply (use rt_app)"
+                : temp     ? "it may create temporary tables"
+                : locks    ? "it may take session-level advisory locks"
+                           : "the database has no rt_scope functions");
+        return -1;
+    }
+    c->scope_tenant = -1;
+    if (!has_scope)
+        return 0;
+    char hex[2 * SCOPE_KEY_LEN + 1];
+    if (crypto_random(c->key, sizeof c->key) < 0) {
+        err_set(err, DB_ERR_UNAVAILABLE, NULL, "no random bytes for the scope key");
+        return -1;
+    }
+    crypto_hex(c->key, sizeof c->key, hex);
+    const char *v[] = {hex};
+    r = PQexecParams(c->pg, "SELECT rt_scope.enroll($1)", 1, NULL, v, NULL, NULL, 0);
+    c->enrolled = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+                  PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    OPENSSL_cleanse(hex, sizeof hex);
+    if (!c->enrolled) {
+        err_set(err, DB_ERR_UNAVAILABLE, NULL,
+                "cannot enroll the connection's scope key: %s", PQerrorMessage(c->pg));
+        return -1;
+    }
+    return 0;
+}
+
+/* The app.scope value for a transaction of tenant tid (0: core): the scope
+ * and sha256(key || scope || key), which rt_scope.verified() recomputes. */
+static const char *scope_value(struct db_conn *c, long long tid)
+{
+    if (c->scope_tenant == tid)
+        return c->scope_value;
+    char scope[24];
+    unsigned char digest[CRYPTO_SHA256_LEN];
+    int n = tid > 0 ? snprintf(scope, sizeof scope, "t:%lld", tid)
+                    : snprintf(scope, sizeof scope, "core");
+    struct crypto_sha256 h;
+    crypto_sha256_init(&h);
+    crypto_sha256_update(&h, c->key, sizeof c->key);
+    crypto_sha256_update(&h, scope, (size_t)n);
+    crypto_sha256_update(&h, c->key, sizeof c->key);
+    crypto_sha256_final(&h, digest);
+    memcpy(c->scope_value, scope, (size_t)n);
+    c->scope_value[n] = '.';
+    crypto_hex(digest, sizeof digest, c->scope_value + n + 1);
+    c->scope_tenant = tid;
+    return c->scope_value;
+}
+
 static struct db_conn *conn_open(struct db_pool *p, struct db_error *err)
 {
     char why[400];
@@ -205,20 +300,9 @@ static struct db_conn *conn_open(struct db_pool *p, struct db_error *err)
         free(c);
         return NULL;
     }
-    if (p->refuse_privileged) {
-        PGresult *r = PQexec(c->pg, "SELECT rolsuper OR rolbypassrls FROM pg_roles "
-                                    "WHERE rolname = current_user");
-        bool privileged = PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 ||
-                          PQgetvalue(r, 0, 0)[0] != 'f';
-        PQclear(r);
-        if (privileged) {
-            err_set(err, DB_ERR_REFUSED, NULL,
-                    "refusing to serve as database role '%s': it is a superuser or has "
-                    "BYPASSRLS, so row-level security would not apply (use rt_app)",
-                    PQuser(c->pg));
-            conn_close(c);
-            return NULL;
-        }
+    if (conn_walls(p, c, err) < 0) {
+        conn_close(c);
+        return NULL;
     }
     /* Pipeline mode for the connection's whole life: every round trip is
      * sent as a batch ending in a sync, so BEGIN, the scoping settings and
@@ -416,14 +500,17 @@ static void stmt_record(struct db_conn *c, struct stmt *slot, const char *sql, i
     c->nstmts++;
 }
 
-static const char settings_sql[][128] = {
+static const char settings_sql[][160] = {
     "SELECT set_config($1, $2, true)",
     "SELECT set_config($1, $2, true), set_config($3, $4, true)",
     "SELECT set_config($1, $2, true), set_config($3, $4, true), set_config($5, $6, true)",
     "SELECT set_config($1, $2, true), set_config($3, $4, true), set_config($5, $6, true), "
     "set_config($7, $8, true)",
+    "SELECT set_config($1, $2, true), set_config($3, $4, true), set_config($5, $6, true), "
+    "set_config($7, $8, true), set_config($9, $10, true)",
 };
-#define MAX_SETTINGS 4 /* statement_timeout, transaction_read_only, two of the caller's */
+/* statement_timeout, transaction_read_only, app.scope, two of the caller's */
+#define MAX_SETTINGS 5
 
 /* libpq tracks the server's transaction state from every ReadyForQuery, so
  * it is right after ROLLBACK TO SAVEPOINT as well as after errors. */
@@ -456,6 +543,10 @@ static int query_once(struct db_pool *p, struct db_conn *c, const struct db_tx *
         if (autocommit) {
             sv[ns++] = "transaction_read_only";
             sv[ns++] = "on";
+        }
+        if (c->enrolled) {
+            sv[ns++] = "app.scope";
+            sv[ns++] = scope_value(c, tx ? tx->tenant_id : 0);
         }
         for (int i = 0; tx && i < tx->nsettings && ns < 2 * MAX_SETTINGS; i++) {
             sv[ns++] = tx->settings[i].name;
@@ -500,7 +591,7 @@ int db_query(struct db_pool *p, struct db_conn **conn, const struct db_tx *tx,
              struct db_error *err)
 {
     *res = NULL;
-    if (tx && tx->nsettings > MAX_SETTINGS - 2) {
+    if (tx && tx->nsettings > MAX_SETTINGS - 3) {
         err_set(err, DB_ERR_REFUSED, NULL, "too many transaction settings");
         return -1;
     }
@@ -611,63 +702,4 @@ int db_ping(struct db_pool *p, struct db_error *err)
         rc = -1;
     db_checkin(p, c);
     return rc;
-}
-
-/* Skips whitespace and SQL comments (nested block comments included). */
-static const char *skip_space(const char *s)
-{
-    for (;;) {
-        while (isspace((unsigned char)*s))
-            s++;
-        if (s[0] == '-' && s[1] == '-') {
-            while (*s && *s != '\n')
-                s++;
-        } else if (s[0] == '/' && s[1] == '*') {
-            int depth = 0;
-            do {
-                if (s[0] == '/' && s[1] == '*') {
-                    depth++;
-                    s += 2;
-                } else if (s[0] == '*' && s[1] == '/') {
-                    depth--;
-                    s += 2;
-                } else {
-                    s++;
-                }
-            } while (*s && depth > 0);
-        } else {
-            return s;
-        }
-    }
-}
-
-/* Case-insensitive search for a lower-case word in sql (on every statement,
- * so the first letter is compared before the rest). */
-static bool contains_word(const char *sql, const char *word)
-{
-    size_t n = strlen(word);
-    for (const char *p = sql; *p; p++)
-        if (tolower((unsigned char)*p) == word[0] && strncasecmp(p, word, n) == 0)
-            return true;
-    return false;
-}
-
-const char *db_refused_statement(const char *sql)
-{
-    static const char *const refused[] = {
-        "BEGIN",    "START",   "COMMIT", "END",        "ROLLBACK",   "ABORT",   "SAVEPOINT",
-        "RELEASE",  "PREPARE", "SET",    "RESET",      "DISCARD",    "COPY",    "LISTEN",
-        "UNLISTEN", "LOAD",    "VACUUM", "CHECKPOINT", "DEALLOCATE", "EXECUTE",
-    };
-    const char *s = skip_space(sql);
-    size_t n = 0;
-
-    if (contains_word(sql, "set_config"))
-        return "set_config";
-    while (isalpha((unsigned char)s[n]))
-        n++;
-    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
-        if (strlen(refused[i]) == n && strncasecmp(s, refused[i], n) == 0)
-            return refused[i];
-    return NULL;
 }

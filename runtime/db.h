@@ -46,7 +46,10 @@ struct db_pool_options {
     int connect_timeout_s;
     int statement_timeout_ms; /* set per transaction; 0 = none */
     /* Refuse connections whose role is a superuser or has BYPASSRLS (row-level
-     * security would silently not apply to them). */
+     * security would silently not apply to them), may create temporary
+     * objects or take session advisory locks, or whose database lacks the
+     * rt_scope functions (docs/SECURITY.md). Every pool enrolls a scope key
+     * where the database has them. */
     bool refuse_privileged;
 };
 
@@ -87,6 +90,9 @@ struct db_tx {
     /* Read-only: no BEGIN/COMMIT; each statement runs as its own implicit
      * transaction with transaction_read_only on, in one round trip. */
     bool read_only;
+    /* The scope the transaction is signed for (app.scope, checked by the
+     * database's rt_scope functions): a tenant id, or 0 for the core. */
+    long long tenant_id;
 };
 
 /* Runs one statement in the connection's transaction, opening it (with the
@@ -112,12 +118,5 @@ int db_end(struct db_conn *conn, bool commit, struct db_error *err)
 
 /* Checks the database answers (SELECT 1 on a pooled connection). */
 int db_ping(struct db_pool *p, struct db_error *err) __attribute__((warn_unused_result));
-
-/* Statements that would escape the request transaction or its scoping
- * (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, SET, RESET, DISCARD, COPY, ...), and
- * any call of set_config, which changes settings from inside a query.
- * Returns the refused keyword as a static string, or NULL when sql may run.
- * Leading whitespace and comments are skipped. Pure. */
-const char *db_refused_statement(const char *sql);
 
 #endif

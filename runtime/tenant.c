@@ -227,7 +227,7 @@ int tenant_storage_create(PGconn *c, const struct tenant_row *row, const char *f
             return -1;
         snprintf(sql, sizeof sql,
                  "REVOKE ALL ON DATABASE %s FROM PUBLIC; "
-                 "GRANT CONNECT, TEMPORARY ON DATABASE %s TO rt_app",
+                 "GRANT CONNECT ON DATABASE %s TO rt_app",
                  q, q);
         if (run_ok(c, sql, 0, NULL, err) == 0)
             return 0;
@@ -641,7 +641,7 @@ struct tenant_dir {
 /* Reads the stamp and, when it changed, the whole directory. */
 static void dir_refresh(struct tenant_dir *d)
 {
-    static const struct db_tx ro = {NULL, 0, true};
+    static const struct db_tx ro = {NULL, 0, true, 0};
     struct db_conn *c = NULL;
     struct db_error err;
     PGresult *r = NULL;

@@ -1526,7 +1526,7 @@ static void vm_rebuild(struct vm *vm, const char *request_id)
 void vm_handle(struct vm *vm, const struct vm_request *req, struct vm_response *resp)
 {
     const struct vm_route *route = vm_view_route(req->view, req->match->route_id);
-    struct rt_db_ctx ctx = {req->pool, NULL, {NULL, 0, route->read_only}, DB_OK, 0};
+    struct rt_db_ctx ctx = {req->pool, NULL, {NULL, 0, route->read_only, 0}, DB_OK, 0};
     struct db_setting scope[2];
     char search_path[80], tenant_id[32];
 
@@ -1549,6 +1549,7 @@ void vm_handle(struct vm *vm, const struct vm_request *req, struct vm_response *
         scope[1] = (struct db_setting){"app.tenant_id", tenant_id};
         ctx.tx.settings = scope;
         ctx.tx.nsettings = 2;
+        ctx.tx.tenant_id = req->tenant->id;
     }
     lua_State *L = vm->L;
     struct db_error dberr;

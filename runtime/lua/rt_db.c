@@ -2,6 +2,7 @@
 #include "lua/rt_db.h"
 
 #include "lua/rt_json.h"
+#include "sqlguard.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -203,17 +204,25 @@ static int statement(lua_State *L, const char *fn, enum rt_db_shape shape)
 {
     struct rt_db_ctx *ctx = ctx_get(L, fn);
     const char *sql = luaL_checkstring(L, 1);
-    const char *refused = db_refused_statement(sql);
     int n = lua_gettop(L) - 1;
     const char *small[16], **values = small;
     struct db_error err;
     PGresult *res = NULL;
+    struct sqlguard_result guard;
 
-    if (refused)
+    switch (sqlguard_check(sql, SQLGUARD_REQUEST, &guard)) {
+    case SQLGUARD_OK: break;
+    case SQLGUARD_REFUSED:
         return luaL_error(L,
-                          "rt.db.%s: %s statements are not allowed: the runtime "
-                          "owns the request's transaction and its settings",
-                          fn, refused);
+                          "rt.db.%s: %s is not allowed in a request statement: the runtime "
+                          "owns the request's transaction and its scope (docs/SECURITY.md)",
+                          fn, guard.reason);
+    case SQLGUARD_SYNTAX:
+        /* What PostgreSQL would answer, without the round trip. */
+        err = (struct db_error){.status = DB_ERR_QUERY, .sqlstate = "42601"};
+        snprintf(err.message, sizeof err.message, "%s", guard.reason);
+        return push_failure(L, ctx, &err);
+    }
     if (n > MAX_PARAMS)
         return luaL_error(L, "rt.db.%s: too many parameters (%d)", fn, n);
     if (n > 16)

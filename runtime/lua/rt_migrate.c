@@ -3,6 +3,7 @@
 
 #include "db.h"
 #include "lua/rt_db.h"
+#include "sqlguard.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -26,21 +27,24 @@ static struct rt_migrate_ctx *ctx_of(lua_State *L, const char *fn)
 
 static int run(lua_State *L, const char *fn, enum rt_db_shape shape)
 {
-    static const char *const tx_control[] = {"BEGIN",   "START",     "COMMIT",
-                                             "END",     "ROLLBACK",  "ABORT",
-                                             "RELEASE", "SAVEPOINT", "PREPARE"};
     struct rt_migrate_ctx *ctx = ctx_of(L, fn);
     const char *sql = luaL_checkstring(L, 2);
-    const char *refused = db_refused_statement(sql);
     int n = lua_gettop(L) - 2;
     const char *small[16], **values = small;
     PGresult *res;
     char msg[1024];
+    struct sqlguard_result guard;
 
-    for (size_t i = 0; refused && i < sizeof tx_control / sizeof tx_control[0]; i++)
-        if (strcmp(refused, tx_control[i]) == 0)
-            return luaL_error(L, "m:%s: %s is not allowed: the engine owns the transaction",
-                              fn, refused);
+    switch (sqlguard_check(sql, SQLGUARD_MIGRATION, &guard)) {
+    case SQLGUARD_OK: break;
+    case SQLGUARD_REFUSED:
+        return luaL_error(L,
+                          "m:%s: %s is not allowed: the engine owns the transaction and "
+                          "the connection (docs/SECURITY.md)",
+                          fn, guard.reason);
+    case SQLGUARD_SYNTAX:
+        return luaL_error(L, "m:%s: %s (SQLSTATE 42601)", fn, guard.reason);
+    }
     if (n > 16)
         values = lua_newuserdatauv(L, sizeof *values * (size_t)n, 0);
     rt_db_params(L, 3, n, values);

@@ -147,7 +147,7 @@ describe("rt.db", function()
       h.sleep(0.1)
       local logs = srv:logs()
       if what == "multi" then
-        assert.matches('"request_id":"ref%-multi"[^\n]*multiple commands', logs)
+        assert.matches('"request_id":"ref%-multi"[^\n]*2 statements in one call', logs)
       else
         assert.matches('"request_id":"ref%-' .. what .. '"[^\n]*not allowed', logs)
       end
@@ -254,6 +254,7 @@ describe("database outage", function()
   setup(function()
     h.psql("DROP DATABASE IF EXISTS rt_outage", h.admin_url)
     h.psql("CREATE DATABASE rt_outage OWNER rt_owner", h.admin_url)
+    h.psql("REVOKE ALL ON DATABASE rt_outage FROM PUBLIC", h.admin_url)
     h.psql("GRANT CONNECT ON DATABASE rt_outage TO rt_app", h.admin_url)
     local url = h.app_url:gsub("/runtime$", "/rt_outage"):gsub("/runtime%?", "/rt_outage?")
     srv = h.start({ database_url = url, database = "retry_after = 7" })

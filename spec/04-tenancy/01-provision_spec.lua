@@ -3,8 +3,8 @@
 -- isolation posture of the request role.
 local h = require "helpers"
 -- the number of files in scripts/migrations/tenant
-local TENANT_HEAD = "3"
 local mig = require "helpers.migrate"
+local TENANT_HEAD = tostring(mig.TENANT_HEAD)
 
 local real_tenant_steps = h.root .. "/scripts/migrations/tenant"
 local real_seeds = h.root .. "/scripts/seeds"
@@ -258,16 +258,24 @@ return {
     local a = psql("SELECT id FROM core.tenants WHERE code = 'acme_shared'")
     assert.equal(0, ctx:tenant_cmd({ "create", "other_shared", "--isolation", "shared" }).code)
     local b = psql("SELECT id FROM core.tenants WHERE code = 'other_shared'")
-    local function as(tenant, sql)
-      return app_psql("BEGIN; SELECT set_config('search_path', 'shared', true), "
+    -- The owner (seeds, migrations) scopes itself with app.tenant_id.
+    local function as(run, tenant, sql)
+      return run("BEGIN; SELECT set_config('search_path', 'shared', true), "
         .. "set_config('app.tenant_id', '" .. tenant .. "', true); "
         .. sql .. "; COMMIT")
     end
-    as(a, "INSERT INTO users (username, email) VALUES ('same', 'same@x.io')")
-    as(b, "INSERT INTO users (username, email) VALUES ('same', 'same@x.io')")
-    assert.equal("1", as(a, "SELECT count(*) FROM users"):match("(%d+)%s*$"))
-    assert.equal("1", as(b, "SELECT count(*) FROM users"):match("(%d+)%s*$"))
-    -- without a tenant in the transaction, nothing is visible or writable
+    as(psql, a, "INSERT INTO users (username, email) VALUES ('same', 'same@x.io')")
+    as(psql, b, "INSERT INTO users (username, email) VALUES ('same', 'same@x.io')")
+    assert.equal("1", as(psql, a, "SELECT count(*) FROM users"):match("(%d+)%s*$"))
+    assert.equal("1", as(psql, b, "SELECT count(*) FROM users"):match("(%d+)%s*$"))
+    -- The request role is trusted with nothing but a scope the runtime
+    -- signed (docs/SECURITY.md): app.tenant_id alone shows and writes nothing.
+    assert.equal("0", as(app_psql, a, "SELECT count(*) FROM users"):match("(%d+)%s*$"))
+    local out, ok = h.run("psql -X -q -A -t " .. h.sh_quote(ctx.app_url) .. " -c "
+      .. h.sh_quote("BEGIN; SELECT set_config('app.tenant_id', '" .. a .. "', true); "
+      .. "INSERT INTO shared.users (username, email) VALUES ('x', 'x@x.io'); COMMIT") .. " 2>&1")
+    assert.is_falsy(ok)
+    assert.matches("row%-level security", out)
     assert.equal("0", app_psql("SELECT count(*) FROM shared.users"))
   end)
 end)

@@ -175,10 +175,10 @@ describe("tenant resolution", function()
     end
     h.sleep(0.1)
     local logs = srv:logs()
-    assert.matches('"request_id":"esc%-set_config"[^\n]*set_config statements are not allowed',
+    assert.matches('"request_id":"esc%-set_config"[^\n]*set_config%(%) is not allowed',
       logs)
-    assert.matches('"request_id":"esc%-search_path"[^\n]*SET statements are not allowed', logs)
-    assert.matches('"request_id":"esc%-reset_role"[^\n]*RESET statements are not allowed', logs)
+    assert.matches('"request_id":"esc%-search_path"[^\n]*SET is not allowed', logs)
+    assert.matches('"request_id":"esc%-reset_role"[^\n]*RESET is not allowed', logs)
   end)
 
   it("notices suspended and reactivated tenants without a restart", function()

@@ -5,6 +5,9 @@
 local h = require "helpers"
 local mig = require "helpers.migrate"
 
+-- a step after the real ones
+local NOTES_STEP = ("%04d_notes.lua"):format(mig.TENANT_HEAD + 1)
+
 describe("pre-made tenant storage", function()
   local ctx
 
@@ -72,7 +75,8 @@ describe("pre-made tenant storage", function()
     assert.equal(1, kept)
     -- the spare's ledger is exactly what migrating in place records
     assert.equal(ledger("t_first"), ledger("t_second"))
-    assert.equal("active|3|true", psql("SELECT status || '|' || schema_version || '|' "
+    assert.equal("active|" .. mig.TENANT_HEAD .. "|true",
+      psql("SELECT status || '|' || schema_version || '|' "
       .. "|| (migrated_at IS NOT NULL) FROM core.tenants WHERE code = 'second'"))
     assert.equal(psql("SELECT fingerprint FROM core.tenants WHERE code = 'first'"),
       psql("SELECT fingerprint FROM core.tenants WHERE code = 'second'"))
@@ -107,7 +111,7 @@ describe("pre-made tenant storage", function()
 
   it("never takes storage made from older files, and replaces it", function()
     local old_spares, old_tpl = spares(), templates()
-    ctx:write_step("tenant", "0004_notes.lua", [[
+    ctx:write_step("tenant", NOTES_STEP, [[
 return {
   up = function(m)
     m:exec("CREATE TABLE notes (id bigint PRIMARY KEY, tenant_id bigint NOT NULL)")
@@ -116,8 +120,9 @@ return {
 }
 ]])
     create("newer")
-    assert.equal("4", psql("SELECT schema_version FROM core.tenants WHERE code = 'newer'"))
-    assert.equal("4", psql("SELECT max(version) FROM t_newer.schema_migrations"))
+    local newer = tostring(mig.TENANT_HEAD + 1)
+    assert.equal(newer, psql("SELECT schema_version FROM core.tenants WHERE code = 'newer'"))
+    assert.equal(newer, psql("SELECT max(version) FROM t_newer.schema_migrations"))
     -- the old spares are gone, new ones carry the new fingerprint
     local now = spares()
     for name in old_spares:gmatch("[^,]+") do
@@ -126,11 +131,11 @@ return {
     assert.equal(2, select(2, now:gsub("rt_spare_", "")))
     ctx.databases[#ctx.databases + 1] = "t_newer_db"
     create("newer_db", { "--isolation", "database" })
-    assert.equal("4", psql("SELECT max(version) FROM public.schema_migrations",
+    assert.equal(newer, psql("SELECT max(version) FROM public.schema_migrations",
       mig.db_url(h.owner_url, "t_newer_db")))
     assert.is_not.equal(old_tpl, templates())
     assert.equal(1, select(2, templates():gsub("rt_tpl_", "")))
-    ctx:remove_step("tenant", "0004_notes.lua")
+    ctx:remove_step("tenant", NOTES_STEP)
   end)
 
   it("drops all of it with spares --drop", function()

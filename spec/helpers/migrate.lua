@@ -16,6 +16,9 @@ M.core_src = h.root .. "/scripts/migrations/core"
 
 -- The real core steps: their count, and the version list {1, ..., n + extra}.
 M.CORE_HEAD = select(2, h.run("ls " .. h.sh_quote(M.core_src) .. "/*.lua"):gsub("\n", ""))
+-- The real tenant steps' head (every tenant and the shared target reach it).
+M.TENANT_HEAD = select(2, h.run("ls " .. h.sh_quote(h.root .. "/scripts/migrations/tenant")
+  .. "/*.lua"):gsub("\n", ""))
 function M.core_versions(extra)
   local v = {}
   for i = 1, M.CORE_HEAD + (extra or 0) do
@@ -103,7 +106,7 @@ function M.create_database(name)
   M.admin("DROP DATABASE IF EXISTS " .. name .. " WITH (FORCE)")
   M.admin("CREATE DATABASE " .. name .. " OWNER rt_owner")
   M.admin("REVOKE ALL ON DATABASE " .. name .. " FROM PUBLIC")
-  M.admin("GRANT CONNECT, TEMPORARY ON DATABASE " .. name .. " TO rt_app")
+  M.admin("GRANT CONNECT ON DATABASE " .. name .. " TO rt_app")
 end
 
 function M.drop_database(name)

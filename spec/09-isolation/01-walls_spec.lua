@@ -1,0 +1,256 @@
+-- The walls between tenants (docs/SECURITY.md), tried the way a hostile
+-- tenant script would: first against the SQL guard, then with the guard
+-- switched off (RUNTIME_TEST_SQLGUARD=off, honoured only by test builds), where
+-- the database's own privileges and the signed scope must hold by themselves.
+-- Tenants in every isolation mode; each has one marker row in boards.
+local h = require "helpers"
+local mig = require "helpers.migrate"
+local cjson = require "cjson"
+
+local TENANTS = {
+  { code = "sa", isolation = "shared" }, { code = "sb", isolation = "shared" },
+  { code = "ca", isolation = "schema" }, { code = "cb", isolation = "schema" },
+  { code = "da", isolation = "database" },
+}
+
+describe("isolation walls", function()
+  local ctx
+  local ids = {}
+
+  -- Runs sql as the owner, scoped like a migration, in the tenant's storage.
+  local function owner_sql(t, sql)
+    local url, path = ctx.owner_url, t.isolation == "shared" and "shared" or "t_" .. t.code
+    if t.isolation == "database" then
+      url, path = mig.db_url(h.owner_url, "t_" .. t.code), "public"
+    end
+    return h.psql(("BEGIN; SELECT set_config('search_path', '%s', true), "
+      .. "set_config('app.tenant_id', '%d', true); %s; COMMIT;")
+      :format(path, ids[t.code], sql), url)
+  end
+
+  setup(function()
+    ctx = mig.new("isolation")
+    assert(h.run("cp " .. h.sh_quote(h.root .. "/scripts/migrations/tenant") .. "/*.lua "
+      .. h.sh_quote(ctx.tenant_dir) .. "/"))
+    local res = ctx:migrate("")
+    assert.equal(0, res.code, mig.explain(res))
+    for _, t in ipairs(TENANTS) do
+      res = ctx:tenant_cmd({ "create", t.code, "--isolation", t.isolation })
+      assert.equal(0, res.code, mig.explain(res))
+      if t.isolation == "database" then
+        ctx.databases[#ctx.databases + 1] = "t_" .. t.code
+      end
+      ids[t.code] = tonumber(h.psql("SELECT id FROM core.tenants WHERE code = '" .. t.code
+        .. "'", ctx.owner_url))
+    end
+    for _, t in ipairs(TENANTS) do
+      owner_sql(t, ("INSERT INTO boards (code, name) VALUES ('marker', 'marker-%s')")
+        :format(t.code))
+    end
+    h.psql("INSERT INTO core.users (email, password_hash, is_superuser) "
+      .. "VALUES ('root@platform.test', 'not-a-hash', true)", ctx.owner_url)
+  end)
+
+  teardown(function()
+    ctx:destroy()
+  end)
+
+  local function start(guard_off, pool)
+    local env = { RUNTIME_TENANCY_SOURCES = "header" }
+    if guard_off then
+      env.RUNTIME_TEST_SQLGUARD = "off"
+    end
+    return h.start({ database_url = ctx.app_url, threads = 4,
+      scripts = h.root .. "/spec/fixtures/isolation",
+      database = ("pool_size = %d"):format(pool or 2), env = env })
+  end
+
+  -- Sends statements as tenant `code`; returns the per-statement results.
+  local function attack(srv, code, statements)
+    local r = srv:request({ method = "POST", path = "/iso/sql",
+      headers = { ["X-Tenant-Id"] = code, ["Content-Type"] = "application/json" },
+      body = cjson.encode({ sql = statements }) })
+    assert.equal(200, r.status, r.body)
+    return r.json.results
+  end
+
+  -- The board names a result's rows carry.
+  local function names(result)
+    local out = {}
+    for _, row in ipairs(result.rows or {}) do
+      out[#out + 1] = row.name
+    end
+    table.sort(out)
+    return table.concat(out, ",")
+  end
+
+  describe("with the guard on", function()
+    local srv
+    setup(function()
+      srv = start(false)
+    end)
+    teardown(function()
+      srv:stop()
+    end)
+
+    it("refuses scope changes and session state however they are spelled", function()
+      local results = attack(srv, "sa", {
+        ("SELECT U&\"set\\005fconfig\"('app.tenant_id', '%d', true)"):format(ids.sb),
+        "SELECT pg_catalog.set_config('search_path', 't_cb', false)",
+        "SELECT * FROM boards, LATERAL set_config('app.tenant_id', '1', true)",
+        "WITH x AS (SELECT set_config('app.scope', '', false)) SELECT * FROM x",
+        "CREATE TEMP TABLE boards (name text)",
+        "SELECT 1 INTO TEMP boards",
+        "SELECT pg_advisory_lock(1)",
+        "SET search_path TO t_cb",
+        "SELECT 1; SELECT 2",
+      })
+      for i, r in ipairs(results) do
+        assert.is_string(r.refused, "statement " .. i .. " was not refused")
+        assert.matches("is not allowed in a request statement", r.refused)
+      end
+    end)
+
+    it("answers a syntax error as PostgreSQL would, with SQLSTATE 42601", function()
+      local r = attack(srv, "sa", { "SELEC name FROM boards" })[1]
+      assert.equal("42601", r.sqlstate)
+      assert.matches("syntax error", r.error)
+    end)
+  end)
+
+  describe("with the guard off", function()
+    local srv
+    setup(function()
+      srv = start(true)
+    end)
+    teardown(function()
+      srv:stop()
+    end)
+
+    it("really runs without the guard", function()
+      local r = attack(srv, "sa", { "SELECT set_config('x.y', 'z', true) AS v" })[1]
+      assert.is_nil(r.refused)
+      assert.equal("z", r.rows[1].v)
+    end)
+
+    it("keeps a shared tenant in its scope whatever it sets", function()
+      local results = attack(srv, "sa", {
+        "SELECT name FROM boards",
+        ("SELECT set_config('app.tenant_id', '%d', true)"):format(ids.sb),
+        "SELECT name FROM boards",
+        "SELECT name FROM shared.boards",
+        ("SELECT set_config('app.scope', 't:%d.' || split_part(current_setting('app.scope'), "
+          .. "'.', 2), true)"):format(ids.sb),
+        "SELECT name FROM boards",
+        "SELECT set_config('app.scope', '', true)",
+        "SELECT name FROM shared.boards",
+      })
+      -- its own rows only, whatever app.tenant_id says
+      assert.equal("marker-sa", names(results[1]))
+      assert.equal("marker-sa", names(results[3]))
+      assert.equal("marker-sa", names(results[4]))
+      -- a forged or dropped scope sees nothing at all
+      assert.equal("", names(results[6]))
+      assert.equal("", names(results[8]))
+    end)
+
+    it("keeps a schema tenant out of other schemas and the shared tables", function()
+      local results = attack(srv, "ca", {
+        "SELECT name FROM boards",
+        "SELECT name FROM t_cb.boards",
+        "SELECT name FROM shared.boards",
+        ("SELECT set_config('search_path', 't_cb', true), set_config('app.tenant_id', '%d', "
+          .. "true)"):format(ids.cb),
+        "SELECT name FROM boards",
+      })
+      assert.equal("marker-ca", names(results[1]))
+      assert.equal("", names(results[2]))
+      assert.equal("", names(results[3]))
+      assert.equal("", names(results[5]))
+    end)
+
+    it("shows a tenant no platform users, tokens or directory rows", function()
+      for _, code in ipairs({ "sa", "ca" }) do
+        local results = attack(srv, code, {
+          "SELECT email AS name FROM core.users",
+          "SELECT code AS name FROM core.tenants",
+          "SELECT jti AS name FROM core.revocations",
+          "INSERT INTO core.revocations (kind, jti, expires_at) VALUES ('jti', 'x', now()) "
+          .. "RETURNING jti",
+        })
+        assert.equal("", names(results[1]), code)
+        assert.equal("", names(results[2]), code)
+        assert.equal("", names(results[3]), code)
+        assert.is_string(results[4].error, code)
+      end
+    end)
+
+    it("leaves no way to temporary objects, session locks or the scope key", function()
+      local results = attack(srv, "sa", {
+        "CREATE TEMP TABLE boards (name text)",
+        "SELECT 1 AS name INTO TEMP boards",
+        "SELECT pg_advisory_lock(1)",
+        "SELECT pg_try_advisory_lock_shared(1, 2)",
+        "SELECT lo_from_bytea(0, 'x')",
+        "SELECT pg_terminate_backend(pg_backend_pid())",
+        "SELECT * FROM rt_scope.enrolled",
+        "SELECT rt_scope.enroll(repeat('ab', 32)) AS again",
+        "SET ROLE rt_owner",
+      })
+      for i = 1, 7 do
+        assert.equal("42501", results[i].sqlstate, "statement " .. i)
+      end
+      assert.is_false(results[8].rows[1].again)
+      assert.is_string(results[9].error)
+    end)
+
+    it("keeps a database tenant in its own database", function()
+      local results = attack(srv, "da", {
+        "SELECT name FROM boards",
+        "SELECT set_config('app.tenant_id', '1', true)",
+        "SELECT name FROM boards",
+      })
+      assert.equal("marker-da", names(results[1]))
+      assert.equal("marker-da", names(results[3]))
+    end)
+  end)
+
+  -- 200 clients, every tenant in turn, each request first planting what
+  -- session state it can; every answer must carry its own tenant's marker.
+  describe("marker soak", function()
+    local script = h.root .. "/spec/fixtures/isolation/soak.lua"
+    local codes = {}
+    for _, t in ipairs(TENANTS) do
+      codes[#codes + 1] = t.code
+    end
+
+    local function soak(guard_off, pool)
+      local srv = start(guard_off, pool)
+      local total, mismatches, failures = 0, 0, 0
+      -- bounded: at most four 3-second runs, until 10,000 answers
+      for _ = 1, 4 do
+        local out = h.run(("SOAK_TENANTS=%s wrk -t2 -c200 -d3s --timeout 10s -s %s "
+          .. "http://127.0.0.1:%d/iso/marker?plant=1 2>&1"):format(table.concat(codes, ","),
+          h.sh_quote(script), srv.port))
+        local n, m, f = out:match("soak: (%d+) answers, (%d+) mismatches, (%d+) failures")
+        assert(n, "no soak summary:\n" .. out)
+        total, mismatches, failures = total + n, mismatches + m, failures + f
+        if total >= 10000 then
+          break
+        end
+      end
+      srv:stop()
+      return total, mismatches, failures
+    end
+
+    for _, case in ipairs({ { false, 1 }, { false, 8 }, { true, 1 }, { true, 8 } }) do
+      it(("answers every tenant its own rows: guard %s, pool of %d")
+        :format(case[1] and "off" or "on", case[2]), function()
+        local total, mismatches, failures = soak(case[1], case[2])
+        assert.is_true(total >= 10000, "only " .. total .. " answers")
+        assert.equal(0, mismatches)
+        assert.equal(0, failures)
+      end)
+    end
+  end)
+end)
