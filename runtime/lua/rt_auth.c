@@ -193,8 +193,8 @@ static void subject(lua_State *L, const char **sub, const char **scope, long lon
     luaL_checktype(L, 1, LUA_TTABLE);
     *sub = opt_field(L, 1, "sub");
     *scope = opt_field(L, 1, "scope");
-    if (!*sub || !**sub || strlen(*sub) >= 128)
-        luaL_argerror(L, 1, "sub is required (at most 127 bytes)");
+    if (!*sub || !crypto_jwt_sub_valid(*sub))
+        luaL_argerror(L, 1, "sub must be a user id (a positive integer)");
     if (!*scope || (strcmp(*scope, "core") != 0 && strcmp(*scope, "tenant") != 0))
         luaL_argerror(L, 1, "scope must be core or tenant");
     lua_getfield(L, 1, "tid");
