@@ -104,6 +104,17 @@ static int cmp_user(const void *a, const void *b)
     return strcmp(x->sub, y->sub);
 }
 
+/* Why this thread's last auth call that returned -1 failed, when the
+ * database was the cause (auth_db_failure). */
+static _Thread_local enum db_status tls_db_failure;
+
+enum db_status auth_db_failure(void)
+{
+    enum db_status st = tls_db_failure;
+    tls_db_failure = DB_OK;
+    return st;
+}
+
 /* Copies msg into err, cut to fit. */
 static void set_err(char *err, size_t errlen, const char *msg)
 {
@@ -121,8 +132,10 @@ static int tx_run(struct auth *a, struct db_conn **c, const char *sql, int n,
     struct db_error e;
     PGresult *r = NULL;
 
+    tls_db_failure = DB_OK;
     if (db_query(a->pool, c, &tx, sql, n, vals, &r, &e) < 0) {
         PQclear(r);
+        tls_db_failure = e.status;
         set_err(err, errlen, e.message);
         return -1;
     }
@@ -140,6 +153,7 @@ static int tx_end(struct auth *a, struct db_conn *c, int rc, char *err, size_t e
     struct db_error e;
 
     if (rc == 0 && c && db_end(c, true, &e) < 0) {
+        tls_db_failure = e.status;
         set_err(err, errlen, e.message);
         rc = -1;
     }

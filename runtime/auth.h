@@ -30,6 +30,7 @@
 
 #include "config.h"
 #include "crypto.h"
+#include "db.h"
 
 struct auth;
 
@@ -49,6 +50,12 @@ int auth_check_keys(const struct config *cfg, char *err, size_t errlen);
 /* Re-reads revocations and API keys now (the background thread does this
  * every auth.revocation_refresh_ms). */
 void auth_reload(struct auth *a);
+
+/* The database status behind the last -1 an auth call returned on this
+ * thread (DB_ERR_UNAVAILABLE, DB_ERR_POOL_TIMEOUT, ...), or DB_OK when it
+ * failed for another reason; read right after the failing call, like errno.
+ * Reading it resets it. Callers map it to 503/504 like a failed rt.db call. */
+enum db_status auth_db_failure(void);
 
 /* ---- the request path ------------------------------------------------- */
 

@@ -158,7 +158,8 @@ static struct key keys[] = {
     INT(scripts, reload_delay_ms, 25, 0, 10000,
         "Quiet time after the last file change before a reload (changes in a burst "
         "load once)."),
-    INT(json, max_depth, 64, 1, 1000, "Deepest nesting rt.json encodes or decodes."),
+    INT(json, max_depth, 64, 1, 1000,
+        "Deepest nesting rt.json decodes; it encodes 16 levels more."),
     STR(log, level, "info", "Lowest level logged: debug, info, warn or error."),
     BOOL(log, access, true, "One access-log line per request."),
 };

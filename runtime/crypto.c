@@ -432,6 +432,7 @@ int crypto_jwt_keys_check(const struct crypto_jwt_keys *k, char *why, size_t why
 {
     struct crypto_jwt_claims c = {.iss = "probe",
                                   .aud = "probe",
+                                  .sub = "1",
                                   .scope = "core",
                                   .jti = "probe",
                                   .iat = 1000,
@@ -537,6 +538,16 @@ int crypto_jwt_current(const struct crypto_jwt_claims *c, long long now, int lee
     return 0;
 }
 
+bool crypto_jwt_sub_valid(const char *sub)
+{
+    static const char max[] = "9223372036854775807";
+    size_t n = strspn(sub, "0123456789");
+
+    if (n == 0 || sub[n] != '\0' || sub[0] == '0' || n > sizeof max - 1)
+        return false;
+    return n < sizeof max - 1 || strcmp(sub, max) <= 0;
+}
+
 int crypto_jwt_verify(const struct crypto_jwt_keys *k, const char *token, const char *iss,
                       const char *aud, long long now, int leeway,
                       struct crypto_jwt_claims *out, char *why, size_t why_len)
@@ -598,8 +609,12 @@ int crypto_jwt_verify(const struct crypto_jwt_keys *k, const char *token, const 
                  "a required claim (iss, aud, scope, jti, exp, iat) is missing");
         goto done;
     }
-    (void)copy_grant(jwt, "sub", out->sub, sizeof out->sub);
     (void)copy_grant(jwt, "sid", out->sid, sizeof out->sid);
+    if (copy_grant(jwt, "sub", out->sub, sizeof out->sub) < 0 ||
+        !crypto_jwt_sub_valid(out->sub)) {
+        snprintf(why, why_len, "sub is not a user id");
+        goto done;
+    }
     if (strcmp(out->iss, iss) != 0 || strcmp(out->aud, aud) != 0) {
         snprintf(why, why_len, "wrong issuer or audience");
         goto done;

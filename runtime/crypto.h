@@ -10,6 +10,7 @@
 #ifndef RT_CRYPTO_H
 #define RT_CRYPTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -128,13 +129,20 @@ char *crypto_jwt_sign(const struct crypto_jwt_keys *k, const struct crypto_jwt_c
  * whatever key it was made with), its kid must name a verification key (no
  * kid: the key added for ""), the signature must match that key, and the
  * claims exp, iat, iss, aud, scope (core|tenant), jti, and tid for tenant
- * tokens must be present; iss and aud must equal the expected ones, exp
+ * tokens must be present; sub must be a user id (crypto_jwt_sub_valid);
+ * iss and aud must equal the expected ones, exp
  * must not have passed and iat must not be in the future (leeway seconds
  * each way). sid is optional. Returns 0 and fills out, or -1 with a reason
  * in why (for the log; clients get one 401 whatever it is). */
 int crypto_jwt_verify(const struct crypto_jwt_keys *k, const char *token, const char *iss,
                       const char *aud, long long now, int leeway,
                       struct crypto_jwt_claims *out, char *why, size_t why_len);
+
+/* True when sub is a user id: a positive decimal integer that fits 64 bits
+ * (bigint), digits only, no leading zero. Handlers look users up by it; "abc",
+ * "1e3" or a number past bigint would make that lookup fail, and "apikey:1"
+ * would pass for a platform API key. Pure. */
+bool crypto_jwt_sub_valid(const char *sub);
 
 /* The time checks of crypto_jwt_verify alone (for claims verified before):
  * exp not passed, iat not in the future, leeway seconds each way. Returns 0,

@@ -67,9 +67,8 @@ enum request_kind {
     REQ_ROUTE,
     REQ_HEALTHZ,
     REQ_READYZ,
-    REQ_NOT_FOUND,
-    REQ_METHOD_NOT_ALLOWED,
     REQ_TOO_LARGE, /* answered on the first callback */
+    REQ_REFUSED,   /* refused before the body: the answer is ready */
 };
 
 struct request {
@@ -100,6 +99,7 @@ struct request {
     struct vm_response answer;
     bool answered; /* answer is ready: send it on the next callback */
     struct lane_item queued;
+    const char *allow; /* REQ_REFUSED: the Allow header, or NULL (borrowed) */
 };
 
 static _Thread_local struct vm *tls_vm;
@@ -267,6 +267,64 @@ static enum MHD_Result send_json(struct MHD_Connection *c, struct request *r, in
     return respond(c, r, &vr, NULL);
 }
 
+/* True when the client waits for "100 Continue" before it sends its body. */
+static bool expects_continue(struct MHD_Connection *c)
+{
+    const char *e = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+    return e && strcasecmp(e, "100-continue") == 0;
+}
+
+/* Refuses a request on its first callback, before the body is read.
+ * libmicrohttpd sends "100 Continue" after the first callback unless a
+ * response is queued by then, so a client that waits for it gets the final
+ * status now instead (and does not send a body that would only be dropped;
+ * the connection then closes). Any other client gets it on the last
+ * callback, which keeps a keep-alive connection open. allow is borrowed and
+ * must live as long as r. */
+static enum MHD_Result refuse(struct MHD_Connection *c, struct request *r, int status,
+                              const char *code, const char *message, const char *allow)
+{
+    r->kind = REQ_REFUSED;
+    r->allow = allow;
+    vm_response_error(&r->answer, status, code, message, r->id);
+    if (expects_continue(c))
+        return respond(c, r, &r->answer, allow);
+    return MHD_YES;
+}
+
+/* The headers that name the tenant or the caller: given twice, the first
+ * copy would win here while a proxy in front may have checked the other. */
+static const char *const single_headers[] = {
+    MHD_HTTP_HEADER_HOST,
+    "X-Tenant-Id",
+    MHD_HTTP_HEADER_AUTHORIZATION,
+};
+#define NSINGLE (sizeof single_headers / sizeof single_headers[0])
+
+static enum MHD_Result count_single(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    int *counts = cls;
+    (void)kind;
+    (void)value;
+    for (size_t i = 0; i < NSINGLE; i++)
+        if (strcasecmp(key, single_headers[i]) == 0)
+            counts[i]++;
+    return MHD_YES;
+}
+
+/* The first of single_headers the request carries more than once, or NULL. */
+static const char *duplicate_header(struct MHD_Connection *c)
+{
+    int counts[NSINGLE] = {0};
+
+    MHD_get_connection_values(c, MHD_HEADER_KIND, count_single, counts);
+    for (size_t i = 0; i < NSINGLE; i++)
+        if (counts[i] > 1)
+            return single_headers[i];
+    return NULL;
+}
+
 /* ---- request collection ------------------------------------------------- */
 
 static enum MHD_Result kv_collect(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -322,7 +380,7 @@ static bool resolve_tenant(struct MHD_Connection *c, struct request *r,
     if (!r->snap) /* taken on the first callback when there are overrides */
         r->snap = tenant_dir_snapshot(s->dir);
     if (!r->snap) {
-        *res = send_error(c, r, 500, NULL, NULL);
+        *res = refuse(c, r, 500, NULL, NULL, NULL);
         return false;
     }
     switch (tenant_resolve(r->snap, &s->sources, &tr, &r->tenant, &why)) {
@@ -331,19 +389,19 @@ static bool resolve_tenant(struct MHD_Connection *c, struct request *r,
         (void)route; /* a tenant route may still get its tenant from the token */
         return true;
     case TENANT_INVALID:
-        *res = send_error_code(c, r, 400, "invalid_tenant", why, NULL);
+        *res = refuse(c, r, 400, "invalid_tenant", why, NULL);
         return false;
     case TENANT_CONFLICT:
-        *res = send_error_code(c, r, 400, "tenant_conflict", why, NULL);
+        *res = refuse(c, r, 400, "tenant_conflict", why, NULL);
         return false;
     case TENANT_UNKNOWN:
-        *res = send_error_code(c, r, 404, "tenant_not_found", why, NULL);
+        *res = refuse(c, r, 404, "tenant_not_found", why, NULL);
         return false;
     case TENANT_FORBIDDEN:
-        *res = send_error_code(c, r, 403, "tenant_suspended", why, NULL);
+        *res = refuse(c, r, 403, "tenant_suspended", why, NULL);
         return false;
     }
-    *res = send_error(c, r, 500, NULL, NULL);
+    *res = refuse(c, r, 500, NULL, NULL, NULL);
     return false;
 }
 
@@ -361,14 +419,14 @@ static bool authenticate(struct MHD_Connection *c, struct request *r,
     char why[160];
 
     if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
-        *res = send_error(c, r, 401, "this route requires a bearer token", NULL);
+        *res = refuse(c, r, 401, NULL, "this route requires a bearer token", NULL);
         return false;
     }
     if (strncmp(h + 7, "rtk_", 4) == 0) {
         /* A platform API key: a core principal, checked live. */
         long long key = auth_api_key(s->auth, h + 7);
         if (key <= 0) {
-            *res = send_error(c, r, 401, "invalid or expired token", NULL);
+            *res = refuse(c, r, 401, NULL, "invalid or expired token", NULL);
             return false;
         }
         memset(&r->claims, 0, sizeof r->claims);
@@ -376,36 +434,36 @@ static bool authenticate(struct MHD_Connection *c, struct request *r,
         snprintf(r->claims.scope, sizeof r->claims.scope, "core");
     } else if (auth_verify_token(s->auth, h + 7, &r->claims, why, sizeof why) < 0) {
         log_msg(LOG_LEVEL_INFO, r->id, "bearer token refused: %s", why);
-        *res = send_error(c, r, 401, "invalid or expired token", NULL);
+        *res = refuse(c, r, 401, NULL, "invalid or expired token", NULL);
         return false;
     } else if (auth_token_revoked(s->auth, &r->claims)) {
         log_msg(LOG_LEVEL_INFO, r->id, "bearer token refused: revoked");
-        *res = send_error(c, r, 401, "invalid or expired token", NULL);
+        *res = refuse(c, r, 401, NULL, "invalid or expired token", NULL);
         return false;
     }
     bool tenant_token = strcmp(r->claims.scope, "tenant") == 0;
     if ((strcmp(route->scope, "core") == 0 && tenant_token) ||
         (strcmp(route->scope, "tenant") == 0 && !tenant_token)) {
-        *res = send_error(c, r, 403,
-                          tenant_token ? "this route needs a platform (core) token"
-                                       : "this route needs a tenant token",
-                          NULL);
+        *res = refuse(c, r, 403, NULL,
+                      tenant_token ? "this route needs a platform (core) token"
+                                   : "this route needs a tenant token",
+                      NULL);
         return false;
     }
     if (tenant_token && strcmp(route->scope, "core") != 0) {
         if (r->tenant && r->tenant->id != r->claims.tid) {
-            *res = send_error(c, r, 403, "the token belongs to another tenant", NULL);
+            *res = refuse(c, r, 403, NULL, "the token belongs to another tenant", NULL);
             return false;
         }
         if (!r->tenant && s->sources.token) {
             const struct tenant_info *t = tenant_by_id(r->snap, r->claims.tid);
             if (!t || (t->status != TENANT_ACTIVE && t->status != TENANT_SUSPENDED)) {
-                *res = send_error(c, r, 401, "invalid or expired token", NULL);
+                *res = refuse(c, r, 401, NULL, "invalid or expired token", NULL);
                 return false;
             }
             if (t->status == TENANT_SUSPENDED) {
-                *res = send_error_code(c, r, 403, "tenant_suspended",
-                                       "this tenant is suspended", NULL);
+                *res =
+                    refuse(c, r, 403, "tenant_suspended", "this tenant is suspended", NULL);
                 return false;
             }
             r->tenant = t;
@@ -452,9 +510,8 @@ static bool admit(struct MHD_Connection *c, struct request *r, const struct vm_r
     if (strcmp(route->scope, "public") != 0 && !authenticate(c, r, route, res))
         return false;
     if (strcmp(route->scope, "tenant") == 0 && !r->tenant) {
-        *res = send_error_code(c, r, 400, "tenant_required",
-                               "this route needs a tenant (X-Tenant-Id or a tenant token)",
-                               NULL);
+        *res = refuse(c, r, 400, "tenant_required",
+                      "this route needs a tenant (X-Tenant-Id or a tenant token)", NULL);
         return false;
     }
     return true;
@@ -468,44 +525,55 @@ static const struct vm_route *rematch(struct MHD_Connection *c, struct request *
     r->view = v;
     switch (router_match(vm_view_router(v), r->method, r->path, &r->match)) {
     case ROUTER_NOT_FOUND:
-        *res = send_error(c, r, 404, "no route for this path", NULL);
+        *res = refuse(c, r, 404, NULL, "no route for this path", NULL);
         break;
     case ROUTER_METHOD_NOT_ALLOWED:
-        *res = send_error(c, r, 405, "method not allowed for this path", r->match.allow);
+        *res = refuse(c, r, 405, NULL, "method not allowed for this path", r->match.allow);
         break;
     case ROUTER_MATCH: return vm_view_route(v, r->match.route_id);
     }
     return NULL;
 }
 
-static enum MHD_Result run_route(struct MHD_Connection *c, struct request *r)
+/* Admits a matched route's request on its first callback, before the body
+ * is read (DESIGN.md section 3, steps 3 and 4): tenant resolution and
+ * authentication, then the route of the tenant's own view when it has
+ * overrides. Returns true when the request may go on; otherwise the refusal
+ * is in r (refuse()) and *res is what to return. */
+static bool admit_route(struct MHD_Connection *c, struct request *r, enum MHD_Result *res)
 {
-    struct http_server *s = r->srv;
     const struct vm_route *route = vm_view_route(r->view, r->match.route_id);
-    enum MHD_Result res;
 
-    if (!admit(c, r, route, &res))
-        return res;
+    if (!admit(c, r, route, res))
+        return false;
     /* A tenant with overrides named only by the path or the token: its own
      * routes decide (once; a route of another scope is admitted again). */
     const struct vm_view *v =
         vm_scripts_view(r->scripts, r->tenant ? r->tenant->code : NULL);
     if (v != r->view) {
-        const struct vm_route *other = rematch(c, r, v, &res);
+        const struct vm_route *other = rematch(c, r, v, res);
         if (!other)
-            return res;
+            return false;
         if (strcmp(other->scope, route->scope) != 0) {
             tenant_snapshot_release(r->snap);
             r->snap = NULL;
             r->tenant = NULL;
             r->authenticated = false;
-            if (!admit(c, r, other, &res))
-                return res;
-            if (vm_scripts_view(r->scripts, r->tenant ? r->tenant->code : NULL) != v)
-                return send_error(c, r, 404, "no route for this path", NULL);
+            if (!admit(c, r, other, res))
+                return false;
+            if (vm_scripts_view(r->scripts, r->tenant ? r->tenant->code : NULL) != v) {
+                *res = refuse(c, r, 404, NULL, "no route for this path", NULL);
+                return false;
+            }
         }
-        route = other;
     }
+    return true;
+}
+
+static enum MHD_Result run_route(struct MHD_Connection *c, struct request *r)
+{
+    struct http_server *s = r->srv;
+    const struct vm_route *route = vm_view_route(r->view, r->match.route_id);
     struct db_pool *pool = pools_get(s->pools, r->tenant);
     if (!pool)
         return send_error(c, r, 500, NULL, NULL);
@@ -552,8 +620,6 @@ static enum MHD_Result run_builtin(struct MHD_Connection *c, struct request *r)
 {
     struct db_error err;
 
-    if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0)
-        return send_error(c, r, 405, "use GET", "GET, HEAD");
     if (r->kind == REQ_HEALTHZ)
         return send_json(c, r, 200, "{\"status\":\"ok\"}");
     if (db_ping(r->srv->pool, &err) == 0)
@@ -610,27 +676,34 @@ static const struct vm_view *hinted_view(struct MHD_Connection *c, struct reques
     return vm_scripts_view(r->scripts, t ? t->code : NULL);
 }
 
+/* Everything that can be decided from the request line and headers is
+ * decided here, before the body is read or any database work: malformed
+ * selector headers, 404/405, 413 by Content-Length, tenant resolution and
+ * authentication. Refusals go out through refuse(). */
 static enum MHD_Result on_first_call(struct MHD_Connection *c, struct request *r)
 {
     struct http_server *s = r->srv;
-    const char *cl;
+    const char *cl, *dup;
+    enum MHD_Result res;
+    bool builtin = strcmp(r->path, "/healthz") == 0 || strcmp(r->path, "/readyz") == 0;
 
-    if (strcmp(r->path, "/healthz") == 0) {
-        r->kind = REQ_HEALTHZ;
+    if ((dup = duplicate_header(c)) != NULL) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "the %s header is given more than once", dup);
+        return refuse(c, r, 400, "duplicate_header", msg, NULL);
+    }
+    if (builtin) {
+        if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0)
+            return refuse(c, r, 405, NULL, "use GET", "GET, HEAD");
+        r->kind = strcmp(r->path, "/healthz") == 0 ? REQ_HEALTHZ : REQ_READYZ;
         return MHD_YES;
     }
-    if (strcmp(r->path, "/readyz") == 0) {
-        r->kind = REQ_READYZ;
-        return MHD_YES;
-    }
-    /* 404 and 405 are decided now, before the body is read or any database
-     * work, but sent on the last callback: a response queued on the first
-     * one makes libmicrohttpd close a keep-alive connection. */
     r->scripts = host_acquire(s->host);
     r->view = hinted_view(c, r);
     switch (router_match(vm_view_router(r->view), r->method, r->path, &r->match)) {
-    case ROUTER_NOT_FOUND: r->kind = REQ_NOT_FOUND; return MHD_YES;
-    case ROUTER_METHOD_NOT_ALLOWED: r->kind = REQ_METHOD_NOT_ALLOWED; return MHD_YES;
+    case ROUTER_NOT_FOUND: return refuse(c, r, 404, NULL, "no route for this path", NULL);
+    case ROUTER_METHOD_NOT_ALLOWED:
+        return refuse(c, r, 405, NULL, "method not allowed for this path", r->match.allow);
     case ROUTER_MATCH: break;
     }
     /* A body known to be too large is refused before it is read; the
@@ -640,6 +713,8 @@ static enum MHD_Result on_first_call(struct MHD_Connection *c, struct request *r
         r->kind = REQ_TOO_LARGE;
         return send_error(c, r, 413, "request body too large", NULL);
     }
+    if (!admit_route(c, r, &res))
+        return res;
     return MHD_YES;
 }
 
@@ -659,7 +734,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         *con_cls = r;
         return on_first_call(c, r);
     }
-    if (r->kind == REQ_TOO_LARGE) {
+    if (r->status) {
         *upload_data_size = 0; /* answered already; drop what is left */
         return MHD_YES;
     }
@@ -684,9 +759,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         return r->body.failed ? MHD_NO : MHD_YES;
     }
     switch (r->kind) {
-    case REQ_NOT_FOUND: return send_error(c, r, 404, "no route for this path", NULL);
-    case REQ_METHOD_NOT_ALLOWED:
-        return send_error(c, r, 405, "method not allowed for this path", r->match.allow);
+    case REQ_REFUSED: return respond(c, r, &r->answer, r->allow);
     case REQ_HEALTHZ:
     case REQ_READYZ: return run_builtin(c, r);
     case REQ_ROUTE:

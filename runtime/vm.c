@@ -1430,8 +1430,12 @@ static int load_perms(const struct vm_request *req, struct rt_db_ctx *ctx,
     const struct crypto_jwt_claims *c = req->claims;
     struct db_error err;
 
-    if (strcmp(c->scope, "core") == 0)
-        return auth_core_perms(req->auth, c->sub, out, why, whylen);
+    if (strcmp(c->scope, "core") == 0) {
+        int rc = auth_core_perms(req->auth, c->sub, out, why, whylen);
+        if (rc < 0)
+            ctx->failure = auth_db_failure(); /* 503/504 when the database is why */
+        return rc;
+    }
     if (!*c->sub || strspn(c->sub, "0123456789") != strlen(c->sub))
         return 0;
     const char *v[] = {c->sub};

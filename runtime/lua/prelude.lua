@@ -218,7 +218,12 @@ local function body_fields(req)
     local t = {}
     for pair in (req.body or ""):gmatch("[^&]+") do
       local k, v = pair:match("^([^=]*)=?(.*)$")
-      t[url_decode(k)] = url_decode(v)
+      k, v = url_decode(k), url_decode(v)
+      if k:find("\0", 1, true) or v:find("\0", 1, true) then
+        -- PostgreSQL text cannot hold NUL: a client error, as in JSON
+        http_error(400, "invalid_form", "%00 (NUL) is not supported in form fields")
+      end
+      t[k] = v
     end
     return t
   end

@@ -5,6 +5,7 @@
 #include "config.h"
 #include "crypto.h"
 #include "log.h"
+#include "lua/rt_db.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -193,8 +194,8 @@ static void subject(lua_State *L, const char **sub, const char **scope, long lon
     luaL_checktype(L, 1, LUA_TTABLE);
     *sub = opt_field(L, 1, "sub");
     *scope = opt_field(L, 1, "scope");
-    if (!*sub || !**sub || strlen(*sub) >= 128)
-        luaL_argerror(L, 1, "sub is required (at most 127 bytes)");
+    if (!*sub || !crypto_jwt_sub_valid(*sub))
+        luaL_argerror(L, 1, "sub must be a user id (a positive integer)");
     if (!*scope || (strcmp(*scope, "core") != 0 && strcmp(*scope, "tenant") != 0))
         luaL_argerror(L, 1, "scope must be core or tenant");
     lua_getfield(L, 1, "tid");
@@ -221,8 +222,11 @@ static void push_session(lua_State *L, const struct config *cfg,
     lua_setfield(L, -2, "expires_in");
 }
 
+/* Raises for a failed auth call. A database failure behind it decides the
+ * request's status as a failed rt.db call would (503 + Retry-After, 504). */
 static int fail(lua_State *L, const char *what, const char *err)
 {
+    rt_db_note_failure(L, auth_db_failure());
     return luaL_error(L, "rt.auth.%s: %s", what, err);
 }
 
@@ -358,9 +362,11 @@ void rt_auth_settle(lua_State *L, bool committed, const char *request_id)
         return;
     for (int i = 0; committed && b->auth && i < b->npending; i++) {
         char err[256];
-        if (apply(b, &b->pending[i], err, sizeof err) < 0)
+        if (apply(b, &b->pending[i], err, sizeof err) < 0) {
+            (void)auth_db_failure(); /* the answer is decided already */
             log_msg(LOG_LEVEL_ERROR, request_id, "after commit: rt.auth.%s: %s",
                     b->pending[i].revoke ? "revoke_user" : "rbac_changed", err);
+        }
     }
     b->npending = 0;
 }

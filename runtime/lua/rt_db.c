@@ -35,6 +35,15 @@ void rt_db_bind(lua_State *L, struct rt_db_ctx *ctx)
     lua_setfield(L, LUA_REGISTRYINDEX, CTX_KEY);
 }
 
+void rt_db_note_failure(lua_State *L, enum db_status st)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, CTX_KEY);
+    struct rt_db_ctx *ctx = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (ctx && st != DB_OK)
+        ctx->failure = st;
+}
+
 static struct rt_db_ctx *ctx_get(lua_State *L, const char *fn)
 {
     lua_getfield(L, LUA_REGISTRYINDEX, CTX_KEY);

@@ -50,6 +50,11 @@ void rt_db_params(lua_State *L, int first, int n, const char **values);
 /* Makes ctx the current request of L (NULL: none; rt.db then raises). */
 void rt_db_bind(lua_State *L, struct rt_db_ctx *ctx);
 
+/* Records a database failure met outside rt.db (rt.auth's calls on auth's
+ * own pool) as the request's, so a failed request answers 503 or 504 like
+ * one whose rt.db call failed. DB_OK, or no request bound: nothing. */
+void rt_db_note_failure(lua_State *L, enum db_status st);
+
 /* Ends the request's transaction (COMMIT when commit is set, else ROLLBACK)
  * and returns the connection to its pool. Returns -1 with err filled when
  * the COMMIT failed (the transaction was rolled back). Does not touch Lua. */

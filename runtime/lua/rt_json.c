@@ -367,6 +367,11 @@ static void decode_string(lua_State *L, struct decoder *d)
         if (hi < 0)
             decode_fail(L, d, "invalid \\u escape");
         unsigned long cp = (unsigned long)hi;
+        /* PostgreSQL text and jsonb cannot hold NUL, and C strings end at
+         * it: refused here, as a client error, rather than failing (or
+         * being cut short) wherever the string goes next. */
+        if (hi == 0)
+            decode_fail(L, d, "\\u0000 (NUL) is not supported in strings");
         if (hi >= 0xdc00 && hi <= 0xdfff)
             decode_fail(L, d, "invalid \\u escape (a lone low surrogate)");
         if (hi >= 0xd800 && hi <= 0xdbff) {
@@ -571,7 +576,7 @@ int luaopen_rt_json(lua_State *L)
     lua_pop(L, 1);
 
     lua_createtable(L, 0, 4);
-    lua_pushinteger(L, depth);
+    lua_pushinteger(L, depth + RT_JSON_ENVELOPE_DEPTH);
     lua_pushcclosure(L, l_encode, 1);
     lua_pushvalue(L, -1);
     lua_setfield(L, LUA_REGISTRYINDEX, "rt.json.encode");

@@ -19,7 +19,13 @@
  * arrays, so an empty one came back as {}, and it reads every number as a
  * float; objects with repeated keys keep the last value.
  *
- * The depth limit is the registry integer "rt.json.max_depth" at open time.
+ * The depth limit is the registry integer "rt.json.max_depth" at open time:
+ * the deepest value the decoder accepts. The encoder accepts
+ * RT_JSON_ENVELOPE_DEPTH levels more, so that any value the decoder accepted
+ * (a request body, a json/jsonb column, and so anything stored from a body)
+ * still encodes inside the response around it: a list of rows of objects,
+ * an object holding that list. Strings holding NUL (\u0000) are refused by
+ * the decoder: PostgreSQL text and jsonb cannot store them.
  * The encoder and the raw decoder (which raises on bad input) are left in
  * the registry as "rt.json.encode" / "rt.json.decode" for other bindings
  * and the prelude; the array metatable is the registry entry
@@ -30,6 +36,9 @@
 #include <lua.h>
 
 #define RT_JSON_ARRAY_MT "rt.json.array"
+
+/* Levels of response structure the encoder allows around a decoded value. */
+#define RT_JSON_ENVELOPE_DEPTH 16
 
 int luaopen_rt_json(lua_State *L);
 

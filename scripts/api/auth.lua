@@ -236,6 +236,12 @@ return {
         if req.user.id:find("^apikey:") then
           return { json = { id = req.user.id, scope = "core", api_key = true } }
         end
+        if req.user.scope == "core" and req.tenant then
+          -- A platform user lives in core.users of the main database, which a
+          -- tenant's own database does not have: same answer in every mode.
+          rt.error(400, "tenant_not_applicable",
+            "a platform token's /me names no tenant: send it without X-Tenant-Id")
+        end
         local user, err = public_user(req.user.scope == "tenant" and req or {}, req.user.id)
         if err then return nil, err end
         if not user then

@@ -413,4 +413,91 @@ describe("auth", function()
       assert.equal(403, srv:request({ path = "/api/v1/api-keys", headers = bearer(admin) }).status)
     end)
   end)
+
+  describe("client mistakes are 4xx, never 500", function()
+    it("answers 401 for a signed token whose sub is not a user id", function()
+      local now = os.time()
+      for i, sub in ipairs({ "abc", "1e3", "99999999999999999999", "-1", "apikey:1" }) do
+        for _, scope in ipairs({ "core", "tenant" }) do
+          local t = forge({ iss = "runtime", aud = "runtime-api", sub = sub, scope = scope,
+            tid = scope == "tenant" and ids.acme or nil, jti = "sub-" .. i .. scope,
+            iat = now, exp = now + 300 }, SECRET)
+          local r = me(t)
+          assert.equal(401, r.status, sub .. " (" .. scope .. "): " .. r.body)
+          assert.equal("unauthenticated", r.json.error)
+        end
+      end
+      -- "apikey:1" in a token is not a platform API key
+      local t = forge({ iss = "runtime", aud = "runtime-api", sub = "apikey:1", scope = "core",
+        jti = "sub-apikey-admin", iat = now, exp = now + 300 }, SECRET)
+      assert.equal(401, srv:request({ path = "/api/v1/api-keys", headers = bearer(t) }).status)
+    end)
+
+    it("refuses \\u0000 in a login body with 400, JSON or form fields", function()
+      for _, tenant in ipairs({ false, "acme" }) do
+        local hdr = { ["Content-Type"] = "application/json" }
+        hdr["X-Tenant-Id"] = tenant or nil
+        local r = srv:request({ method = "POST", path = "/api/v1/auth/login", headers = hdr,
+          body = '{"username": "a\\u0000b", "password": "x"}' })
+        assert.equal(400, r.status, r.body)
+        assert.equal("invalid_json", r.json.error)
+        assert.truthy(r.json.message:find("NUL", 1, true), r.json.message)
+      end
+      local r = srv:request({ method = "POST", path = "/api/v1/auth/login",
+        headers = { ["Content-Type"] = "application/x-www-form-urlencoded" },
+        body = "username=a%00b&password=x" })
+      assert.equal(400, r.status, r.body)
+      assert.truthy(r.json.message:find("NUL", 1, true), r.json.message)
+    end)
+
+    it("answers /me for a platform token that names a tenant with a 400, in every mode", function()
+      local c = login("ann@example.com", PASSWORD).json.access_token
+      assert.equal(200, me(c).status)
+      for _, code in ipairs({ "gamma", "acme", "beta" }) do
+        local r = me(c, { ["X-Tenant-Id"] = code })
+        assert.equal(400, r.status, code .. ": " .. r.body)
+        assert.equal("tenant_not_applicable", r.json.error)
+      end
+    end)
+  end)
+
+  -- Last: it takes the spec's database away.
+  describe("database down", function()
+    local session, fresh
+
+    setup(function()
+      session = login("ann@example.com", PASSWORD).json
+      json_req("POST", "/api/v1/auth/register", { email = "down@example.com", password = PASSWORD })
+      fresh = login("down@example.com", PASSWORD).json
+      h.psql("ALTER DATABASE " .. ctx.dbname .. " ALLOW_CONNECTIONS false", h.admin_url)
+      h.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '"
+        .. ctx.dbname .. "'", h.admin_url)
+      h.sleep(0.2)
+    end)
+
+    teardown(function()
+      h.psql("ALTER DATABASE " .. ctx.dbname .. " ALLOW_CONNECTIONS true", h.admin_url)
+    end)
+
+    local function unavailable(r)
+      assert.equal(503, r.status, r.body)
+      assert.truthy(r.headers["retry-after"], "no Retry-After")
+      assert.equal("unavailable", r.json.error)
+    end
+
+    it("answers 503 with Retry-After on refresh", function()
+      unavailable(json_req("POST", "/api/v1/auth/refresh",
+        { refresh_token = session.refresh_token }))
+    end)
+
+    it("answers 503 with Retry-After on logout", function()
+      unavailable(json_req("POST", "/api/v1/auth/logout", nil, bearer(session.access_token)))
+    end)
+
+    it("answers 503 with Retry-After on a platform route whose permissions are not cached",
+      function()
+        unavailable(srv:request({ path = "/api/v1/api-keys",
+          headers = bearer(fresh.access_token) }))
+      end)
+  end)
 end)

@@ -96,6 +96,7 @@ static char *raw_token_with(jwt_alg_t alg, const void *k, size_t klen, const cha
     jwt_add_grant(jwt, "aud", "api");
     jwt_add_grant(jwt, "scope", "core");
     jwt_add_grant(jwt, "jti", "j-2");
+    jwt_add_grant(jwt, "sub", "42");
     jwt_add_grant_int(jwt, "iat", (long)now);
     if (with_exp)
         jwt_add_grant_int(jwt, "exp", (long)now + 900);
@@ -161,6 +162,32 @@ static void test_tokens(void)
     struct crypto_jwt_claims bad_scope = claims("admin", 0, now);
     t = crypto_jwt_sign(hs_keys, &bad_scope);
     CHECK(t && verify(t, now, &out) == -1);
+    free(t);
+
+    /* sub is a user id: handlers look users up by it (a bigint) */
+    static const char *const bad_subs[] = {
+        "",
+        "abc",
+        "1e3",
+        "-1",
+        "01",
+        " 1",
+        "1 ",
+        "9223372036854775808",
+        "99999999999999999999",
+        "apikey:1",
+    };
+    for (size_t i = 0; i < sizeof bad_subs / sizeof bad_subs[0]; i++) {
+        struct crypto_jwt_claims bad_sub = claims("core", 0, now);
+        strcpy(bad_sub.sub, bad_subs[i]);
+        t = crypto_jwt_sign(hs_keys, &bad_sub);
+        CHECK(t && verify(t, now, &out) == -1);
+        free(t);
+    }
+    struct crypto_jwt_claims max_sub = claims("core", 0, now);
+    strcpy(max_sub.sub, "9223372036854775807");
+    t = crypto_jwt_sign(hs_keys, &max_sub);
+    CHECK(t && verify(t, now, &out) == 0);
     free(t);
 
     /* the algorithm is never the token's choice */

@@ -72,6 +72,21 @@ int main(void)
         "assert(json.decode(('['):rep(8) .. (']'):rep(8)))\n"
         "local v, err = json.decode(('['):rep(9) .. (']'):rep(9))\n"
         "assert(v == nil and err:find('nesting deeper than 8'), err)\n");
+    /* What the decoder accepted (a body, then a stored jsonb value) must
+     * encode inside the rows and objects of the response that returns it. */
+    run(L, "decoded_value_encodes_in_a_response",
+        "local deep = json.decode(('['):rep(8) .. (']'):rep(8))\n"
+        "local body = json.encode({ items = { { id = 1, doc = deep } } })\n"
+        "assert(body:find(('['):rep(8) .. (']'):rep(8), 1, true), body)\n"
+        "local cycle = {}\n"
+        "cycle[1] = cycle\n"
+        "assert(not pcall(json.encode, cycle))\n");
+    run(L, "nul_escape_refused",
+        "local v, err = json.decode('{\"name\": \"a\\\\u0000b\"}')\n"
+        "assert(v == nil and err:find('NUL', 1, true), tostring(err))\n"
+        "v, err = json.decode('\"\\\\u0000\"')\n"
+        "assert(v == nil and err:find('NUL', 1, true), tostring(err))\n"
+        "assert(json.decode('\"\\\\u0001\"') == '\\1')\n");
     lua_close(L);
     return check_done();
 }
