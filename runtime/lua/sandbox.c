@@ -166,7 +166,12 @@ static int safe_rawset(lua_State *L)
 
 /* ---- replaced functions -------------------------------------------------- */
 
-/* load() for scripts: text chunks only, never bytecode. Upvalue 1: the
+static void push_current_env(lua_State *L);
+
+/* load() for scripts: text chunks only, never bytecode. A chunk loaded
+ * without an env runs in the environment scripts run in now (the tenant's),
+ * never in the state's global table: Lua's default would be that table,
+ * which every tenant on this worker state would share. Upvalue 1: the
  * library's load. */
 static int safe_load(lua_State *L)
 {
@@ -177,14 +182,13 @@ static int safe_load(lua_State *L)
     lua_pushvalue(L, 1);
     lua_pushvalue(L, 2);
     lua_pushliteral(L, "t");
-    if (n >= 4) {
-        /* Only an env that was passed: load(s, name, mode, nil) would give
-         * the chunk a nil _ENV. */
+    /* An env that was passed is used as passed: load(s, name, mode, nil)
+     * gives the chunk a nil _ENV, as in Lua. */
+    if (n >= 4)
         lua_pushvalue(L, 4);
-        lua_call(L, 4, LUA_MULTRET);
-    } else {
-        lua_call(L, 3, LUA_MULTRET);
-    }
+    else
+        push_current_env(L);
+    lua_call(L, 4, LUA_MULTRET);
     return lua_gettop(L) - 4;
 }
 
