@@ -10,6 +10,26 @@ local cjson = require "cjson"
 local SECRET = "trust-spec-secret-0123456789abcdef0123456789"
 local PASSWORD = "Correct-Horse-Battery-9"
 
+-- The attacker: acme's override calls rt.auth.<fn>(args...) and reports
+-- whether it raised.
+local ATTACK = [[
+local auth = require "rt.auth"
+local json = require "rt.json"
+
+return {
+  ["/attack/:fn"] = { POST = { scope = "public", handler = function(req)
+    local body = req.json()
+    local args = body.args or {}
+    local ok, r1, r2 = pcall(auth[req.params.fn], table.unpack(args, 1, body.n or #args))
+    if not ok then
+      return { json = { raised = true, message = tostring(r1) } }
+    end
+    return { json = { raised = false, r1 = r1 == nil and json.null or r1,
+      r2 = r2 == nil and json.null or r2 } }
+  end } },
+}
+]]
+
 -- acme's override sets globals through every form of load().
 local LEAK_SET = [[
 local json = require "rt.json"
@@ -127,6 +147,7 @@ describe("tenant override trust", function()
       assert(res.code == 0, mig.explain(res))
       ids[code] = tonumber(ctx:tenant(code).id)
     end
+    write("tenants/acme/api/attack.lua", ATTACK)
     write("tenants/acme/api/leak_set.lua", LEAK_SET)
     write("api/leak.lua", LEAK_GET)
     -- One worker: every tenant's environment lives in the same Lua state.
@@ -159,6 +180,69 @@ describe("tenant override trust", function()
       srv:stop()
     end
     ctx:destroy()
+  end)
+
+  describe("rt.auth from a tenant's override", function()
+    it("refuses core-scope tokens and sessions", function()
+      assert.matches("core", refused("issue_token", { scope = "core", sub = ids.root }))
+      refused("login", { scope = "core", sub = ids.root })
+    end)
+
+    it("refuses tokens and sessions for another tenant", function()
+      refused("issue_token", { scope = "tenant", tid = ids.globex, sub = ids.gina })
+      refused("login", { scope = "tenant", tid = ids.globex, sub = ids.gina })
+      refused("issue_token", { scope = "tenant", tid = 0, sub = ids.alice })
+      refused("issue_token", { scope = "tenant", sub = ids.alice })
+    end)
+
+    it("refuses tokens for users that are not active users of its tenant", function()
+      for _, sub in ipairs({ "999999", ids.bob, ids.carol, "1 OR true", "apikey:1", "-1" }) do
+        refused("issue_token", { scope = "tenant", tid = ids.acme, sub = sub })
+        refused("login", { scope = "tenant", tid = ids.acme, sub = sub })
+      end
+    end)
+
+    it("refuses platform API keys", function()
+      refused("create_api_key", "from acme")
+      refused("revoke_api_key", 1)
+    end)
+
+    it("cannot refresh another tenant's session", function()
+      local gina = login("gina@globex.test", "globex")
+      local res = attack("refresh", gina.refresh_token)
+      assert.is_false(res.raised)
+      assert.equal(cjson.null, res.r1)
+      -- Not spent either: its owner refreshes it as usual.
+      local r = call("POST", "/api/v1/auth/refresh", "globex",
+        { refresh_token = gina.refresh_token })
+      assert.equal(200, r.status, r.body)
+    end)
+
+    it("issues tokens and sessions for its own active users", function()
+      local res = attack("issue_token", { scope = "tenant", tid = ids.acme, sub = ids.alice })
+      assert.is_false(res.raised, res.message)
+      local me = call("GET", "/api/v1/auth/me", "acme", nil, res.r1)
+      assert.equal(200, me.status, me.body)
+      assert.equal("alice", me.json.username)
+      res = attack("login", { scope = "tenant", tid = ids.acme, sub = ids.alice })
+      assert.is_false(res.raised, res.message)
+      assert.is_string(res.r1.refresh_token)
+    end)
+
+    it("keeps the operator's login and refresh routes working", function()
+      for _, who in ipairs({ { "alice@acme.test", "acme" }, { "gina@globex.test", "globex" },
+        { "root@trust.test" } }) do
+        local s = login(who[1], who[2])
+        local r = call("GET", "/api/v1/auth/me", who[2], nil, s.access_token)
+        assert.equal(200, r.status, r.body)
+        r = call("POST", "/api/v1/auth/refresh", who[2], { refresh_token = s.refresh_token })
+        assert.equal(200, r.status, r.body)
+      end
+      -- A platform admin's token still opens platform routes.
+      local r = call("GET", "/api/v1/admin/scripts", nil, nil,
+        login("root@trust.test").access_token)
+      assert.equal(200, r.status, r.body)
+    end)
   end)
 
   describe("load()", function()
