@@ -17,8 +17,9 @@
  *   config()                     -> password and lockout settings
  *
  * Available while a request runs: vm.c binds the request's auth service,
- * claims, tenant and lane with rt_auth_bind. Password functions raise unless
- * the route runs on an offload lane (offload = true or "admin"). */
+ * claims, tenant and lane with rt_auth_bind. In a tenant's override
+ * environment every function acts for that tenant only (see rt_auth_bind). Password
+ * functions raise unless the route runs on an offload lane (offload = true or "admin"). */
 #ifndef RT_LUA_RT_AUTH_H
 #define RT_LUA_RT_AUTH_H
 
