@@ -269,20 +269,17 @@ static int l_password_problem(lua_State *L)
     return 1;
 }
 
-static const char *opt_field(lua_State *L, int t, const char *name)
-{
-    lua_getfield(L, t, name);
-    const char *v = lua_tostring(L, -1);
-    lua_pop(L, 1); /* the string stays alive in the argument table */
-    return v;
-}
-
-/* Reads {sub=, scope=, tid=} from argument 1. */
+/* Reads {sub=, scope=, tid=} from argument 1. The strings are left on the
+ * stack (at 2 and 3), which keeps them alive for the caller: a number is
+ * converted there, and a field an __index function made is in no table. */
 static void subject(lua_State *L, const char **sub, const char **scope, long long *tid)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
-    *sub = opt_field(L, 1, "sub");
-    *scope = opt_field(L, 1, "scope");
+    lua_settop(L, 1);
+    lua_getfield(L, 1, "sub");
+    lua_getfield(L, 1, "scope");
+    *sub = lua_tostring(L, 2);
+    *scope = lua_tostring(L, 3);
     if (!*sub || !**sub || strlen(*sub) >= 128)
         luaL_argerror(L, 1, "sub is required (at most 127 bytes)");
     if (!*scope || (strcmp(*scope, "core") != 0 && strcmp(*scope, "tenant") != 0))

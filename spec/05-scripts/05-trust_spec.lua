@@ -227,6 +227,10 @@ describe("tenant override trust", function()
       res = attack("login", { scope = "tenant", tid = ids.acme, sub = ids.alice })
       assert.is_false(res.raised, res.message)
       assert.is_string(res.r1.refresh_token)
+      -- A user id given as a number is the same user.
+      res = attack("issue_token", { scope = "tenant", tid = ids.acme,
+        sub = tonumber(ids.alice) })
+      assert.is_false(res.raised, res.message)
     end)
 
     it("keeps the operator's login and refresh routes working", function()
