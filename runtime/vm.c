@@ -197,6 +197,10 @@ static int l_scripts_status(lua_State *L)
     long long loaded_at = 0, failed_at = 0;
     char error[sizeof vm->board->error] = "";
 
+    /* Other tenants' override codes and load errors are the platform's. */
+    if (rt_auth_confined(L))
+        return luaL_error(L, "rt.scripts_status: not available to a tenant's override "
+                             "scripts");
     if (!vm || !vm->scripts)
         return luaL_error(L, "rt.scripts_status: not available here");
     if (vm->board) {

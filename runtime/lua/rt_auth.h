@@ -43,7 +43,7 @@ int luaopen_rt_auth(lua_State *L);
  * active user of tid (checked in the request's transaction); refresh only of
  * tid's sessions; logout and logout_others only on a token of tid;
  * revoke_user and rbac_changed within tid; no platform API keys, no
- * rt.tenant. Misuse raises. */
+ * rt.tenant, no rt.scripts_status. Misuse raises. */
 void rt_auth_bind(lua_State *L, struct auth *a, const struct crypto_jwt_claims *claims,
                   long long tid, enum lane lane, bool confined);
 

@@ -16,7 +16,19 @@ local ATTACK = [[
 local auth = require "rt.auth"
 local json = require "rt.json"
 
+local rt = require "rt"
+local tenant = require "rt.tenant"
+
+local platform = {
+  scripts_status = function() return rt.scripts_status() end,
+  set_status = function() return tenant.set_status("globex", "suspended") end,
+}
+
 return {
+  ["/platform/:fn"] = { POST = { scope = "public", handler = function(req)
+    local ok, err = pcall(platform[req.params.fn])
+    return { json = { raised = not ok, message = tostring(err) } }
+  end } },
   ["/attack/:fn"] = { POST = { scope = "public", handler = function(req)
     local body = req.json()
     local args = body.args or {}
@@ -202,9 +214,15 @@ describe("tenant override trust", function()
       end
     end)
 
-    it("refuses platform API keys", function()
+    it("refuses platform API keys, the tenant lifecycle and the scripts status", function()
       refused("create_api_key", "from acme")
       refused("revoke_api_key", 1)
+      for _, fn in ipairs({ "scripts_status", "set_status" }) do
+        local r = call("POST", "/platform/" .. fn, "acme")
+        assert.equal(200, r.status, r.body)
+        assert.is_true(r.json.raised, fn .. " was not refused")
+        assert.matches("override scripts", r.json.message, 1, true)
+      end
     end)
 
     it("cannot refresh another tenant's session", function()
