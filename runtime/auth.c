@@ -845,8 +845,8 @@ static int revoke_family(struct auth *a, const char *family, long long tid, cons
     return 0;
 }
 
-int auth_session_refresh(struct auth *a, const char *refresh, struct auth_session *out,
-                         char *err, size_t errlen)
+int auth_session_refresh(struct auth *a, const char *refresh, long long only_tid,
+                         struct auth_session *out, char *err, size_t errlen)
 {
     char hash[CRYPTO_SHA256_HEX_LEN + 1], family[64], scope[16], sub[128];
     struct db_conn *c = NULL;
@@ -872,6 +872,8 @@ int auth_session_refresh(struct auth *a, const char *refresh, struct auth_sessio
     snprintf(family, sizeof family, "%s", PQgetvalue(r, 0, 2));
     PQclear(r);
     r = NULL;
+    if (only_tid >= 0 && tid != only_tid)
+        return 0;
 
     bool fresh = false, reused = false;
     int rc = lock_user(a, &c, tid, sub, err, errlen);

@@ -98,10 +98,12 @@ int auth_session_start(struct auth *a, const char *scope, long long tid, const c
                        struct auth_session *out, char *err, size_t errlen);
 
 /* Spends refresh token `refresh` and issues the next pair of its family.
- * Returns 1 (out filled), 0 when the token is unknown, spent, revoked or
- * expired (a spent one revokes its family), or -1 (err filled). */
-int auth_session_refresh(struct auth *a, const char *refresh, struct auth_session *out,
-                         char *err, size_t errlen);
+ * only_tid >= 0 accepts only tokens of that tenant (0: core); any other is
+ * treated as unknown and left as it is. Returns 1 (out filled), 0 when the
+ * token is unknown, spent, revoked or expired (a spent one revokes its
+ * family), or -1 (err filled). */
+int auth_session_refresh(struct auth *a, const char *refresh, long long only_tid,
+                         struct auth_session *out, char *err, size_t errlen);
 
 /* Logout: revokes the access token who and, when refresh is given and
  * belongs to the same user, its family. Returns 0 or -1. */

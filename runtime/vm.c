@@ -197,6 +197,10 @@ static int l_scripts_status(lua_State *L)
     long long loaded_at = 0, failed_at = 0;
     char error[sizeof vm->board->error] = "";
 
+    /* Other tenants' override codes and load errors are the platform's. */
+    if (rt_auth_confined(L))
+        return luaL_error(L, "rt.scripts_status: not available to a tenant's override "
+                             "scripts");
     if (!vm || !vm->scripts)
         return luaL_error(L, "rt.scripts_status: not available here");
     if (vm->board) {
@@ -1230,7 +1234,11 @@ static int run_request(lua_State *L)
     rt_db_bind(L, lua_touserdata(L, 3));
     lua_pushstring(L, req->id);
     lua_setfield(L, LUA_REGISTRYINDEX, "rt.request_id");
-    rt_auth_bind(L, req->auth, req->claims, req->tenant ? req->tenant->id : 0, req->lane);
+    /* A tenant with overrides has its own view, and only its requests run
+     * in its environment: all code there is held to what that tenant may
+     * do (rt_auth_bind). */
+    rt_auth_bind(L, req->auth, req->claims, req->tenant ? req->tenant->id : 0, req->lane,
+                 vm_view_code(req->view) != NULL);
     lua_settop(L, 0);
     /* The tenant's environment: its record is what rt.routes and
      * rt.events find, its globals are what require loads modules into. */
@@ -1623,7 +1631,7 @@ void vm_handle(struct vm *vm, const struct vm_request *req, struct vm_response *
     }
     lua_settop(L, 0);
     rt_db_bind(L, NULL);
-    rt_auth_bind(L, NULL, NULL, 0, LANE_HTTP);
+    rt_auth_bind(L, NULL, NULL, 0, LANE_HTTP, false);
     lua_pushnil(L);
     lua_setfield(L, LUA_REGISTRYINDEX, "rt.request_id");
     lua_pushnil(L);

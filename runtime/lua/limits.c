@@ -61,6 +61,30 @@ static bool deadline_passed(const struct limits *lim)
 
 static void count_hook(lua_State *L, lua_Debug *ar);
 
+/* What the extra space of a coroutine holds once the hook raised in it. */
+static const char ended_mark;
+
+/* Marks coroutine L as ended by the hook. Lua calls a hook with hooks off
+ * for its thread and turns them on again when the hook returns; a hook that
+ * raises never returns, and in a coroutine with no pcall left to restore
+ * them, they stay off for good. What runs in that thread afterwards (the
+ * __close handlers that coroutine.close and coroutine.wrap would run) could
+ * never be stopped; the sandbox refuses to run them. Allocates nothing, so
+ * the mark is in place before any error can leave the hook. The main thread
+ * is never marked: new threads copy its extra space. */
+static void mark_ended(lua_State *L)
+{
+    bool main = lua_pushthread(L);
+    lua_pop(L, 1);
+    if (!main)
+        *(const void **)lua_getextraspace(L) = &ended_mark;
+}
+
+bool limits_thread_ended(lua_State *co)
+{
+    return *(const void **)lua_getextraspace(co) == &ended_mark;
+}
+
 /* Ends the run with limit k and raises "<where>: <what>: k limit exceeded"
  * (where: the Lua function at `level`). Hooking every instruction of this
  * thread makes whatever catches the error fail at its next instruction. */
@@ -97,8 +121,10 @@ static void count_hook(lua_State *L, lua_Debug *ar)
             else if (deadline_passed(lim))
                 lim->hit = LIMITS_TIME;
         }
-        if (lim->hit != LIMITS_NONE)
+        if (lim->hit != LIMITS_NONE) {
+            mark_ended(L);
             raise_limit(L, lim, lim->hit, 0, NULL);
+        }
     }
     /* A coroutine left hooked on every instruction by an earlier run goes
      * back to the normal interval. */

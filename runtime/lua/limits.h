@@ -76,6 +76,13 @@ void limits_check(lua_State *L, size_t bytes, const char *what);
 /* Whether the run in progress on L has hit a limit (the hook is raising). */
 bool limits_exceeded(lua_State *L);
 
+/* Whether the hook ended coroutine co by raising a limit in it. Lua leaves
+ * hooks off in such a thread, so nothing may run in it again: its __close
+ * handlers included (the sandbox's coroutine.close and coroutine.wrap skip
+ * them). Uses the thread's extra space (lua_getextraspace); nothing else in
+ * the runtime may. */
+bool limits_thread_ended(lua_State *co);
+
 /* "instruction", "memory", "time" (or "no"). */
 const char *limits_kind_name(enum limits_kind k);
 

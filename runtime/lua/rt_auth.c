@@ -6,7 +6,9 @@
 #include "crypto.h"
 #include "log.h"
 #include "lua/rt_db.h"
+#include "lua/sandbox.h"
 
+#include <ctype.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +32,7 @@ struct binding {
     const struct crypto_jwt_claims *claims;
     long long tid;
     enum lane lane;
+    bool confined; /* a tenant's override code may run: see rt_auth_bind */
     int npending;
     struct pending pending[MAX_PENDING];
 };
@@ -37,7 +40,7 @@ struct binding {
 static const char BINDING_KEY[] = "rt.auth.binding";
 
 void rt_auth_bind(lua_State *L, struct auth *a, const struct crypto_jwt_claims *claims,
-                  long long tid, enum lane lane)
+                  long long tid, enum lane lane, bool confined)
 {
     struct binding *b;
     if (lua_getfield(L, LUA_REGISTRYINDEX, BINDING_KEY) != LUA_TUSERDATA) {
@@ -50,7 +53,7 @@ void rt_auth_bind(lua_State *L, struct auth *a, const struct crypto_jwt_claims *
         b = lua_touserdata(L, -1);
         lua_pop(L, 1);
     }
-    *b = (struct binding){a, claims, tid, lane, 0, {{false, ""}}};
+    *b = (struct binding){a, claims, tid, lane, confined, 0, {{false, ""}}};
 }
 
 static const struct config *config_of(lua_State *L)
@@ -77,6 +80,93 @@ static struct binding *bound(lua_State *L)
 enum lane rt_auth_lane(lua_State *L)
 {
     return bound(L)->lane;
+}
+
+bool rt_auth_confined(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, BINDING_KEY);
+    const struct binding *b = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return b && b->auth && b->confined;
+}
+
+/* ---- what a tenant's override code may do ------------------------------- */
+
+/* The users a confined run may issue tokens for: active users of the
+ * request's tenant, read in the request's transaction (scoped to that
+ * tenant, and tenant_id checked besides). */
+static const char ACTIVE_USER_SQL[] =
+    "SELECT 1 AS active FROM users WHERE id = $1::bigint AND tenant_id = $2::bigint "
+    "AND status = 'active' AND deleted_at IS NULL";
+
+/* Raises in a confined run: `what` is not for a tenant's override code. */
+static void not_confined(lua_State *L, const char *what)
+{
+    if (rt_auth_confined(L))
+        luaL_error(L, "rt.auth.%s: not available to a tenant's override scripts", what);
+}
+
+/* Whether s is a user id: 1 to 18 decimal digits (a bigint), nothing else. */
+static bool is_user_id(const char *s)
+{
+    size_t n = 0;
+    while (isdigit((unsigned char)s[n]))
+        n++;
+    return n > 0 && n <= 18 && s[n] == '\0';
+}
+
+/* In a confined run, raises unless (scope, tid, sub) names an active user of
+ * the request's own tenant; elsewhere does nothing. Returns 0, or -1 with
+ * nil and a message pushed when the database could not answer. */
+static int check_subject(lua_State *L, const char *what, const char *scope, long long tid,
+                         const char *sub)
+{
+    const struct binding *b = bound(L);
+
+    if (!b->confined)
+        return 0;
+    if (strcmp(scope, "tenant") != 0)
+        return luaL_error(L,
+                          "rt.auth.%s: a tenant's override scripts cannot issue %s tokens",
+                          what, scope);
+    if (b->tid <= 0 || tid != b->tid)
+        return luaL_error(L,
+                          "rt.auth.%s: a tenant's override scripts issue tokens for their "
+                          "own tenant only (tid %lld)",
+                          what, b->tid);
+    if (!is_user_id(sub))
+        return luaL_error(L, "rt.auth.%s: sub must be the id of a user of this tenant",
+                          what);
+    sandbox_push_module(L, "rt.db");
+    lua_getfield(L, -1, "query_one");
+    lua_pushstring(L, ACTIVE_USER_SQL);
+    lua_pushstring(L, sub);
+    lua_pushinteger(L, (lua_Integer)b->tid);
+    lua_call(L, 3, 2); /* row | nil | nil, message */
+    if (lua_istable(L, -2)) {
+        lua_pop(L, 3);
+        return 0;
+    }
+    if (lua_isnil(L, -1))
+        return luaL_error(L, "rt.auth.%s: user %s is not an active user of this tenant",
+                          what, sub);
+    lua_pushnil(L);
+    lua_pushfstring(L, "cannot check the user: %s", luaL_tolstring(L, -2, NULL));
+    lua_remove(L, -2);
+    return -1;
+}
+
+/* In a confined run, raises unless the request's own token is a token of
+ * its tenant (a platform admin's token on an "any" route is not the
+ * override's to end). */
+static void check_caller(lua_State *L, const struct binding *b, const char *what)
+{
+    if (b->confined && (!b->claims || strcmp(b->claims->scope, "tenant") != 0 ||
+                        b->tid <= 0 || b->claims->tid != b->tid))
+        luaL_error(L,
+                   "rt.auth.%s: a tenant's override scripts end sessions of their own "
+                   "tenant's users only",
+                   what);
 }
 
 /* Password hashing costs tens of milliseconds of CPU: only offloaded
@@ -180,20 +270,17 @@ static int l_password_problem(lua_State *L)
     return 1;
 }
 
-static const char *opt_field(lua_State *L, int t, const char *name)
-{
-    lua_getfield(L, t, name);
-    const char *v = lua_tostring(L, -1);
-    lua_pop(L, 1); /* the string stays alive in the argument table */
-    return v;
-}
-
-/* Reads {sub=, scope=, tid=} from argument 1. */
+/* Reads {sub=, scope=, tid=} from argument 1. The strings are left on the
+ * stack (at 2 and 3), which keeps them alive for the caller: a number is
+ * converted there, and a field an __index function made is in no table. */
 static void subject(lua_State *L, const char **sub, const char **scope, long long *tid)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
-    *sub = opt_field(L, 1, "sub");
-    *scope = opt_field(L, 1, "scope");
+    lua_settop(L, 1);
+    lua_getfield(L, 1, "sub");
+    lua_getfield(L, 1, "scope");
+    *sub = lua_tostring(L, 2);
+    *scope = lua_tostring(L, 3);
     if (!*sub || !crypto_jwt_sub_valid(*sub))
         luaL_argerror(L, 1, "sub must be a user id (a positive integer)");
     if (!*scope || (strcmp(*scope, "core") != 0 && strcmp(*scope, "tenant") != 0))
@@ -239,6 +326,8 @@ static int l_issue_token(lua_State *L)
     char err[256];
 
     subject(L, &sub, &scope, &tid);
+    if (check_subject(L, "issue_token", scope, tid, sub) < 0)
+        return 2;
     if (auth_issue_access(bound(L)->auth, scope, tid, sub, NULL, &s, err, sizeof err) < 0) {
         lua_pushnil(L);
         lua_pushstring(L, err);
@@ -260,6 +349,8 @@ static int l_login(lua_State *L)
     char err[256];
 
     subject(L, &sub, &scope, &tid);
+    if (check_subject(L, "login", scope, tid, sub) < 0)
+        return fail(L, "login", lua_tostring(L, -1));
     if (auth_session_start(bound(L)->auth, scope, tid, sub, &s, err, sizeof err) < 0)
         return fail(L, "login", err);
     push_session(L, config_of(L), &s);
@@ -271,10 +362,14 @@ static int l_login(lua_State *L)
 static int l_refresh(lua_State *L)
 {
     const char *token = luaL_checkstring(L, 1);
+    const struct binding *b = bound(L);
     struct auth_session s;
     char err[256];
 
-    int rc = auth_session_refresh(bound(L)->auth, token, &s, err, sizeof err);
+    /* A confined run refreshes sessions of its own tenant only; any other
+     * is unknown to it, and stays unspent. */
+    int rc = auth_session_refresh(b->auth, token, b->confined ? b->tid : -1, &s, err,
+                                  sizeof err);
     if (rc < 0)
         return fail(L, "refresh", err);
     if (rc == 0) {
@@ -301,6 +396,7 @@ static int l_logout(lua_State *L)
 
     if (!b->claims || strncmp(b->claims->sub, "apikey:", 7) == 0)
         return luaL_error(L, "rt.auth.logout: the request has no user token");
+    check_caller(L, b, "logout");
     if (auth_session_end(b->auth, b->claims, refresh, err, sizeof err) < 0)
         return fail(L, "logout", err);
     return 0;
@@ -315,6 +411,7 @@ static int l_logout_others(lua_State *L)
 
     if (!b->claims || strncmp(b->claims->sub, "apikey:", 7) == 0)
         return luaL_error(L, "rt.auth.logout_others: the request has no user token");
+    check_caller(L, b, "logout_others");
     int n = auth_session_end_others(b->auth, b->claims, err, sizeof err);
     if (n < 0)
         return fail(L, "logout_others", err);
@@ -340,6 +437,9 @@ static int defer(lua_State *L, bool revoke, const char *sub, const char *what)
     struct pending p = {revoke, ""};
     char err[256];
 
+    if (b->confined && b->tid <= 0)
+        return luaL_error(L, "rt.auth.%s: not available to a tenant's override scripts",
+                          what);
     if (sub && strlen(sub) >= sizeof p.sub)
         return luaL_error(L, "rt.auth.%s: user id too long", what);
     if (sub)
@@ -390,6 +490,7 @@ static int l_create_api_key(lua_State *L)
     lua_Integer creator = luaL_optinteger(L, 2, 0);
     char key[96], err[256];
 
+    not_confined(L, "create_api_key");
     long long id =
         auth_api_key_create(bound(L)->auth, name, (long long)creator, key, err, sizeof err);
     if (id < 0)
@@ -405,6 +506,7 @@ static int l_revoke_api_key(lua_State *L)
     lua_Integer id = luaL_checkinteger(L, 1);
     char err[256];
 
+    not_confined(L, "revoke_api_key");
     int rc = auth_api_key_revoke(bound(L)->auth, (long long)id, err, sizeof err);
     if (rc < 0)
         return fail(L, "revoke_api_key", err);

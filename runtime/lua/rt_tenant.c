@@ -20,6 +20,9 @@ static const struct config *config_of(lua_State *L, const char *fn, bool slow)
     lua_pop(L, 1);
     if (!cfg)
         luaL_error(L, "rt.tenant.%s: not available here", fn);
+    /* The tenant lifecycle is the platform's: never a tenant's own code. */
+    if (rt_auth_confined(L))
+        luaL_error(L, "rt.tenant.%s: not available to a tenant's override scripts", fn);
     if (slow && rt_auth_lane(L) != LANE_ADMIN)
         luaL_error(L, "rt.tenant.%s: declare the route with offload = \"admin\"", fn);
     return cfg;

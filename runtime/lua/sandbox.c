@@ -166,7 +166,12 @@ static int safe_rawset(lua_State *L)
 
 /* ---- replaced functions -------------------------------------------------- */
 
-/* load() for scripts: text chunks only, never bytecode. Upvalue 1: the
+static void push_current_env(lua_State *L);
+
+/* load() for scripts: text chunks only, never bytecode. A chunk loaded
+ * without an env runs in the environment scripts run in now (the tenant's),
+ * never in the state's global table: Lua's default would be that table,
+ * which every tenant on this worker state would share. Upvalue 1: the
  * library's load. */
 static int safe_load(lua_State *L)
 {
@@ -177,14 +182,13 @@ static int safe_load(lua_State *L)
     lua_pushvalue(L, 1);
     lua_pushvalue(L, 2);
     lua_pushliteral(L, "t");
-    if (n >= 4) {
-        /* Only an env that was passed: load(s, name, mode, nil) would give
-         * the chunk a nil _ENV. */
+    /* An env that was passed is used as passed: load(s, name, mode, nil)
+     * gives the chunk a nil _ENV, as in Lua. */
+    if (n >= 4)
         lua_pushvalue(L, 4);
-        lua_call(L, 4, LUA_MULTRET);
-    } else {
-        lua_call(L, 3, LUA_MULTRET);
-    }
+    else
+        push_current_env(L);
+    lua_call(L, 4, LUA_MULTRET);
     return lua_gettop(L) - 4;
 }
 
@@ -294,6 +298,81 @@ static int l_print(lua_State *L)
     lua_pop(L, 1);
     lua_call(L, n, 0);
     return 0;
+}
+
+/* ---- coroutines that a limit ended ---------------------------------------- */
+
+/* Lua leaves hooks off in a coroutine that the limits hook ended (see
+ * limits_thread_ended): the __close handlers of its pending to-be-closed
+ * variables would run there with no limit to stop them. setmetatable cannot
+ * keep __close out (a script adds it to the metatable afterwards), so the two
+ * library functions that close a dead coroutine's variables skip such a
+ * coroutine: its variables are never closed. Every other coroutine is closed
+ * as in Lua. */
+
+static const char ended_message[] =
+    "cannot close a coroutine that a limit ended (its to-be-closed variables stay open)";
+
+/* coroutine.close(co) that skips a coroutine a limit ended: false and a
+ * message. Upvalue 1: the library's close. */
+static int safe_close(lua_State *L)
+{
+    lua_State *co = lua_tothread(L, 1);
+
+    luaL_argexpected(L, co, 1, "coroutine");
+    if (limits_thread_ended(co)) {
+        lua_pushboolean(L, 0);
+        lua_pushstring(L, ended_message);
+        return 2;
+    }
+    lua_settop(L, 1);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+/* The function coroutine.wrap returns, as in Lua's lcorolib.c but for the
+ * closing: after an error it closes the coroutine's variables unless a limit
+ * ended it. Upvalue 1: the coroutine. */
+static int wrapped_resume(lua_State *L)
+{
+    lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+    int narg = lua_gettop(L), nres;
+
+    if (!lua_checkstack(co, narg))
+        return luaL_error(L, "too many arguments to resume");
+    lua_xmove(L, co, narg);
+    int status = lua_resume(co, L, narg, &nres);
+    if (status == LUA_OK || status == LUA_YIELD) {
+        if (!lua_checkstack(L, nres + 1)) {
+            lua_pop(co, nres);
+            return luaL_error(L, "too many results to resume");
+        }
+        lua_xmove(co, L, nres);
+        return nres;
+    }
+    int stat = lua_status(co);
+    if (stat != LUA_OK && stat != LUA_YIELD && !limits_thread_ended(co))
+        stat = lua_resetthread(co); /* closes its variables; leaves the error */
+    lua_xmove(co, L, 1);
+    if (stat != LUA_ERRMEM && lua_type(L, -1) == LUA_TSTRING) {
+        luaL_where(L, 1);
+        lua_insert(L, -2);
+        lua_concat(L, 2);
+    }
+    return lua_error(L);
+}
+
+/* coroutine.wrap(f) with wrapped_resume. */
+static int safe_wrap(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_State *co = lua_newthread(L);
+    lua_pushvalue(L, 1);
+    lua_xmove(L, co, 1);
+    lua_pushcclosure(L, wrapped_resume, 1);
+    return 1;
 }
 
 /* ---- require ------------------------------------------------------------- */
@@ -491,6 +570,13 @@ static void add_library(lua_State *L, const luaL_Reg *lib)
         lua_getfield(L, -1, "rep");
         lua_pushcclosure(L, safe_rep, 1);
         lua_setfield(L, -2, "rep");
+    }
+    if (strcmp(lib->name, LUA_COLIBNAME) == 0) {
+        lua_getfield(L, -1, "close");
+        lua_pushcclosure(L, safe_close, 1);
+        lua_setfield(L, -2, "close");
+        lua_pushcfunction(L, safe_wrap);
+        lua_setfield(L, -2, "wrap");
     }
     push_readonly(L, -1, lib->name);
     if (strcmp(lib->name, LUA_STRLIBNAME) == 0) {

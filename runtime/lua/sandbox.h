@@ -6,10 +6,10 @@
  * simply never put where a script can see it. After sandbox_open:
  *
  *   - the built-ins live in a hidden table: the allow-listed base functions,
- *     a text-only `load`, a `require` limited to rt.* and files under the
- *     scripts root, a `rawset` that respects the rules below, `print` (which
- *     is rt.log.info), and read-only views of string, table, math, utf8,
- *     coroutine and os (time, clock, date, difftime);
+ *     a text-only `load` whose chunks run in the current environment unless
+ *     given one, a `require` limited to rt.* and files under the scripts root, a `rawset`
+ * that respects the rules below, `print` (which is rt.log.info), and read-only views of
+ * string, table, math, utf8, coroutine and os (time, clock, date, difftime);
  *   - the state's global table (the _ENV of every chunk loaded afterwards) is
  *     empty but for _G; reads fall through to the built-ins, and reading a
  *     name that is neither a global nor a built-in raises "undefined global
@@ -19,7 +19,10 @@
  *     setmetatable or through the string metatable (getmetatable("") is
  *     false; its __index is the read-only string view);
  *   - string.rep checks its result against the memory limit (limits.h)
- *     before it copies anything.
+ *     before it copies anything;
+ *   - setmetatable refuses __gc and __close, and coroutine.close and
+ *     coroutine.wrap never close a coroutine that a limit ended (Lua left
+ *     hooks off in it: its __close handlers would run unbounded).
  *
  * Uses: limits.c, Lua. */
 #ifndef RT_LUA_SANDBOX_H

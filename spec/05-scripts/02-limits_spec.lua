@@ -91,6 +91,52 @@ describe("script limits", function()
     ends_request("wide_json", "memory")
   end)
 
+  -- A pinned worker would never answer: each request must come back within
+  -- curl's deadline, with the limit's 500, and the next one must be served.
+  local function answers(case)
+    local r = srv:request({ path = "/limits/" .. case, raw = "--max-time 8" })
+    assert.is_true(r.status ~= 0, case .. ": no answer, a worker is pinned")
+    return r
+  end
+
+  it("runs a __close set after setmetatable under the limits", function()
+    for _, case in ipairs({ "close_in_wrap", "close_in_close", "close_in_main" }) do
+      for _ = 1, 2 do -- each worker (threads = 2) in turn, as it comes
+        expect_internal_error(answers(case))
+        assert.equal(200, srv:request({ path = "/ok" }).status)
+      end
+    end
+  end)
+
+  it("still closes a coroutine that an ordinary error ended", function()
+    local r = answers("close_on_error")
+    assert.equal(200, r.status, r.body)
+    assert.equal(2, r.json.result)
+  end)
+
+  it("never closes a coroutine that a limit ended, in a later request either", function()
+    local closed
+    for _ = 1, 8 do
+      local r = answers("close_later")
+      if r.status == 200 then
+        closed = r
+      else
+        expect_internal_error(r)
+      end
+    end
+    assert.is_table(closed, "no request closed a kept coroutine")
+    assert.is_false(closed.json.result)
+    assert.equal(200, srv:request({ path = "/ok" }).status)
+  end)
+
+  it("never runs a __gc added after setmetatable", function()
+    for _ = 1, 3 do
+      local r = answers("gc_later")
+      assert.equal(200, r.status, r.body)
+      assert.equal(0, r.json.result)
+    end
+  end)
+
   it("rebuilds a state that module-level data filled up", function()
     local failed
     for _ = 1, 6 do
