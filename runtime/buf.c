@@ -108,9 +108,9 @@ void buf_printf(struct buf *b, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 if it is invalid. */
-static size_t utf8_seq_len(const unsigned char *s, size_t avail)
+size_t buf_utf8_len(const char *str, size_t avail)
 {
+    const unsigned char *s = (const unsigned char *)str;
     unsigned char c = s[0];
     size_t n;
     uint32_t cp;
@@ -161,7 +161,7 @@ void buf_json_str(struct buf *b, const char *s, size_t len)
             continue;
         }
         if (c >= 0x80) {
-            size_t n = utf8_seq_len(p + i, len - i);
+            size_t n = buf_utf8_len(s + i, len - i);
             if (n) {
                 i += n;
                 run += n;

@@ -33,6 +33,11 @@ void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(print
 void buf_vprintf(struct buf *b, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 
+/* Length (1..4) of the valid UTF-8 sequence at s, of at most avail bytes;
+ * 0 for an invalid one (overlong forms, surrogates and values above
+ * U+10FFFF are invalid). avail must be at least 1. */
+size_t buf_utf8_len(const char *s, size_t avail);
+
 /* Appends s (len bytes) as a JSON string literal, quotes included. Control
  * characters are escaped; invalid UTF-8 bytes are replaced with U+FFFD so the
  * output is always valid JSON whatever the input. */

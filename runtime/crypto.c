@@ -527,11 +527,13 @@ static int header_kid(jwt_t *jwt, char kid[CRYPTO_JWT_KID_MAX])
 int crypto_jwt_current(const struct crypto_jwt_claims *c, long long now, int leeway,
                        char *why, size_t why_len)
 {
-    if (c->exp + leeway < now) {
+    /* The leeway moves now, not the claims: exp and iat are whatever a
+     * signed token carries, and exp + leeway could overflow. */
+    if (c->exp < now - leeway) {
         snprintf(why, why_len, "expired");
         return -1;
     }
-    if (c->iat - leeway > now) {
+    if (c->iat > now + leeway) {
         snprintf(why, why_len, "issued in the future");
         return -1;
     }

@@ -1659,8 +1659,7 @@ void vm_steps_free(struct vm_steps *s)
     free(s);
 }
 
-/* Parses "NNNN_name.lua": 4+ digits, '_', [a-z0-9_]+. */
-static int step_name_parse(const char *base, int *version, char **name)
+int vm_step_name_parse(const char *base, int *version, char **name)
 {
     size_t n = strlen(base), i = 0;
     long v = 0;
@@ -1805,7 +1804,7 @@ struct vm_steps *vm_steps_load(const char *dir, const char *label, enum vm_step_
             return NULL;
         }
         sprintf(st->path, "%s/%s", label, e->d_name);
-        if (step_name_parse(e->d_name, &st->version, &st->name) < 0) {
+        if (vm_step_name_parse(e->d_name, &st->version, &st->name) < 0) {
             err_add(err, &nerr,
                     "%s: step files are named NNNN_name.lua (a version of four or more "
                     "digits, then lower-case letters, digits and _)",

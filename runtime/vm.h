@@ -189,6 +189,11 @@ enum vm_step_kind {
     VM_STEP_SEED,      /* { run = fn } */
 };
 
+/* Parses a step file name "NNNN_name.lua": four or more digits (a version
+ * below 1000000), '_', then [a-z0-9_]+. Returns 0 with *name malloc'd (the
+ * caller frees it), or -1 for any other name. */
+int vm_step_name_parse(const char *base, int *version, char **name);
+
 /* Reads and validates dir/NNNN_name.lua: names, no gaps or duplicates, each
  * compiles, runs and returns a valid step table. A missing dir is an empty
  * set. Non-.lua files are ignored. Files are named label/NNNN_name.lua in

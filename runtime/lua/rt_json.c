@@ -326,9 +326,15 @@ static void decode_string(lua_State *L, struct decoder *d)
 {
     const char *q = ++d->p;
 
-    /* Most strings have no escapes: pushed straight from the input. */
-    while (q < d->end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20)
-        q++;
+    /* Most strings have no escapes: pushed straight from the input. Bytes
+     * from 0x80 up must form valid UTF-8 (RFC 8259 section 8.1): the
+     * encoder would replace anything else, so it would not round-trip. */
+    while (q < d->end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20) {
+        size_t n = (unsigned char)*q < 0x80 ? 1 : buf_utf8_len(q, (size_t)(d->end - q));
+        if (n == 0)
+            break;
+        q += n;
+    }
     if (q < d->end && *q == '"') {
         lua_pushlstring(L, d->p, (size_t)(q - d->p));
         d->p = q + 1;
@@ -346,6 +352,14 @@ static void decode_string(lua_State *L, struct decoder *d)
             break;
         if (c < 0x20)
             decode_fail(L, d, "control character in a string");
+        if (c >= 0x80) {
+            size_t n = buf_utf8_len(d->p, (size_t)(d->end - d->p));
+            if (n == 0)
+                decode_fail(L, d, "invalid UTF-8 in a string");
+            luaL_addlstring(&b, d->p, n);
+            d->p += n;
+            continue;
+        }
         if (c != '\\') {
             luaL_addchar(&b, (char)c);
             d->p++;

@@ -15,9 +15,10 @@
  * number to 14 digits, which corrupts large ids). A table is an array when
  * it carries the array marker or its keys are exactly 1..n; otherwise an
  * object (integer keys become strings). Decoding is our own too (RFC 8259,
- * strict: no NaN, comments or trailing commas): lua-cjson 2.1 marks no
- * arrays, so an empty one came back as {}, and it reads every number as a
- * float; objects with repeated keys keep the last value.
+ * strict: no NaN, comments, trailing commas or invalid UTF-8 in strings):
+ * lua-cjson 2.1 marks no arrays, so an empty one came back as {}, and it
+ * reads every number as a float; objects with repeated keys keep the last
+ * value.
  *
  * The depth limit is the registry integer "rt.json.max_depth" at open time:
  * the deepest value the decoder accepts. The encoder accepts

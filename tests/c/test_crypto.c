@@ -5,6 +5,7 @@
 
 #include "check.h"
 
+#include <limits.h>
 #include <stdlib.h>
 
 #include <jwt.h>
@@ -401,6 +402,41 @@ static void test_key_sets(void)
     pem_pair_free(&small);
 }
 
+/* A signed token may carry any 64-bit exp and iat: the lifetime check must
+ * not overflow adding or subtracting the leeway (the fuzz target found
+ * exp = 2^63 - 1 overflowing). */
+static void test_lifetime_extremes(void)
+{
+    struct crypto_jwt_claims c;
+    char why[64];
+    long long now = 1700000000;
+
+    memset(&c, 0, sizeof c);
+    c.iat = now;
+    c.exp = LLONG_MAX;
+    CHECK(crypto_jwt_current(&c, now, 30, why, sizeof why) == 0);
+    c.iat = LLONG_MIN;
+    c.exp = now + 60;
+    CHECK(crypto_jwt_current(&c, now, 30, why, sizeof why) == 0);
+    c.iat = LLONG_MAX;
+    CHECK(crypto_jwt_current(&c, now, 30, why, sizeof why) == -1);
+    CHECK_STR(why, "issued in the future");
+    c.iat = now;
+    c.exp = LLONG_MIN;
+    CHECK(crypto_jwt_current(&c, now, 30, why, sizeof why) == -1);
+    CHECK_STR(why, "expired");
+    /* The leeway still counts at the edges. */
+    c.exp = now - 30;
+    CHECK(crypto_jwt_current(&c, now, 30, why, sizeof why) == 0);
+    c.exp = now - 31;
+    CHECK(crypto_jwt_current(&c, now, 30, why, sizeof why) == -1);
+    c.exp = now;
+    c.iat = now + 30;
+    CHECK(crypto_jwt_current(&c, now, 30, why, sizeof why) == 0);
+    c.iat = now + 31;
+    CHECK(crypto_jwt_current(&c, now, 30, why, sizeof why) == -1);
+}
+
 int main(void)
 {
     char hex[65];
@@ -437,5 +473,6 @@ int main(void)
     test_tokens();
     test_hs256_rotation();
     test_key_sets();
+    test_lifetime_extremes();
     return check_done();
 }

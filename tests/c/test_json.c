@@ -54,6 +54,18 @@ int main(void)
         "assert(v == 'a\"b\\\\c/d\\b\\f\\n\\r\\t\\u{e9}\\u{20ac}\\u{1f600}', v)\n"
         "assert(json.decode('\"plain\"') == 'plain')\n"
         "assert(json.decode('\"a\\0b\"') == nil) -- a control character\n");
+    /* RFC 8259 text is UTF-8, and the encoder replaces invalid bytes with
+     * U+FFFD: a decoded string it would change must not be accepted. */
+    run(L, "invalid UTF-8 in a string is refused",
+        "for _, bad in ipairs({ '\"\\255\"', '\"a\\195\"', '\"\\192\\128\"', "
+        "'\"\\237\\160\\128\"', '\"\\244\\144\\128\\128\"', "
+        "'\"\\226\\130\"', '{\"\\254\": 1}', '\"esc\\\\n\\255\"' }) do\n"
+        "  local v, err = json.decode(bad)\n"
+        "  assert(v == nil and err:find('invalid UTF-8', 1, true), bad)\n"
+        "end\n"
+        "local ok = '\"caf\\195\\169 \\226\\130\\172 \\240\\159\\152\\128\"'\n"
+        "assert(json.encode(json.decode(ok)) == ok)\n"
+        "assert(json.decode('[\"\\\\n\\195\\169\"]')[1] == '\\n\\195\\169')\n");
     run(L, "literals",
         "local v = json.decode(' {\"t\": true, \"f\": false, \"z\": null} ')\n"
         "assert(v.t == true and v.f == false and v.z == json.null)\n"
