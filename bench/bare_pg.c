@@ -3,7 +3,8 @@
  * without the runtime's own layers (no Lua, no auth, no routing).
  *
  * Every GET, on any URL, runs one pipelined round trip to PostgreSQL
- * (set_config() of the four per-request settings, then the users row
+ * (set_config() of the five per-request settings, the signed scope the
+ * row-level security policies check among them (docs/SECURITY.md), then the users row
  * select, then a sync) and answers 200 with the row as a JSON object of
  * strings / nulls, 404 {"error":"not_found"} or 500 {"error":"db"}. Bound
  * to 127.0.0.1 only. The numbers measure the ceiling of two architectures:
@@ -40,6 +41,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -52,7 +54,7 @@
 #define BARE_SEARCH_PATH "\"t_bench_auth\""
 #define SQL_SETTINGS                                              \
     "SELECT set_config($1, $2, true), set_config($3, $4, true), " \
-    "set_config($5, $6, true), set_config($7, $8, true)"
+    "set_config($5, $6, true), set_config($7, $8, true), set_config($9, $10, true)"
 #define SQL_USER                                                                     \
     "SELECT id, username, email, full_name, phone, status, is_superuser, "           \
     "email_verified, last_login_at, created_at, updated_at, created_by, updated_by " \
@@ -68,6 +70,10 @@ static char not_found_body[] = "{\"error\":\"not_found\"}";
 static char db_error_body[] = "{\"error\":\"db\"}";
 static const char *tenant_id = "4";
 static const char *user_id = "1";
+/* Every connection enrolls the same scope key (one per process), so one
+ * signed scope serves them all: "t:<tenant>.<tag>", made by the database. */
+static char scope_key[65];
+static char scope_value[128];
 
 struct reply {
     unsigned int status; /* 0 until known */
@@ -92,14 +98,63 @@ static int pg_ok(PGresult *res)
     return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
 }
 
+/* Fills out (size bytes) with the hex of (size - 1) / 2 random bytes. */
+static int bare_random_hex(char *out, size_t size)
+{
+    unsigned char raw[32];
+    size_t n = (size - 1) / 2;
+
+    if (n > sizeof raw || getrandom(raw, n, 0) != (ssize_t)n) {
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        snprintf(out + 2 * i, 3, "%02x", raw[i]);
+    }
+    return 0;
+}
+
+/* Enrolls the process's scope key for this connection and, once, asks the
+ * database for the signed scope of the tenant (as rt_scope.verified() checks
+ * it). A database without the walls gets an empty scope. */
+static int pg_enroll(PGconn *pg)
+{
+    const char *key[1] = {scope_key};
+    PGresult *res =
+        PQexec(pg, "SELECT to_regprocedure('rt_scope.enroll(text)') IS NOT NULL");
+    int walls = PQresultStatus(res) == PGRES_TUPLES_OK && PQgetvalue(res, 0, 0)[0] == 't';
+
+    PQclear(res);
+    if (!walls) {
+        return 1;
+    }
+    if (!pg_ok(
+            PQexecParams(pg, "SELECT rt_scope.enroll($1)", 1, NULL, key, NULL, NULL, 0))) {
+        return 0;
+    }
+    if (scope_value[0] == '\0') {
+        const char *values[2] = {scope_key, tenant_id};
+        res = PQexecParams(pg,
+                           "SELECT 't:' || $2 || '.' || encode(sha256(decode($1, 'hex') || "
+                           "convert_to('t:' || $2, 'UTF8') || decode($1, 'hex')), 'hex')",
+                           2, NULL, values, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            PQclear(res);
+            return 0;
+        }
+        snprintf(scope_value, sizeof scope_value, "%s", PQgetvalue(res, 0, 0));
+        PQclear(res);
+    }
+    return 1;
+}
+
 /* Connects and prepares "s" and "u" ("u" needs the tenant search_path). */
 static PGconn *pg_open(const char *conninfo)
 {
     const char *values[2] = {BARE_SEARCH_PATH, tenant_id};
     PGconn *pg = PQconnectdb(conninfo);
 
-    if (pg != NULL && PQstatus(pg) == CONNECTION_OK &&
-        pg_ok(PQprepare(pg, "s", SQL_SETTINGS, 8, NULL)) && pg_ok(PQexec(pg, "BEGIN")) &&
+    if (pg != NULL && PQstatus(pg) == CONNECTION_OK && pg_enroll(pg) &&
+        pg_ok(PQprepare(pg, "s", SQL_SETTINGS, 10, NULL)) && pg_ok(PQexec(pg, "BEGIN")) &&
         pg_ok(PQexecParams(pg,
                            "SELECT set_config('search_path', $1, true), "
                            "set_config('app.tenant_id', $2, true)",
@@ -115,11 +170,12 @@ static PGconn *pg_open(const char *conninfo)
 
 static int pipe_send(PGconn *pg)
 {
-    const char *settings[8] = {
+    const char *settings[10] = {
         "statement_timeout", "5000",           "transaction_read_only", "on",
-        "search_path",       BARE_SEARCH_PATH, "app.tenant_id",         tenant_id};
+        "search_path",       BARE_SEARCH_PATH, "app.tenant_id",         tenant_id,
+        "app.scope",         scope_value};
 
-    if (PQsendQueryPrepared(pg, "s", 8, settings, NULL, NULL, 0) != 1 ||
+    if (PQsendQueryPrepared(pg, "s", 10, settings, NULL, NULL, 0) != 1 ||
         PQsendQueryPrepared(pg, "u", 1, &user_id, NULL, NULL, 0) != 1 ||
         PQpipelineSync(pg) != 1) {
         fprintf(stderr, "bare_pg: sending the pipeline failed: %s", PQerrorMessage(pg));
@@ -783,6 +839,10 @@ int main(int argc, char **argv)
     }
     if (getenv("BARE_USER_ID") != NULL) {
         user_id = getenv("BARE_USER_ID");
+    }
+    if (bare_random_hex(scope_key, sizeof scope_key) != 0) {
+        fprintf(stderr, "bare_pg: no random bytes for the scope key\n");
+        return 1;
     }
 
     if (bare_block_stop_signals(&stop_signals, "bare_pg") != 0) {
