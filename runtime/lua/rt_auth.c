@@ -377,6 +377,26 @@ static int l_rbac_changed(lua_State *L)
     return defer(L, false, luaL_optstring(L, 1, NULL), "rbac_changed");
 }
 
+/* revoke_tenant(tenant_id): every session and token of that tenant ends
+ * now (its storage was recreated or purged, or it was deleted), here at once
+ * and on other replicas within auth.revocation_refresh_ms. Not deferred: the
+ * platform routes that call it change the tenant on connections of their
+ * own, already committed. A request of a tenant may name only that tenant. */
+static int l_revoke_tenant(lua_State *L)
+{
+    lua_Integer tid = luaL_checkinteger(L, 1);
+    struct binding *b = bound(L);
+    char err[256];
+
+    if (tid <= 0)
+        return luaL_argerror(L, 1, "a tenant id");
+    if (b->tid > 0 && b->tid != (long long)tid)
+        return luaL_error(L, "rt.auth.revoke_tenant: not another tenant's sessions");
+    if (auth_revoke_tenant(b->auth, (long long)tid, err, sizeof err) < 0)
+        return fail(L, "revoke_tenant", err);
+    return 0;
+}
+
 /* create_api_key(name, creator_id) -> key, id (the key is shown once) */
 static int l_create_api_key(lua_State *L)
 {
@@ -437,6 +457,7 @@ int luaopen_rt_auth(lua_State *L)
         {"logout_others", l_logout_others},
         {"revoke_user", l_revoke_user},
         {"rbac_changed", l_rbac_changed},
+        {"revoke_tenant", l_revoke_tenant},
         {"create_api_key", l_create_api_key},
         {"revoke_api_key", l_revoke_api_key},
         {"config", l_config},

@@ -12,6 +12,8 @@
  *   revoke_user(user_id)         every token of that user of the current tenant
  *   rbac_changed([user_id])      drops cached permissions (nil: the whole tenant)
  *                                (both take effect when the request commits)
+ *   revoke_tenant(tenant_id)     every session and token of that tenant, at once
+ *                                (storage recreated or purged, tenant deleted)
  *   create_api_key(name, creator) -> key (shown once), id
  *   revoke_api_key(id)           -> boolean
  *   config()                     -> password and lockout settings

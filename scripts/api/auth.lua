@@ -186,9 +186,24 @@ return {
         properties = { refresh_token = { type = "string", minLength = 1, maxLength = 200 } },
       },
       handler = function(req)
+        -- rt.auth.refresh refuses the sessions of a tenant that is not
+        -- active and of a platform user who is not; a tenant user's own
+        -- status is in the tenant's storage, checked here when the request
+        -- names the tenant (a disabled or deleted user's sessions were
+        -- revoked when that happened through the API anyway).
         local session = auth.refresh(req.json().refresh_token)
         if not session or (req.tenant and session.tid ~= req.tenant.id) then
           return unauthenticated(req, "invalid or expired refresh token")
+        end
+        if req.tenant and session.scope == "tenant" then
+          local user, err = db.query_one([[
+            SELECT id FROM users
+            WHERE id = $1 AND deleted_at IS NULL AND status = 'active']], session.sub)
+          if err then return nil, err end
+          if not user then
+            auth.revoke_user(session.sub) -- the pair just issued too
+            return unauthenticated(req, "invalid or expired refresh token")
+          end
         end
         session.sub, session.tid = nil, nil
         return { json = session, headers = { ["Cache-Control"] = "no-store" } }

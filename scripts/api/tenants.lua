@@ -472,6 +472,8 @@ local function delete(req)
     if not ok then
       return failed(msg, kind, "purge tenant " .. row.code)
     end
+    -- rt.tenant ended the tenant's sessions in the database; here at once
+    auth.revoke_tenant(row.id)
     return { json = { id = row.id, code = row.code, purged = true,
       message = "tenant " .. row.code .. " purged: storage and directory row dropped" } }
   end
@@ -479,6 +481,7 @@ local function delete(req)
   if not ok then
     return failed(msg, kind, "delete tenant " .. row.code)
   end
+  auth.revoke_tenant(row.id)
   local now, err = reread(row.id)
   if not now then return nil, err end
   return { json = now }
@@ -498,6 +501,13 @@ local function provision(req)
       .. "provisions it again")
   end
   local owner = recorded_owner(row.id)
+  if force then
+    -- The old storage's tokens name users who will be gone (ids restart).
+    -- rt.tenant.create ends them in the database too, before it drops the
+    -- storage and again before the new storage goes live; this makes it
+    -- hold here at once.
+    auth.revoke_tenant(row.id)
+  end
   local id, msg, kind = tenant.create {
     code = row.code, name = row.name, isolation = row.isolation, server = row.server,
     domain = row.domain ~= NULL and row.domain or nil,
