@@ -193,6 +193,44 @@ local function guard_role(req, role)
   end
 end
 
+-- The permission codes the caller holds through roles (once per request).
+local HELD_SQL = [[
+  SELECT coalesce(string_agg(DISTINCT p.code, ','), '') AS codes
+  FROM user_roles ur
+  JOIN role_permissions rp ON rp.role_id = ur.role_id
+  JOIN permissions p ON p.id = rp.permission_id
+  WHERE ur.user_id = $1]]
+
+-- Does the caller hold permission code, as the runtime decides it
+-- (auth_perms_allow): superusers everything, {resource}_manage every
+-- action on its resource?
+local function holds(req, code)
+  if caller(req).super then
+    return true
+  end
+  if not req.held then
+    req.held = {}
+    local row = query_one("permission", HELD_SQL, req.user.id)
+    for c in (row and row.codes or ""):gmatch("[^,]+") do
+      req.held[c] = true
+    end
+  end
+  local resource = code:match("^(.+)_[^_]+$")
+  return req.held[code] == true or (resource ~= nil and req.held[resource .. "_manage"] == true)
+end
+
+-- Nobody hands out what they do not hold: granting a permission to a role,
+-- or a role to a user, needs the caller to hold every permission involved
+-- (superusers aside). Otherwise an admin with role_create, role_update and
+-- user_update could make a low role, give it any permission and take it.
+local function guard_grant(req, codes, what)
+  for _, code in ipairs(codes) do
+    if not holds(req, code) then
+      forbidden(("%s would grant %s, which you do not hold"):format(what, code))
+    end
+  end
+end
+
 -- A non-superuser may only change or delete users who rank below them.
 local function guard_user(req, id)
   local me = caller(req)
@@ -533,7 +571,8 @@ local boards = {
 -- with $1 = the owner's id, no LIMIT); with link.insert and link.delete, POST
 -- links the target named in the body by `param` (or its code, `by_code`) and
 -- DELETE path/:param unlinks it, 404 when not linked. Both run
--- link.guard(req, owner, target) first and link.changed(req, owner) after.
+-- link.guard(req, owner, target) first and link.changed(req, owner) after;
+-- POST also runs link.grant(req, owner, target) (what the link would grant).
 local function links(routes, path, link)
   local tags, sum = link.tags, link.summary
   local function owner_of(req)
@@ -579,6 +618,9 @@ local function links(routes, path, link)
       end
       if link.guard then
         link.guard(req, owner, row)
+      end
+      if link.grant then
+        link.grant(req, owner, row)
       end
       local args = { owner.id, row.id, actor(req) }
       local added = query_one(link.what, link.insert,
@@ -785,6 +827,15 @@ links(routes, "/users/:id/roles", {
   guard = function(req, _, role)
     guard_role(req, role)
   end,
+  grant = function(req, _, role)
+    local codes = {}
+    for _, p in ipairs(query("role permission", [[
+      SELECT p.code FROM role_permissions rp JOIN permissions p ON p.id = rp.permission_id
+      WHERE rp.role_id = $1 ORDER BY p.code]], role.id)) do
+      codes[#codes + 1] = p.code
+    end
+    guard_grant(req, codes, "role " .. role.code)
+  end,
   changed = function(_, user)
     auth.rbac_changed(tostring(user.id))
   end,
@@ -854,6 +905,9 @@ links(routes, "/roles/:id/permissions", {
   guard = function(req, role)
     not_system_role(role, "its permissions come from the seeds; create a custom role")
     guard_role(req, role)
+  end,
+  grant = function(req, role, permission)
+    guard_grant(req, { permission.code }, "adding it to role " .. role.code)
   end,
   changed = function()
     auth.rbac_changed()
