@@ -735,6 +735,9 @@ user_by_id.PATCH.handler = route {
     if disabled or pw ~= nil then
       auth.revoke_user(tostring(id))
     end
+    if user.is_superuser ~= current.is_superuser or user.status ~= current.status then
+      auth.rbac_changed(tostring(id)) -- what the user may do changed
+    end
     return { json = user }
   end,
 }.handler
@@ -879,6 +882,8 @@ crud(routes, roles, "/roles", "role", {
     if values.code and values.code ~= current.code then
       not_system_role(current, "its code cannot change")
     end
+    -- its holders' cached sets carry its priority and code
+    auth.rbac_changed()
   end,
   delete = function(req, current)
     not_system_role(current, "it cannot be deleted")
@@ -970,6 +975,11 @@ links(routes, "/user-groups/:id/members", {
   insert = "INSERT INTO user_group_members (group_id, user_id) VALUES ($1, $2) "
     .. "RETURNING created_at",
   delete = "DELETE FROM user_group_members WHERE group_id = $1 AND user_id = $2",
+  -- Groups carry no roles today, so membership grants nothing; dropping the
+  -- member's cached set keeps it right the day they do.
+  changed = function(req)
+    auth.rbac_changed(req.params.user_id or tostring(req.json().user_id))
+  end,
 })
 
 -- ---- menus ------------------------------------------------------------------
