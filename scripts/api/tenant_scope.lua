@@ -725,6 +725,10 @@ user_by_id.PATCH.handler = route {
     guard_user(req, id)
     only_superusers_grant_superuser(req, values)
     values.email = values.email and values.email:lower()
+    -- a new address is not verified (unless this request says it is)
+    if values.email and values.email ~= current.email and values.email_verified == nil then
+      values.email_verified = false
+    end
     local extra
     if pw ~= nil then
       password_policy(pw, values.email or current.email, values.username or current.username)
@@ -778,7 +782,10 @@ local update_me = route {
       username = body.username, email = body.email and body.email:lower(),
       full_name = body.full_name, phone = body.phone,
     }
-    local extra
+    local extra = {}
+    if values.email and values.email ~= current.email then
+      extra[1] = { "email_verified", false } -- a new address is not verified
+    end
     if body.password ~= nil then
       if body.current_password == nil then
         invalid("current_password", "is required to change the password")
@@ -791,10 +798,10 @@ local update_me = route {
       end
       password_policy(body.password, values.email or current.email,
         values.username or current.username)
-      extra = { { "password_hash", auth.hash_password(body.password) } }
+      extra[#extra + 1] = { "password_hash", auth.hash_password(body.password) }
     end
     local user = update(req, users, current.id, values, extra)
-    if extra then
+    if body.password ~= nil then
       auth.revoke_user(req.user.id)
     end
     return { json = user }
