@@ -569,6 +569,9 @@ local function run_migrations(req)
     spec.cmd, spec.to = "up", target
   end
   local report, status = tenant.migrate(spec)
+  if not spec.dry_run then
+    auth.rbac_changed(nil, row.id) -- steps may change roles and permissions
+  end
   return migration_answer(row, { cmd = spec.cmd, from_revision = current,
     target_revision = target, dry_run = spec.dry_run }, report, status)
 end
@@ -584,6 +587,9 @@ local function rollback(req)
   local spec = { tenant = row.code, cmd = "down", steps = body.steps or 1,
     dry_run = body.dry_run == true }
   local report, status = tenant.migrate(spec)
+  if not spec.dry_run then
+    auth.rbac_changed(nil, row.id) -- steps may change roles and permissions
+  end
   return migration_answer(row, { cmd = "down", steps = spec.steps,
     from_revision = row.schema_version, dry_run = spec.dry_run }, report, status)
 end
@@ -623,6 +629,10 @@ local function reseed(req)
   local res, msg, kind = tenant.seed(row.code)
   if not res then
     return failed(msg, kind, "seed tenant " .. row.code)
+  end
+  if res.applied > 0 then
+    -- seeds set the system roles' permissions: cached sets may be stale
+    auth.rbac_changed(nil, row.id)
   end
   return { json = { tenant_id = row.id, code = row.code, applied = res.applied,
     skipped = res.skipped } }
