@@ -17,7 +17,7 @@
 #define PERM_MAX     50000 /* entries; the cache is emptied past this */
 /* How long an 'rbac' row lives: every reload in that time drops the cache
  * entries it names, so a change committed out of order is still seen. */
-#define RBAC_ROW_S "10"
+#define RBAC_ROW_S AUTH_RBAC_ROW_S
 /* Verified access tokens remembered (a power of two), and the longest kept. */
 #define TOKEN_SLOTS 512
 #define TOKEN_MAX   2048
@@ -28,12 +28,21 @@ struct user_rev {
     long long not_before; /* tokens with iat <= this are revoked */
 };
 
+/* Every token of tenant tid issued up to not_before is revoked (its storage
+ * was recreated or purged, or it was deleted). */
+struct tenant_rev {
+    long long tid;
+    long long not_before;
+};
+
 /* What was read from the database in one reload; immutable once built. */
 struct state {
     char (*jtis)[64]; /* sorted */
     size_t njtis;
     struct user_rev *users; /* sorted by (tid, sub) */
     size_t nusers;
+    struct tenant_rev *tenants; /* sorted by tid, one per tenant (the latest) */
+    size_t ntenants;
     struct api_key {
         char hash[65]; /* SHA-256 hex of the key */
         long long id;
@@ -62,7 +71,8 @@ struct auth {
      * auth_reload), in the order they were made. */
     struct local_rev {
         unsigned long long seq;
-        char jti[64]; /* "" for a user cut-off */
+        char jti[64]; /* "" for a user or tenant cut-off */
+        bool tenant;  /* a tenant cut-off: u.tid, u.not_before */
         struct user_rev u;
     } * local;
     size_t nlocal;
@@ -88,12 +98,19 @@ static void state_free(struct state *s)
         return;
     free(s->jtis);
     free(s->users);
+    free(s->tenants);
     free(s->keys);
 }
 
 static int cmp_jti(const void *a, const void *b)
 {
     return strcmp(a, b);
+}
+
+static int cmp_tenant(const void *a, const void *b)
+{
+    const struct tenant_rev *x = a, *y = b;
+    return x->tid < y->tid ? -1 : x->tid > y->tid;
 }
 
 static int cmp_user(const void *a, const void *b)
@@ -213,8 +230,9 @@ static struct state *state_build(PGresult *r)
         return NULL;
     s->jtis = calloc((size_t)n + 1, sizeof *s->jtis);
     s->users = calloc((size_t)n + 1, sizeof *s->users);
+    s->tenants = calloc((size_t)n + 1, sizeof *s->tenants);
     s->keys = calloc((size_t)n + 1, sizeof *s->keys);
-    if (!s->jtis || !s->users || !s->keys) {
+    if (!s->jtis || !s->users || !s->tenants || !s->keys) {
         state_free(s);
         free(s);
         return NULL;
@@ -232,6 +250,10 @@ static struct state *state_build(PGresult *r)
             u->tid = atoll(PQgetvalue(r, i, 3));
             snprintf(u->sub, sizeof u->sub, "%s", PQgetvalue(r, i, 4));
             u->not_before = atoll(PQgetvalue(r, i, 5));
+        } else if (strcmp(kind, "tenant") == 0) {
+            struct tenant_rev *t = &s->tenants[s->ntenants++];
+            t->tid = atoll(PQgetvalue(r, i, 3));
+            t->not_before = atoll(PQgetvalue(r, i, 5));
         }
     }
     qsort(s->jtis, s->njtis, sizeof s->jtis[0], cmp_jti);
@@ -247,6 +269,18 @@ static struct state *state_build(PGresult *r)
         }
     }
     s->nusers = w;
+    /* one row per tenant too */
+    qsort(s->tenants, s->ntenants, sizeof s->tenants[0], cmp_tenant);
+    w = 0;
+    for (size_t i = 0; i < s->ntenants; i++) {
+        if (w && s->tenants[w - 1].tid == s->tenants[i].tid) {
+            if (s->tenants[i].not_before > s->tenants[w - 1].not_before)
+                s->tenants[w - 1].not_before = s->tenants[i].not_before;
+        } else {
+            s->tenants[w++] = s->tenants[i];
+        }
+    }
+    s->ntenants = w;
     /* the hash is the first member: cmp_jti compares it */
     qsort(s->keys, s->nkeys, sizeof s->keys[0], cmp_jti);
     return s;
@@ -663,6 +697,13 @@ static bool state_revoked(const struct state *s, const struct crypto_jwt_claims 
         if (u && c->iat <= u->not_before)
             return true;
     }
+    if (s->ntenants && c->tid > 0) {
+        struct tenant_rev key = {.tid = c->tid};
+        const struct tenant_rev *t =
+            bsearch(&key, s->tenants, s->ntenants, sizeof s->tenants[0], cmp_tenant);
+        if (t && c->iat <= t->not_before)
+            return true;
+    }
     return false;
 }
 
@@ -672,9 +713,10 @@ static bool local_revoked(const struct auth *a, const struct crypto_jwt_claims *
 {
     for (size_t i = 0; i < a->nlocal; i++) {
         const struct local_rev *l = &a->local[i];
-        if (l->jti[0] ? strcmp(l->jti, c->jti) == 0
-                      : l->u.tid == c->tid && strcmp(l->u.sub, c->sub) == 0 &&
-                            c->iat <= l->u.not_before)
+        if (l->tenant   ? c->tid > 0 && l->u.tid == c->tid && c->iat <= l->u.not_before
+            : l->jti[0] ? strcmp(l->jti, c->jti) == 0
+                        : l->u.tid == c->tid && strcmp(l->u.sub, c->sub) == 0 &&
+                              c->iat <= l->u.not_before)
             return true;
     }
     return false;
@@ -707,7 +749,8 @@ long long auth_api_key(struct auth *a, const char *key)
 }
 
 /* Records a revocation here at once, after it was committed (the next
- * reloads bring it from the database too; see auth_reload). */
+ * reloads bring it from the database too; see auth_reload): jti, or the
+ * cut-off of user (tid, sub), or with neither that of tenant tid. */
 static void local_add(struct auth *a, const char *jti, long long tid, const char *sub)
 {
     pthread_mutex_lock(&a->mu);
@@ -720,8 +763,9 @@ static void local_add(struct auth *a, const char *jti, long long tid, const char
         if (jti) {
             snprintf(l->jti, sizeof l->jti, "%s", jti);
         } else {
+            l->tenant = !sub;
             l->u.tid = tid;
-            snprintf(l->u.sub, sizeof l->u.sub, "%s", sub);
+            snprintf(l->u.sub, sizeof l->u.sub, "%s", sub ? sub : "");
             l->u.not_before = (long long)time(NULL);
         }
     }
@@ -877,12 +921,21 @@ int auth_session_refresh(struct auth *a, const char *refresh, long long only_tid
 
     bool fresh = false, reused = false;
     int rc = lock_user(a, &c, tid, sub, err, errlen);
+    /* Only an active tenant's sessions, and only an active platform user's,
+     * go on; the token is not spent otherwise (a suspended tenant's users
+     * refresh again once it is active). A tenant user's own status lives in
+     * the tenant's storage: the refresh route checks it. */
     if (rc == 0)
-        rc = tx_run(a, &c,
-                    "UPDATE core.refresh_tokens SET used_at = now() WHERE token_hash = $1 "
-                    "AND used_at IS NULL AND revoked_at IS NULL AND expires_at > now() "
-                    "RETURNING scope",
-                    1, v, &r, err, errlen);
+        rc =
+            tx_run(a, &c,
+                   "UPDATE core.refresh_tokens SET used_at = now() WHERE token_hash = $1 "
+                   "AND used_at IS NULL AND revoked_at IS NULL AND expires_at > now() "
+                   "AND CASE scope WHEN 'tenant' THEN EXISTS (SELECT 1 FROM core.tenants t "
+                   "  WHERE t.id = tenant_id AND t.status = 'active') "
+                   "ELSE EXISTS (SELECT 1 FROM core.users u WHERE u.id::text = user_id "
+                   "  AND u.status = 'active' AND u.deleted_at IS NULL) END "
+                   "RETURNING scope",
+                   1, v, &r, err, errlen);
     if (rc == 0 && PQntuples(r) == 1) {
         fresh = true;
         snprintf(scope, sizeof scope, "%s", PQgetvalue(r, 0, 0));
@@ -1016,18 +1069,36 @@ int auth_revoke_user(struct auth *a, long long tid, const char *sub, char *err,
     const char *v[] = {tids, sub, ttl};
     struct db_conn *c = NULL;
     int rc = lock_user(a, &c, tid, sub, err, errlen);
+    /* The 'rbac' row drops the user's cached permission set on the other
+     * replicas too (a disabled or deleted user has none). */
     if (rc == 0)
         rc = tx_run(a, &c,
                     "WITH s AS (UPDATE core.refresh_tokens SET revoked_at = now() "
                     "WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL) "
                     "INSERT INTO core.revocations (kind, tenant_id, user_id, expires_at) "
-                    "VALUES ('user', $1, $2, now() + make_interval(secs => $3))",
+                    "VALUES ('user', $1, $2, now() + make_interval(secs => $3)), "
+                    "('rbac', $1, $2, now() + interval '" RBAC_ROW_S " seconds')",
                     3, v, NULL, err, errlen);
     if (tx_end(a, c, rc, err, errlen) < 0)
         return -1;
     local_add(a, NULL, tid, sub);
     pthread_mutex_lock(&a->mu);
     perms_drop_locked(a, tid, sub);
+    pthread_mutex_unlock(&a->mu);
+    return 0;
+}
+
+int auth_revoke_tenant(struct auth *a, long long tid, char *err, size_t errlen)
+{
+    char tids[24], ttl[24];
+    snprintf(tids, sizeof tids, "%lld", tid);
+    snprintf(ttl, sizeof ttl, "%d", a->cfg->auth_token_ttl_s + 2 * a->cfg->auth_leeway_s);
+    const char *v[] = {tids, ttl};
+    if (run(a, AUTH_REVOKE_TENANT_SQL, 2, v, NULL, err, errlen) < 0)
+        return -1;
+    local_add(a, NULL, tid, NULL);
+    pthread_mutex_lock(&a->mu);
+    perms_drop_locked(a, tid, NULL);
     pthread_mutex_unlock(&a->mu);
     return 0;
 }

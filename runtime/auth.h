@@ -5,8 +5,10 @@
  *   core.refresh_tokens. Each use rotates it; a second use of a spent one
  *   means it was stolen, and the whole family (one login) is revoked along
  *   with the access tokens issued from it.
- * - Revocations (core.revocations): a jti, or every token of a user issued
- *   up to a moment (disabled or deleted users, logout everywhere). The
+ * - Revocations (core.revocations): a jti, every token of a user issued up
+ *   to a moment (disabled or deleted users, logout everywhere), or every
+ *   token of a tenant issued up to a moment (its storage recreated or
+ *   purged, the tenant deleted: user ids restart with new storage). The
  *   server keeps the live rows in memory, reloaded every
  *   auth.revocation_refresh_ms, so a revocation made by any replica takes
  *   effect within that interval without a query per request; one made by
@@ -123,6 +125,29 @@ int auth_session_end_others(struct auth *a, const struct crypto_jwt_claims *who,
  * issued until now. Returns 0 or -1. */
 int auth_revoke_user(struct auth *a, long long tid, const char *sub, char *err,
                      size_t errlen);
+
+/* How long an 'rbac' row (a permission change) lives in core.revocations:
+ * every reload in that time drops the cache entries it names. */
+#define AUTH_RBAC_ROW_S "10"
+
+/* Ends every session and token of tenant tid: its refresh tokens, and every
+ * access token issued up to now (a 'tenant' row), and drops its cached
+ * permission sets here and, through an 'rbac' row, on every replica. For
+ * when its storage is recreated or purged, or it is deleted: user ids
+ * restart with new storage, so an old token would name someone else.
+ * Returns 0 or -1. */
+int auth_revoke_tenant(struct auth *a, long long tid, char *err, size_t errlen);
+
+/* The statement behind auth_revoke_tenant, for code with a connection of its
+ * own to the main database (provision.c, before it drops a tenant's
+ * storage): $1 the tenant id, $2 how long the cut-off lives in seconds (the
+ * token lifetime plus twice the leeway). */
+#define AUTH_REVOKE_TENANT_SQL                                                \
+    "WITH s AS (UPDATE core.refresh_tokens SET revoked_at = now() "           \
+    "WHERE tenant_id = $1::bigint AND revoked_at IS NULL) "                   \
+    "INSERT INTO core.revocations (kind, tenant_id, expires_at) "             \
+    "VALUES ('tenant', $1::bigint, now() + make_interval(secs => $2::int)), " \
+    "('rbac', $1::bigint, now() + interval '" AUTH_RBAC_ROW_S " seconds')"
 
 /* ---- API keys --------------------------------------------------------------- */
 

@@ -89,6 +89,7 @@ struct request {
     size_t bytes;
     struct tenant_snapshot *snap;     /* retained while the request lives */
     const struct tenant_info *tenant; /* borrowed from snap; NULL: none */
+    bool tenant_unknown;              /* named, but unknown or unusable (see vm.h) */
     struct crypto_jwt_claims claims;  /* valid when authenticated */
     bool authenticated;
 
@@ -383,10 +384,19 @@ static bool resolve_tenant(struct MHD_Connection *c, struct request *r,
         *res = refuse(c, r, 500, NULL, NULL, NULL);
         return false;
     }
-    switch (tenant_resolve(r->snap, &s->sources, &tr, &r->tenant, &why)) {
+    enum tenant_outcome got = tenant_resolve(r->snap, &s->sources, &tr, &r->tenant, &why);
+    if ((got == TENANT_UNKNOWN || got == TENANT_FORBIDDEN) && route->unknown_tenant &&
+        strcmp(route->scope, "public") == 0) {
+        /* The handler answers as for a tenant that refuses, so an unknown
+         * tenant looks like a known one to anonymous callers (vm.h). */
+        r->tenant = NULL;
+        r->tenant_unknown = true;
+        return true;
+    }
+    switch (got) {
     case TENANT_RESOLVED: return true;
     case TENANT_NONE:
-        (void)route; /* a tenant route may still get its tenant from the token */
+        /* a tenant route may still get its tenant from the token */
         return true;
     case TENANT_INVALID:
         *res = refuse(c, r, 400, "invalid_tenant", why, NULL);
@@ -596,6 +606,7 @@ static enum MHD_Result run_route(struct MHD_Connection *c, struct request *r)
         .body_len = r->has_body ? r->body.len : 0,
         .pool = pool,
         .tenant = r->tenant,
+        .tenant_unknown = r->tenant_unknown,
         .claims = r->authenticated ? &r->claims : NULL,
         .auth = s->auth,
         .lane = route->lane,

@@ -1,6 +1,7 @@
 /* provision: tenant lifecycle and `runtime tenant` (see provision.h). */
 #include "provision.h"
 
+#include "auth.h"
 #include "log.h"
 #include "migrate.h"
 #include "seed.h"
@@ -36,6 +37,32 @@ PGconn *provision_connect(const struct config *cfg, const char *server,
     if (!c)
         snprintf(err->msg, sizeof err->msg, "cannot connect: %s", why);
     return c;
+}
+
+/* Ends every session and token of tenant id (auth.h, auth_revoke_tenant):
+ * before its storage is dropped, and again before recreated storage goes
+ * live, so no token of the old storage's users names someone in the new
+ * one. c is on the directory's server. Servers apply it within
+ * auth.revocation_refresh_ms; the one that made the change at once. A
+ * directory without the auth tables (core migrations not run) has no
+ * sessions to end. */
+static int end_sessions(const struct config *cfg, PGconn *c, long long id,
+                        struct tenant_error *err)
+{
+    char ids[24], ttl[24];
+    snprintf(ids, sizeof ids, "%lld", id);
+    snprintf(ttl, sizeof ttl, "%d", cfg->auth_token_ttl_s + 2 * cfg->auth_leeway_s);
+    const char *v[] = {ids, ttl};
+    PGresult *r = PQexecParams(c, AUTH_REVOKE_TENANT_SQL, 2, NULL, v, NULL, NULL, 0);
+    const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    int rc = 0;
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && !(st && strcmp(st, "42P01") == 0)) {
+        snprintf(err->msg, sizeof err->msg, "cannot end the tenant's sessions: %s",
+                 PQresultErrorMessage(r));
+        rc = -1;
+    }
+    PQclear(r);
+    return rc;
 }
 
 /* Runs the tenant's migrations (the shared target for a shared tenant).
@@ -150,7 +177,8 @@ int provision_tenant(const struct config *cfg, const struct tenant_spec *spec, b
             goto done;
         }
         if (found &&
-            (tenant_storage_drop(sc, &row, err) < 0 ||
+            (end_sessions(cfg, c, row.id, err) < 0 ||
+             tenant_storage_drop(sc, &row, err) < 0 ||
              tenant_set_status(c, spec->code, "failed", "re-provisioning", err) < 0))
             goto done;
     }
@@ -161,6 +189,7 @@ int provision_tenant(const struct config *cfg, const struct tenant_spec *spec, b
      * not be created (it may exist already, and not be ours) is left alone. */
     bool made = storage_make(cfg, c, sc, &row, err) == 0;
     if (!made || run_migrations(cfg, &row, err) < 0 || run_seeds(cfg, &row, err) < 0 ||
+        (force && end_sessions(cfg, c, row.id, err) < 0) ||
         tenant_set_status(c, spec->code, "active", NULL, err) < 0) {
         if (made && tenant_storage_drop(sc, &row, &derr) < 0)
             snprintf(err->msg + strlen(err->msg), sizeof err->msg - strlen(err->msg),
@@ -336,7 +365,18 @@ int provision_set_status(const struct config *cfg, const char *code, const char 
     PGconn *c = provision_connect(cfg, "main", err);
     if (!c)
         return -1;
-    int rc = tenant_set_status(c, code, status, NULL, err);
+    struct tenant_row row;
+    int rc = 0;
+    /* A deleted tenant's sessions end; activating it again does not bring
+     * them back. */
+    if (strcmp(status, "deleted") == 0) {
+        int found = tenant_row_get(c, code, &row, err);
+        if (found == 0)
+            snprintf(err->msg, sizeof err->msg, "no tenant '%s'", code);
+        rc = found == 1 ? end_sessions(cfg, c, row.id, err) : -1;
+    }
+    if (rc == 0)
+        rc = tenant_set_status(c, code, status, NULL, err);
     PQfinish(c);
     return rc;
 }
@@ -352,7 +392,8 @@ int provision_purge(const struct config *cfg, const char *code, struct tenant_er
     int found = tenant_row_get(c, code, &row, err);
     if (found == 0)
         snprintf(err->msg, sizeof err->msg, "no tenant '%s'", code);
-    if (found == 1 && (sc = provision_connect(cfg, row.server, err)) &&
+    if (found == 1 && end_sessions(cfg, c, row.id, err) == 0 &&
+        (sc = provision_connect(cfg, row.server, err)) &&
         tenant_storage_drop(sc, &row, err) == 0 && tenant_row_delete(c, code, err) == 0)
         rc = 0;
     PQfinish(sc);

@@ -561,7 +561,9 @@ static int register_routes(lua_State *L, struct vm_view *v, const struct vm_scri
         r->lane = lua_type(L, -1) == LUA_TSTRING ? LANE_ADMIN
                   : lua_toboolean(L, -1)         ? LANE_OFFLOAD
                                                  : LANE_HTTP;
-        lua_pop(L, 2);
+        lua_getfield(L, -7, "unknown_tenant");
+        r->unknown_tenant = lua_toboolean(L, -1);
+        lua_pop(L, 3);
         r->method = strdup(lua_tostring(L, -4));
         r->pattern = strdup(lua_tostring(L, -3));
         r->scope = strdup(lua_tostring(L, -2));
@@ -1311,6 +1313,10 @@ static int run_request(lua_State *L)
         lua_pushstring(L, c->jti);
         lua_setfield(L, -2, "jti");
         lua_setfield(L, -2, "user");
+    }
+    if (req->tenant_unknown) {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "tenant_unknown");
     }
     if (req->tenant) {
         const struct tenant_info *t = req->tenant;

@@ -44,14 +44,20 @@ struct vm_error {
 struct vm_route {
     char *method;
     char *pattern;
-    char *file;       /* path, for messages and `runtime routes` */
-    char *scope;      /* public, core, tenant, any */
-    char *permission; /* NULL when none */
-    bool read_only;   /* runs in a READ ONLY transaction (GET/HEAD by default) */
-    enum lane lane;   /* where the handler runs (the route's offload) */
-    int file_index;   /* the file in the set that declares it */
-    int pos;          /* its position (1-based) in that file's route list */
+    char *file;          /* path, for messages and `runtime routes` */
+    char *scope;         /* public, core, tenant, any */
+    char *permission;    /* NULL when none */
+    bool read_only;      /* runs in a READ ONLY transaction (GET/HEAD by default) */
+    enum lane lane;      /* where the handler runs (the route's offload) */
+    bool unknown_tenant; /* see below */
+    int file_index;      /* the file in the set that declares it */
+    int pos;             /* its position (1-based) in that file's route list */
 };
+/* unknown_tenant: a public route that answers a request naming an unknown
+ * or unusable (suspended, deleted) tenant as it answers a tenant that
+ * refuses, rather than 404/403 before it runs, so anonymous callers cannot
+ * tell which tenants exist. Its handler sees req.tenant_unknown = true and
+ * no req.tenant: it must not fall back to the platform (core) scope. */
 
 struct vm_scripts;
 struct vm_view;
@@ -132,6 +138,7 @@ struct vm_request {
     size_t body_len;
     struct db_pool *pool;                   /* borrowed: the tenant's database */
     const struct tenant_info *tenant;       /* borrowed; NULL: no tenant */
+    bool tenant_unknown;                    /* one was named that cannot be used */
     const struct crypto_jwt_claims *claims; /* borrowed; NULL: no token */
     struct auth *auth;                      /* borrowed: sessions, permissions */
     enum lane lane; /* the route's: what rt.auth and rt.tenant allow */

@@ -333,6 +333,7 @@ local fields = {
   handler = "function", scope = "string", permission = "string",
   summary = "string", description = "string", readonly = "boolean",
   offload = "boolean", body = "table", tags = "table",
+  unknown_tenant = "boolean",
 }
 -- offload: false, true (the offload lane: password hashing) or "admin" (the
 -- admin lane: provisioning, migrations, seeds, purges).
@@ -416,6 +417,9 @@ local function collect(file, routes)
       if scope == "public" and spec.permission then
         error(where .. ": a public route cannot require a permission", 0)
       end
+      if spec.unknown_tenant and scope ~= "public" then
+        error(where .. ": only a public route takes unknown_tenant", 0)
+      end
       if spec.body and spec.body.type ~= "object" then
         error(where .. ": body must be a schema with type = \"object\"", 0)
       end
@@ -425,6 +429,7 @@ local function collect(file, routes)
         scope = scope, permission = spec.permission, summary = spec.summary,
         description = spec.description, readonly = readonly,
         offload = spec.offload or false, body = spec.body, tags = spec.tags,
+        unknown_tenant = spec.unknown_tenant or false,
       }
     end
   end

@@ -23,8 +23,9 @@
 #define MAX_PENDING 16
 
 struct pending {
-    bool revoke;  /* revoke_user; else rbac_changed */
-    char sub[64]; /* "": every user of the tenant (rbac_changed only) */
+    bool revoke;   /* revoke_user; else rbac_changed */
+    char sub[64];  /* "": every user of the tenant (rbac_changed only) */
+    long long tid; /* 0: the request's tenant */
 };
 
 struct binding {
@@ -53,7 +54,7 @@ void rt_auth_bind(lua_State *L, struct auth *a, const struct crypto_jwt_claims *
         b = lua_touserdata(L, -1);
         lua_pop(L, 1);
     }
-    *b = (struct binding){a, claims, tid, lane, confined, 0, {{false, ""}}};
+    *b = (struct binding){a, claims, tid, lane, confined, 0, {{false, "", 0}}};
 }
 
 static const struct config *config_of(lua_State *L)
@@ -424,17 +425,19 @@ static int l_logout_others(lua_State *L)
 /* Applies one pending action now. Returns 0 or -1 (err filled). */
 static int apply(struct binding *b, const struct pending *p, char *err, size_t errlen)
 {
+    long long tid = p->tid ? p->tid : b->tid;
     if (p->revoke)
-        return auth_revoke_user(b->auth, b->tid, p->sub, err, errlen);
-    return auth_rbac_changed(b->auth, b->tid, p->sub[0] ? p->sub : NULL, err, errlen);
+        return auth_revoke_user(b->auth, tid, p->sub, err, errlen);
+    return auth_rbac_changed(b->auth, tid, p->sub[0] ? p->sub : NULL, err, errlen);
 }
 
 /* Queues an action for the commit; past MAX_PENDING it is applied at once
  * (the safe side for both). */
-static int defer(lua_State *L, bool revoke, const char *sub, const char *what)
+static int defer(lua_State *L, bool revoke, const char *sub, long long tid,
+                 const char *what)
 {
     struct binding *b = bound(L);
-    struct pending p = {revoke, ""};
+    struct pending p = {revoke, "", tid};
     char err[256];
 
     if (b->confined && b->tid <= 0)
@@ -473,14 +476,42 @@ void rt_auth_settle(lua_State *L, bool committed, const char *request_id)
 
 static int l_revoke_user(lua_State *L)
 {
-    return defer(L, true, luaL_checkstring(L, 1), "revoke_user");
+    return defer(L, true, luaL_checkstring(L, 1), 0, "revoke_user");
 }
 
-/* rbac_changed([user_id]): roles or permissions of that user (nil: anyone)
- * of the current tenant changed. */
+/* rbac_changed([user_id [, tenant_id]]): roles or permissions of that user
+ * (nil: anyone) of the current tenant changed; a platform request (no
+ * tenant) names the tenant (re-seeding, migrating it). A request of a
+ * tenant may name only that tenant. */
 static int l_rbac_changed(lua_State *L)
 {
-    return defer(L, false, luaL_optstring(L, 1, NULL), "rbac_changed");
+    const char *sub = luaL_optstring(L, 1, NULL);
+    lua_Integer tid = luaL_optinteger(L, 2, 0);
+    struct binding *b = bound(L);
+
+    if (tid < 0 || (tid > 0 && b->tid > 0 && b->tid != (long long)tid))
+        return luaL_argerror(L, 2, "the request's own tenant");
+    return defer(L, false, sub, (long long)tid, "rbac_changed");
+}
+
+/* revoke_tenant(tenant_id): every session and token of that tenant ends
+ * now (its storage was recreated or purged, or it was deleted), here at once
+ * and on other replicas within auth.revocation_refresh_ms. Not deferred: the
+ * platform routes that call it change the tenant on connections of their
+ * own, already committed. A request of a tenant may name only that tenant. */
+static int l_revoke_tenant(lua_State *L)
+{
+    lua_Integer tid = luaL_checkinteger(L, 1);
+    struct binding *b = bound(L);
+    char err[256];
+
+    if (tid <= 0)
+        return luaL_argerror(L, 1, "a tenant id");
+    if (b->tid > 0 && b->tid != (long long)tid)
+        return luaL_error(L, "rt.auth.revoke_tenant: not another tenant's sessions");
+    if (auth_revoke_tenant(b->auth, (long long)tid, err, sizeof err) < 0)
+        return fail(L, "revoke_tenant", err);
+    return 0;
 }
 
 /* create_api_key(name, creator_id) -> key, id (the key is shown once) */
@@ -545,6 +576,7 @@ int luaopen_rt_auth(lua_State *L)
         {"logout_others", l_logout_others},
         {"revoke_user", l_revoke_user},
         {"rbac_changed", l_rbac_changed},
+        {"revoke_tenant", l_revoke_tenant},
         {"create_api_key", l_create_api_key},
         {"revoke_api_key", l_revoke_api_key},
         {"config", l_config},

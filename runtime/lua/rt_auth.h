@@ -10,8 +10,11 @@
  *   logout([refresh_token])      revokes the caller's token (and that session)
  *   logout_others()              -> n: ends the caller's other sessions
  *   revoke_user(user_id)         every token of that user of the current tenant
- *   rbac_changed([user_id])      drops cached permissions (nil: the whole tenant)
+ *   rbac_changed([user_id [, tenant_id]])  drops cached permissions (nil: the
+ *                                whole tenant; tenant_id for platform requests)
  *                                (both take effect when the request commits)
+ *   revoke_tenant(tenant_id)     every session and token of that tenant, at once
+ *                                (storage recreated or purged, tenant deleted)
  *   create_api_key(name, creator) -> key (shown once), id
  *   revoke_api_key(id)           -> boolean
  *   config()                     -> password and lockout settings

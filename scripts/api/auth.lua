@@ -6,6 +6,12 @@
 -- same 401 body after the same amount of work (an unknown user is checked
 -- against a dummy hash). Failed logins count per account; past
 -- auth.lockout_attempts the account is locked for auth.lockout_s.
+--
+-- A tenant that does not exist, or cannot be used (suspended, deleted),
+-- looks like one that refuses (unknown_tenant routes: req.tenant_unknown):
+-- login answers the same 401 after the same work, registration 403
+-- registration_closed, refresh 401. Such a request never falls back to the
+-- platform's accounts.
 local db = require "rt.db"
 local auth = require "rt.auth"
 local rt = require "rt"
@@ -67,7 +73,7 @@ end
 return {
   ["/api/v1/auth/register"] = {
     POST = {
-      scope = "public", offload = true, tags = { "auth" },
+      scope = "public", offload = true, unknown_tenant = true, tags = { "auth" },
       summary = "Register a platform user, or a tenant user where the tenant allows it",
       body = {
         type = "object", required = { "email", "password" },
@@ -81,7 +87,10 @@ return {
       },
       handler = function(req)
         local body = req.json()
-        if req.tenant then
+        if req.tenant_unknown then
+          rt.error(403, "registration_closed",
+            "this tenant does not allow self-registration")
+        elseif req.tenant then
           if req.tenant.settings.allow_registration ~= true then
             rt.error(403, "registration_closed",
               "this tenant does not allow self-registration")
@@ -120,7 +129,7 @@ return {
 
   ["/api/v1/auth/login"] = {
     POST = {
-      scope = "public", offload = true, tags = { "auth" },
+      scope = "public", offload = true, unknown_tenant = true, tags = { "auth" },
       summary = "Log in (JSON, or OAuth2 password-flow form fields); tenant login when a tenant is named",
       body = {
         type = "object", required = { "password" },
@@ -136,6 +145,10 @@ return {
         if not login then
           rt.error(422, "validation_failed", "username is required",
             { username = "is required" })
+        end
+        if req.tenant_unknown then
+          auth.verify_password(body.password, nil) -- the work of a real check
+          return unauthenticated(req, CREDENTIALS)
         end
         local acct, err = find_account(req, login)
         if err then return nil, err end
@@ -179,16 +192,34 @@ return {
 
   ["/api/v1/auth/refresh"] = {
     POST = {
-      scope = "public", tags = { "auth" },
+      scope = "public", unknown_tenant = true, tags = { "auth" },
       summary = "Trade a refresh token for a new pair (the old one is spent)",
       body = {
         type = "object", required = { "refresh_token" },
         properties = { refresh_token = { type = "string", minLength = 1, maxLength = 200 } },
       },
       handler = function(req)
+        -- rt.auth.refresh refuses the sessions of a tenant that is not
+        -- active and of a platform user who is not; a tenant user's own
+        -- status is in the tenant's storage, checked here when the request
+        -- names the tenant (a disabled or deleted user's sessions were
+        -- revoked when that happened through the API anyway).
+        if req.tenant_unknown then
+          return unauthenticated(req, "invalid or expired refresh token")
+        end
         local session = auth.refresh(req.json().refresh_token)
         if not session or (req.tenant and session.tid ~= req.tenant.id) then
           return unauthenticated(req, "invalid or expired refresh token")
+        end
+        if req.tenant and session.scope == "tenant" then
+          local user, err = db.query_one([[
+            SELECT id FROM users
+            WHERE id = $1 AND deleted_at IS NULL AND status = 'active']], session.sub)
+          if err then return nil, err end
+          if not user then
+            auth.revoke_user(session.sub) -- the pair just issued too
+            return unauthenticated(req, "invalid or expired refresh token")
+          end
         end
         session.sub, session.tid = nil, nil
         return { json = session, headers = { ["Cache-Control"] = "no-store" } }

@@ -1,21 +1,20 @@
--- GET /api/v1/info: what this runtime is connected to, read from PostgreSQL,
--- and the tenant the request named (X-Tenant-Id), if any: its transaction is
--- then scoped to that tenant's schema or database.
+-- GET /api/v1/info: which runtime this is and the PostgreSQL version it
+-- runs on (read from PostgreSQL, so it also shows the database answers).
+--
+-- It is public and anonymous: it tells nothing about tenants (names,
+-- settings, isolation, storage names) nor where the data lives (database,
+-- role, search_path). A request naming a tenant, known or not, gets the same
+-- answer (unknown_tenant), so tenant ids and codes cannot be probed here.
 local db = require "rt.db"
 
 return {
   ["/api/v1/info"] = {
     GET = {
-      scope = "public",
-      summary = "Server and database information",
+      scope = "public", unknown_tenant = true,
+      summary = "Runtime and PostgreSQL version",
       handler = function(req)
-        local row, err = db.query_one([[
-          SELECT current_setting('server_version') AS postgres_version,
-                 current_database() AS database,
-                 current_user AS role,
-                 current_setting('search_path') AS search_path,
-                 now() AS database_time
-        ]])
+        local row, err = db.query_one(
+          "SELECT current_setting('server_version') AS postgres_version")
         if err then
           return nil, err
         end
@@ -23,8 +22,7 @@ return {
           json = {
             runtime = "runtime",
             request_id = req.id,
-            tenant = req.tenant,
-            database = row,
+            database = { postgres_version = row.postgres_version },
           },
         }
       end,

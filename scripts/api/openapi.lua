@@ -289,7 +289,7 @@ fetch("/openapi.json").then(function (r) {
 return {
   ["/openapi.json"] = {
     GET = {
-      scope = "public", tags = { "meta" },
+      scope = "public", unknown_tenant = true, tags = { "meta" },
       summary = "This API as an OpenAPI 3.1 document",
       handler = function()
         return { json = document() }
@@ -298,7 +298,7 @@ return {
   },
   ["/docs"] = {
     GET = {
-      scope = "public", tags = { "meta" },
+      scope = "public", unknown_tenant = true, tags = { "meta" },
       summary = "API documentation (HTML; renders /openapi.json, works offline)",
       handler = function()
         return { body = DOCS, headers = { ["Content-Type"] = "text/html; charset=utf-8",

@@ -193,6 +193,44 @@ local function guard_role(req, role)
   end
 end
 
+-- The permission codes the caller holds through roles (once per request).
+local HELD_SQL = [[
+  SELECT coalesce(string_agg(DISTINCT p.code, ','), '') AS codes
+  FROM user_roles ur
+  JOIN role_permissions rp ON rp.role_id = ur.role_id
+  JOIN permissions p ON p.id = rp.permission_id
+  WHERE ur.user_id = $1]]
+
+-- Does the caller hold permission code, as the runtime decides it
+-- (auth_perms_allow): superusers everything, {resource}_manage every
+-- action on its resource?
+local function holds(req, code)
+  if caller(req).super then
+    return true
+  end
+  if not req.held then
+    req.held = {}
+    local row = query_one("permission", HELD_SQL, req.user.id)
+    for c in (row and row.codes or ""):gmatch("[^,]+") do
+      req.held[c] = true
+    end
+  end
+  local resource = code:match("^(.+)_[^_]+$")
+  return req.held[code] == true or (resource ~= nil and req.held[resource .. "_manage"] == true)
+end
+
+-- Nobody hands out what they do not hold: granting a permission to a role,
+-- or a role to a user, needs the caller to hold every permission involved
+-- (superusers aside). Otherwise an admin with role_create, role_update and
+-- user_update could make a low role, give it any permission and take it.
+local function guard_grant(req, codes, what)
+  for _, code in ipairs(codes) do
+    if not holds(req, code) then
+      forbidden(("%s would grant %s, which you do not hold"):format(what, code))
+    end
+  end
+end
+
 -- A non-superuser may only change or delete users who rank below them.
 local function guard_user(req, id)
   local me = caller(req)
@@ -533,7 +571,8 @@ local boards = {
 -- with $1 = the owner's id, no LIMIT); with link.insert and link.delete, POST
 -- links the target named in the body by `param` (or its code, `by_code`) and
 -- DELETE path/:param unlinks it, 404 when not linked. Both run
--- link.guard(req, owner, target) first and link.changed(req, owner) after.
+-- link.guard(req, owner, target) first and link.changed(req, owner) after;
+-- POST also runs link.grant(req, owner, target) (what the link would grant).
 local function links(routes, path, link)
   local tags, sum = link.tags, link.summary
   local function owner_of(req)
@@ -579,6 +618,9 @@ local function links(routes, path, link)
       end
       if link.guard then
         link.guard(req, owner, row)
+      end
+      if link.grant then
+        link.grant(req, owner, row)
       end
       local args = { owner.id, row.id, actor(req) }
       local added = query_one(link.what, link.insert,
@@ -683,6 +725,10 @@ user_by_id.PATCH.handler = route {
     guard_user(req, id)
     only_superusers_grant_superuser(req, values)
     values.email = values.email and values.email:lower()
+    -- a new address is not verified (unless this request says it is)
+    if values.email and values.email ~= current.email and values.email_verified == nil then
+      values.email_verified = false
+    end
     local extra
     if pw ~= nil then
       password_policy(pw, values.email or current.email, values.username or current.username)
@@ -692,6 +738,9 @@ user_by_id.PATCH.handler = route {
     local disabled = user.status ~= "active" and current.status == "active"
     if disabled or pw ~= nil then
       auth.revoke_user(tostring(id))
+    end
+    if user.is_superuser ~= current.is_superuser or user.status ~= current.status then
+      auth.rbac_changed(tostring(id)) -- what the user may do changed
     end
     return { json = user }
   end,
@@ -733,7 +782,10 @@ local update_me = route {
       username = body.username, email = body.email and body.email:lower(),
       full_name = body.full_name, phone = body.phone,
     }
-    local extra
+    local extra = {}
+    if values.email and values.email ~= current.email then
+      extra[1] = { "email_verified", false } -- a new address is not verified
+    end
     if body.password ~= nil then
       if body.current_password == nil then
         invalid("current_password", "is required to change the password")
@@ -746,10 +798,10 @@ local update_me = route {
       end
       password_policy(body.password, values.email or current.email,
         values.username or current.username)
-      extra = { { "password_hash", auth.hash_password(body.password) } }
+      extra[#extra + 1] = { "password_hash", auth.hash_password(body.password) }
     end
     local user = update(req, users, current.id, values, extra)
-    if extra then
+    if body.password ~= nil then
       auth.revoke_user(req.user.id)
     end
     return { json = user }
@@ -784,6 +836,15 @@ links(routes, "/users/:id/roles", {
   delete = "DELETE FROM user_roles WHERE user_id = $1 AND role_id = $2",
   guard = function(req, _, role)
     guard_role(req, role)
+  end,
+  grant = function(req, _, role)
+    local codes = {}
+    for _, p in ipairs(query("role permission", [[
+      SELECT p.code FROM role_permissions rp JOIN permissions p ON p.id = rp.permission_id
+      WHERE rp.role_id = $1 ORDER BY p.code]], role.id)) do
+      codes[#codes + 1] = p.code
+    end
+    guard_grant(req, codes, "role " .. role.code)
   end,
   changed = function(_, user)
     auth.rbac_changed(tostring(user.id))
@@ -828,6 +889,8 @@ crud(routes, roles, "/roles", "role", {
     if values.code and values.code ~= current.code then
       not_system_role(current, "its code cannot change")
     end
+    -- its holders' cached sets carry its priority and code
+    auth.rbac_changed()
   end,
   delete = function(req, current)
     not_system_role(current, "it cannot be deleted")
@@ -854,6 +917,9 @@ links(routes, "/roles/:id/permissions", {
   guard = function(req, role)
     not_system_role(role, "its permissions come from the seeds; create a custom role")
     guard_role(req, role)
+  end,
+  grant = function(req, role, permission)
+    guard_grant(req, { permission.code }, "adding it to role " .. role.code)
   end,
   changed = function()
     auth.rbac_changed()
@@ -916,6 +982,11 @@ links(routes, "/user-groups/:id/members", {
   insert = "INSERT INTO user_group_members (group_id, user_id) VALUES ($1, $2) "
     .. "RETURNING created_at",
   delete = "DELETE FROM user_group_members WHERE group_id = $1 AND user_id = $2",
+  -- Groups carry no roles today, so membership grants nothing; dropping the
+  -- member's cached set keeps it right the day they do.
+  changed = function(req)
+    auth.rbac_changed(req.params.user_id or tostring(req.json().user_id))
+  end,
 })
 
 -- ---- menus ------------------------------------------------------------------

@@ -472,6 +472,8 @@ local function delete(req)
     if not ok then
       return failed(msg, kind, "purge tenant " .. row.code)
     end
+    -- rt.tenant ended the tenant's sessions in the database; here at once
+    auth.revoke_tenant(row.id)
     return { json = { id = row.id, code = row.code, purged = true,
       message = "tenant " .. row.code .. " purged: storage and directory row dropped" } }
   end
@@ -479,6 +481,7 @@ local function delete(req)
   if not ok then
     return failed(msg, kind, "delete tenant " .. row.code)
   end
+  auth.revoke_tenant(row.id)
   local now, err = reread(row.id)
   if not now then return nil, err end
   return { json = now }
@@ -498,6 +501,13 @@ local function provision(req)
       .. "provisions it again")
   end
   local owner = recorded_owner(row.id)
+  if force then
+    -- The old storage's tokens name users who will be gone (ids restart).
+    -- rt.tenant.create ends them in the database too, before it drops the
+    -- storage and again before the new storage goes live; this makes it
+    -- hold here at once.
+    auth.revoke_tenant(row.id)
+  end
   local id, msg, kind = tenant.create {
     code = row.code, name = row.name, isolation = row.isolation, server = row.server,
     domain = row.domain ~= NULL and row.domain or nil,
@@ -559,6 +569,9 @@ local function run_migrations(req)
     spec.cmd, spec.to = "up", target
   end
   local report, status = tenant.migrate(spec)
+  if not spec.dry_run then
+    auth.rbac_changed(nil, row.id) -- steps may change roles and permissions
+  end
   return migration_answer(row, { cmd = spec.cmd, from_revision = current,
     target_revision = target, dry_run = spec.dry_run }, report, status)
 end
@@ -574,6 +587,9 @@ local function rollback(req)
   local spec = { tenant = row.code, cmd = "down", steps = body.steps or 1,
     dry_run = body.dry_run == true }
   local report, status = tenant.migrate(spec)
+  if not spec.dry_run then
+    auth.rbac_changed(nil, row.id) -- steps may change roles and permissions
+  end
   return migration_answer(row, { cmd = "down", steps = spec.steps,
     from_revision = row.schema_version, dry_run = spec.dry_run }, report, status)
 end
@@ -613,6 +629,10 @@ local function reseed(req)
   local res, msg, kind = tenant.seed(row.code)
   if not res then
     return failed(msg, kind, "seed tenant " .. row.code)
+  end
+  if res.applied > 0 then
+    -- seeds set the system roles' permissions: cached sets may be stale
+    auth.rbac_changed(nil, row.id)
   end
   return { json = { tenant_id = row.id, code = row.code, applied = res.applied,
     skipped = res.skipped } }

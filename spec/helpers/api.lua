@@ -47,12 +47,32 @@ function env_mt:start()
     scripts = h.root .. "/scripts",
     database_url = ctx.app_url,
     threads = 4,
-    env = {
-      RUNTIME_AUTH_JWT_SECRET = M.SECRET,
-      RUNTIME_TENANCY_REFRESH_MS = "100",
-      RUNTIME_AUTH_REVOCATION_REFRESH_MS = "100",
-    },
+    env = M.server_env(ctx),
   })
+end
+
+-- The environment of a server of this spec: the owner URL too, so the
+-- platform routes can provision, recreate and purge tenants.
+function M.server_env(ctx)
+  return {
+    RUNTIME_AUTH_JWT_SECRET = M.SECRET,
+    RUNTIME_DATABASE_OWNER_URL = ctx.owner_url,
+    RUNTIME_TENANCY_REFRESH_MS = "100",
+    RUNTIME_AUTH_REVOCATION_REFRESH_MS = "100",
+  }
+end
+
+-- A second server (another replica) on the same database; stop it with
+-- :stop(). Returns an object with call(method, path, opts) like env:call.
+function env_mt:replica()
+  local srv = h.start({
+    scripts = h.root .. "/scripts",
+    database_url = self.ctx.app_url,
+    threads = 2,
+    env = M.server_env(self.ctx),
+  })
+  local other = setmetatable({ srv = srv, ctx = self.ctx }, env_mt)
+  return other
 end
 
 function env_mt:destroy()
