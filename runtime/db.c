@@ -40,7 +40,11 @@ struct db_conn {
     char scope_value[SCOPE_MAX];
     struct stmt *stmts; /* STMT_SLOTS entries, allocated on first use */
     int nstmts;
-    int next_id;          /* statement names rt_1, rt_2, ... never reused */
+    int next_id; /* statement numbers 1, 2, ... never reused */
+    /* Prepared statements are named "rt_<prefix>_<n>", the prefix random per
+     * connection: a statement cannot replace one it cannot name, and the
+     * request role cannot list them (scripts/sql/walls.sql). */
+    char stmt_prefix[17];
     struct db_conn *next; /* idle list */
 };
 
@@ -300,6 +304,13 @@ static struct db_conn *conn_open(struct db_pool *p, struct db_error *err)
         free(c);
         return NULL;
     }
+    unsigned char prefix[(sizeof c->stmt_prefix - 1) / 2];
+    if (crypto_random(prefix, sizeof prefix) < 0) {
+        err_set(err, DB_ERR_UNAVAILABLE, NULL, "no random bytes for statement names");
+        conn_close(c);
+        return NULL;
+    }
+    crypto_hex(prefix, sizeof prefix, c->stmt_prefix);
     if (conn_walls(p, c, err) < 0) {
         conn_close(c);
         return NULL;
@@ -408,6 +419,10 @@ static int batch_read(struct db_conn *c, struct batch *b)
                 enum db_status kind = DB_ERR_QUERY;
                 if (state && strcmp(state, "57014") == 0)
                     kind = DB_ERR_STATEMENT_TIMEOUT;
+                /* A prepared statement of ours is gone (DEALLOCATE): the
+                 * cache no longer tells the truth; never reuse it. */
+                if (state && strcmp(state, "26000") == 0)
+                    c->broken = true;
                 else if (sqlstate_unavailable(state) || PQstatus(c->pg) == CONNECTION_BAD)
                     kind = DB_ERR_UNAVAILABLE;
                 err_set(b->err, kind, state, "%s", msg ? msg : PQerrorMessage(c->pg));
@@ -471,17 +486,17 @@ static int send_statement(struct db_conn *c, const char *sql, int nparams,
 {
     uint64_t h = hash_str(sql);
     struct stmt *s = stmt_slot(c, sql, h);
-    char name[24];
+    char name[48];
 
     *newslot = NULL;
     if (!s)
         return PQsendQueryParams(c->pg, sql, nparams, NULL, values, NULL, NULL, 0) ? 1 : -1;
     if (s->sql) {
-        snprintf(name, sizeof name, "rt_%d", s->id);
+        snprintf(name, sizeof name, "rt_%s_%d", c->stmt_prefix, s->id);
         return PQsendQueryPrepared(c->pg, name, nparams, values, NULL, NULL, 0) ? 1 : -1;
     }
     *newid = ++c->next_id;
-    snprintf(name, sizeof name, "rt_%d", *newid);
+    snprintf(name, sizeof name, "rt_%s_%d", c->stmt_prefix, *newid);
     if (!PQsendPrepare(c->pg, name, sql, 0, NULL))
         return -1;
     if (!PQsendQueryPrepared(c->pg, name, nparams, values, NULL, NULL, 0))

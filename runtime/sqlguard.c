@@ -6,6 +6,7 @@
 
 #include "hash.h"
 
+#include <ctype.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -38,9 +39,9 @@ static const char *const refused_functions[] = {
     "setval", "currval", "lastval",
     /* large objects live outside every tenant's tables */
     "loread", "lowrite",
-    /* run the SQL text they are given */
-    "query_to_xml", "query_to_xmlschema", "query_to_xml_and_xmlschema", "cursor_to_xml",
-    "cursor_to_xmlschema"};
+    /* run SQL text they are given or build (the *_to_xml* family is matched
+     * by its infix below) */
+    "ts_stat", "ts_rewrite"};
 
 static const char *const refused_prefixes[] = {"lo_",           "dblink",
                                                "pg_stat_reset", "pg_replication_origin",
@@ -49,11 +50,18 @@ static const char *const refused_prefixes[] = {"lo_",           "dblink",
 
 static bool function_refused(const char *name)
 {
+    char lower[128];
+    size_t n = 0;
+    for (; name[n] && n < sizeof lower - 1; n++)
+        lower[n] = (char)tolower((unsigned char)name[n]);
+    lower[n] = '\0';
     for (size_t i = 0; i < sizeof refused_functions / sizeof refused_functions[0]; i++)
-        if (strcasecmp(name, refused_functions[i]) == 0)
+        if (strcmp(lower, refused_functions[i]) == 0)
             return true;
+    if (strstr(lower, "_to_xml"))
+        return true;
     for (size_t i = 0; i < sizeof refused_prefixes / sizeof refused_prefixes[0]; i++)
-        if (strncasecmp(name, refused_prefixes[i], strlen(refused_prefixes[i])) == 0)
+        if (strncmp(lower, refused_prefixes[i], strlen(refused_prefixes[i])) == 0)
             return true;
     return false;
 }
@@ -89,6 +97,11 @@ static void check_message(struct walk *w, const ProtobufCMessage *m)
             snprintf(what, sizeof what, "%s()", last->string->sval);
             refuse(w, what);
         }
+    } else if (m->descriptor == &pg_query__range_var__descriptor) {
+        /* An UPDATE of pg_settings is set_config(..., false) by its rule. */
+        const char *rel = ((const PgQuery__RangeVar *)m)->relname;
+        if (rel && strcasecmp(rel, "pg_settings") == 0)
+            refuse(w, "pg_settings");
     } else if (m->descriptor == &pg_query__select_stmt__descriptor) {
         if (((const PgQuery__SelectStmt *)m)->into_clause)
             refuse(w, "SELECT INTO");

@@ -12,7 +12,10 @@ SELECT format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC, %I',
 
 -- 2. No session state that outlives a transaction, and no reaching other
 --    sessions: session-level advisory locks, large objects, signalling
---    backends. (The _xact_ advisory locks end with the transaction and stay.)
+--    backends; no functions that run SQL text of their own (ts_stat,
+--    ts_rewrite, the *_to_xml family); no reading other sessions' statements
+--    or this connection's prepared statements (the runtime's names). (The
+--    _xact_ advisory locks end with the transaction and stay.)
 SELECT format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', p.oid::regprocedure),
        format('GRANT EXECUTE ON FUNCTION %s TO %I', p.oid::regprocedure, :'owner_role')
 FROM pg_proc p
@@ -21,8 +24,16 @@ WHERE p.pronamespace = 'pg_catalog'::regnamespace
                      'pg_try_advisory_lock', 'pg_try_advisory_lock_shared',
                      'pg_advisory_unlock', 'pg_advisory_unlock_shared',
                      'pg_advisory_unlock_all', 'pg_cancel_backend',
-                     'pg_terminate_backend', 'loread', 'lowrite')
-       OR p.proname LIKE 'lo\_%') \gexec
+                     'pg_terminate_backend', 'loread', 'lowrite', 'ts_stat',
+                     'pg_prepared_statement', 'pg_stat_get_activity')
+       OR (p.proname = 'ts_rewrite' AND p.pronargs = 2
+           AND p.proargtypes[1] = 'text'::regtype)
+       OR p.proname LIKE 'lo\_%' OR p.proname LIKE '%\_to\_xml%') \gexec
+SELECT format('REVOKE ALL ON pg_catalog.%I FROM PUBLIC', v),
+       format('GRANT SELECT ON pg_catalog.%I TO %I', v, :'owner_role')
+FROM unnest(ARRAY['pg_prepared_statements', 'pg_stat_activity']) AS v \gexec
+-- An UPDATE of pg_settings is set_config(name, value, false) by its rule.
+REVOKE UPDATE ON pg_catalog.pg_settings FROM PUBLIC;
 
 -- 3. The signed scope. A request transaction names its scope in app.scope
 --    as "<scope>.<tag>": "t:<tenant id>" or "core", and a tag only the

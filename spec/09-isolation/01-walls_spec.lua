@@ -4,8 +4,7 @@
 -- the database's own privileges and the signed scope must hold by themselves.
 -- Tenants in every isolation mode; each has one marker row in boards.
 local h = require "helpers"
-local mig = require "helpers.migrate"
-local cjson = require "cjson"
+local iso = require "helpers.isolation"
 
 local TENANTS = {
   { code = "sa", isolation = "shared" }, { code = "sb", isolation = "shared" },
@@ -14,39 +13,10 @@ local TENANTS = {
 }
 
 describe("isolation walls", function()
-  local ctx
-  local ids = {}
-
-  -- Runs sql as the owner, scoped like a migration, in the tenant's storage.
-  local function owner_sql(t, sql)
-    local url, path = ctx.owner_url, t.isolation == "shared" and "shared" or "t_" .. t.code
-    if t.isolation == "database" then
-      url, path = mig.db_url(h.owner_url, "t_" .. t.code), "public"
-    end
-    return h.psql(("BEGIN; SELECT set_config('search_path', '%s', true), "
-      .. "set_config('app.tenant_id', '%d', true); %s; COMMIT;")
-      :format(path, ids[t.code], sql), url)
-  end
+  local ctx, ids
 
   setup(function()
-    ctx = mig.new("isolation")
-    assert(h.run("cp " .. h.sh_quote(h.root .. "/scripts/migrations/tenant") .. "/*.lua "
-      .. h.sh_quote(ctx.tenant_dir) .. "/"))
-    local res = ctx:migrate("")
-    assert.equal(0, res.code, mig.explain(res))
-    for _, t in ipairs(TENANTS) do
-      res = ctx:tenant_cmd({ "create", t.code, "--isolation", t.isolation })
-      assert.equal(0, res.code, mig.explain(res))
-      if t.isolation == "database" then
-        ctx.databases[#ctx.databases + 1] = "t_" .. t.code
-      end
-      ids[t.code] = tonumber(h.psql("SELECT id FROM core.tenants WHERE code = '" .. t.code
-        .. "'", ctx.owner_url))
-    end
-    for _, t in ipairs(TENANTS) do
-      owner_sql(t, ("INSERT INTO boards (code, name) VALUES ('marker', 'marker-%s')")
-        :format(t.code))
-    end
+    ctx, ids = iso.tenants("isolation", TENANTS)
     h.psql("INSERT INTO core.users (email, password_hash, is_superuser) "
       .. "VALUES ('root@platform.test', 'not-a-hash', true)", ctx.owner_url)
   end)
@@ -56,23 +26,10 @@ describe("isolation walls", function()
   end)
 
   local function start(guard_off, pool)
-    local env = { RUNTIME_TENANCY_SOURCES = "header" }
-    if guard_off then
-      env.RUNTIME_TEST_SQLGUARD = "off"
-    end
-    return h.start({ database_url = ctx.app_url, threads = 4,
-      scripts = h.root .. "/spec/fixtures/isolation",
-      database = ("pool_size = %d"):format(pool or 2), env = env })
+    return iso.start(ctx, { guard_off = guard_off, pool = pool or 2, threads = 4 })
   end
 
-  -- Sends statements as tenant `code`; returns the per-statement results.
-  local function attack(srv, code, statements)
-    local r = srv:request({ method = "POST", path = "/iso/sql",
-      headers = { ["X-Tenant-Id"] = code, ["Content-Type"] = "application/json" },
-      body = cjson.encode({ sql = statements }) })
-    assert.equal(200, r.status, r.body)
-    return r.json.results
-  end
+  local attack = iso.attack
 
   -- The board names a result's rows carry.
   local function names(result)

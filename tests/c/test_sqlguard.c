@@ -109,6 +109,21 @@ static void session_state(void)
     CHECK(req("EXPLAIN ANALYZE SELECT 1") == SQLGUARD_REFUSED);
     CHECK(req("SHOW search_path") == SQLGUARD_REFUSED);
     CHECK(req("DROP TABLE users") == SQLGUARD_REFUSED);
+    /* SQL text run by a function, and set_config by a view's rule */
+    CHECK(req("SELECT * FROM ts_stat('SELECT "
+              "to_tsvector(set_config(''a.b'',''c'',false))')") == SQLGUARD_REFUSED);
+    CHECK(req("SELECT ts_rewrite('a'::tsquery, 'SELECT ''a''::tsquery, ''b''::tsquery')") ==
+          SQLGUARD_REFUSED);
+    CHECK(req("SELECT table_to_xml('users', true, true, '')") == SQLGUARD_REFUSED);
+    CHECK(req("SELECT Schema_To_XmlSchema('public', true, true, '')") == SQLGUARD_REFUSED);
+    CHECK(req("UPDATE pg_settings SET setting = '0' WHERE name = 'statement_timeout'") ==
+          SQLGUARD_REFUSED);
+    CHECK_STR(reason("UPDATE pg_catalog.\"pg_settings\" SET setting = 'on' "
+                     "WHERE name = 'default_transaction_read_only'",
+                     SQLGUARD_REQUEST),
+              "pg_settings");
+    CHECK(req("WITH s AS (UPDATE pg_settings SET setting = 'x' RETURNING 1) SELECT * FROM "
+              "s") == SQLGUARD_REFUSED);
 }
 
 static void shapes(void)
