@@ -419,12 +419,12 @@ static int batch_read(struct db_conn *c, struct batch *b)
                 enum db_status kind = DB_ERR_QUERY;
                 if (state && strcmp(state, "57014") == 0)
                     kind = DB_ERR_STATEMENT_TIMEOUT;
+                else if (sqlstate_unavailable(state) || PQstatus(c->pg) == CONNECTION_BAD)
+                    kind = DB_ERR_UNAVAILABLE;
                 /* A prepared statement of ours is gone (DEALLOCATE): the
                  * cache no longer tells the truth; never reuse it. */
                 if (state && strcmp(state, "26000") == 0)
                     c->broken = true;
-                else if (sqlstate_unavailable(state) || PQstatus(c->pg) == CONNECTION_BAD)
-                    kind = DB_ERR_UNAVAILABLE;
                 err_set(b->err, kind, state, "%s", msg ? msg : PQerrorMessage(c->pg));
                 b->failed_cmd = i;
             }

@@ -89,4 +89,14 @@ describe("a prepared statement left on a pooled connection", function()
     assert.is_not.matches("root@platform%.test", read_as("sa", "x.core",
       "SELECT email AS name FROM core.users"), "tenant sa read core.users with a stolen scope")
   end)
+
+  it("closes a connection whose prepared statements were dropped", function()
+    iso.attack(srv, "sa", { "DEALLOCATE ALL" })
+    -- the runtime's statements are gone: the first use fails and the
+    -- connection is closed; the next request gets a new one
+    srv:request({ method = "POST", path = "/iso/sql", headers = { ["X-Tenant-Id"] = "sb",
+      ["Content-Type"] = "application/json" }, body = '{"sql":["SELECT 1 AS one"]}' })
+    local r = iso.attack(srv, "sb", { "SELECT name FROM boards" })[1]
+    assert.equal("marker-sb", r.rows and r.rows[1] and r.rows[1].name, r.error)
+  end)
 end)
