@@ -41,6 +41,53 @@ describe("isolation walls", function()
     return table.concat(out, ",")
   end
 
+  -- `runtime serve` refuses (exit 1, the reason) a role or database without
+  -- the walls; each case is undone after it.
+  describe("at start-up", function()
+    local function serve_with(url)
+      local cfg = h.config_file(("{ http = { port = %d }, scripts = { dir = %q } }")
+        :format(h.free_port(), h.root .. "/spec/fixtures/isolation"))
+      -- bounded: a server that wrongly starts is ended after 20 s
+      local out = h.run("RUNTIME_DATABASE_URL=" .. h.sh_quote(url) .. " timeout 20 "
+        .. h.sh_quote(h.bin) .. " serve --config " .. h.sh_quote(cfg) .. " 2>&1; echo \"exit=$?\"")
+      os.remove(cfg)
+      return out
+    end
+    local function admin_in_db(sql)
+      h.psql(sql, require("helpers.migrate").db_url(h.admin_url, ctx.dbname))
+    end
+
+    it("refuses a superuser", function()
+      local out = serve_with(require("helpers.migrate").db_url(h.admin_url, ctx.dbname))
+      assert.matches("exit=1", out)
+      assert.matches("superuser or has BYPASSRLS", out)
+    end)
+
+    it("refuses a role that may create temporary tables", function()
+      admin_in_db("GRANT TEMPORARY ON DATABASE " .. ctx.dbname .. " TO rt_app")
+      local out = serve_with(ctx.app_url)
+      admin_in_db("REVOKE TEMPORARY ON DATABASE " .. ctx.dbname .. " FROM rt_app")
+      assert.matches("exit=1", out)
+      assert.matches("may create temporary tables", out)
+    end)
+
+    it("refuses a role that may take session advisory locks", function()
+      admin_in_db("GRANT EXECUTE ON FUNCTION pg_advisory_lock(bigint) TO rt_app")
+      local out = serve_with(ctx.app_url)
+      admin_in_db("REVOKE EXECUTE ON FUNCTION pg_advisory_lock(bigint) FROM rt_app")
+      assert.matches("exit=1", out)
+      assert.matches("session%-level advisory locks", out)
+    end)
+
+    it("refuses a database without the rt_scope functions", function()
+      admin_in_db("ALTER SCHEMA rt_scope RENAME TO rt_scope_away")
+      local out = serve_with(ctx.app_url)
+      admin_in_db("ALTER SCHEMA rt_scope_away RENAME TO rt_scope")
+      assert.matches("exit=1", out)
+      assert.matches("no rt_scope functions", out)
+    end)
+  end)
+
   describe("with the guard on", function()
     local srv
     setup(function()
