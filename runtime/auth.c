@@ -737,7 +737,10 @@ long long auth_api_key(struct auth *a, const char *key)
 
     if (strncmp(key, "rtk_", 4) != 0 || strlen(key) > 200)
         return 0;
-    crypto_sha256_hex(key, strlen(key), hex);
+    if (crypto_sha256_hex(key, strlen(key), hex) < 0) {
+        log_msg(LOG_LEVEL_ERROR, NULL, "auth: cannot check an API key: out of memory");
+        return 0;
+    }
     pthread_mutex_lock(&a->mu);
     const struct state *s = a->st;
     const struct api_key *k =
@@ -827,7 +830,11 @@ static int issue_pair(struct auth *a, struct db_conn **c, const char *scope, lon
         auth_session_clear(out);
         return -1;
     }
-    crypto_sha256_hex(out->refresh, strlen(out->refresh), hash);
+    if (crypto_sha256_hex(out->refresh, strlen(out->refresh), hash) < 0) {
+        snprintf(err, errlen, "out of memory");
+        auth_session_clear(out);
+        return -1;
+    }
     snprintf(tids, sizeof tids, "%lld", out->claims.tid);
     snprintf(ttl, sizeof ttl, "%d", a->cfg->auth_refresh_ttl_s);
     const char *v[] = {hash, family, scope, tids, sub, out->claims.jti, ttl};
@@ -899,7 +906,10 @@ int auth_session_refresh(struct auth *a, const char *refresh, long long only_tid
     memset(out, 0, sizeof *out);
     if (strncmp(refresh, "rtr_", 4) != 0 || strlen(refresh) != AUTH_REFRESH_LEN - 1)
         return 0;
-    crypto_sha256_hex(refresh, strlen(refresh), hash);
+    if (crypto_sha256_hex(refresh, strlen(refresh), hash) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     const char *v[] = {hash};
     /* Whose it is (these columns never change): the lock to take. */
     if (run(a,
@@ -992,7 +1002,10 @@ int auth_session_end(struct auth *a, const struct crypto_jwt_claims *who,
         return 0;
     char hash[CRYPTO_SHA256_HEX_LEN + 1], tids[24];
     PGresult *r = NULL;
-    crypto_sha256_hex(refresh, strlen(refresh), hash);
+    if (crypto_sha256_hex(refresh, strlen(refresh), hash) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     snprintf(tids, sizeof tids, "%lld", who->tid);
     const char *v[] = {hash, tids, who->sub};
     if (run(a,
@@ -1116,7 +1129,10 @@ long long auth_api_key_create(struct auth *a, const char *name, long long creato
         return -1;
     }
     snprintf(key, 96, "rtk_%s_%s", prefix, secret);
-    crypto_sha256_hex(key, strlen(key), hash);
+    if (crypto_sha256_hex(key, strlen(key), hash) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     snprintf(by, sizeof by, "%lld", creator);
     const char *v[] = {name, prefix, hash, creator > 0 ? by : NULL};
     if (run(a,

@@ -72,7 +72,7 @@ int auth_verify_token(struct auth *a, const char *token, struct crypto_jwt_claim
 bool auth_token_revoked(struct auth *a, const struct crypto_jwt_claims *c);
 
 /* Checks a platform API key. Returns its id (> 0), or 0 when the key is
- * unknown or revoked. */
+ * unknown or revoked, or cannot be checked (out of memory; logged). */
 long long auth_api_key(struct auth *a, const char *key);
 
 /* ---- sessions ----------------------------------------------------------- */

@@ -1,12 +1,12 @@
 /* crypto: hashing, passwords, tokens and randomness for the rest of the core.
  *
- * SHA-256 (FIPS 180-4) for migration and seed checksums and fingerprints and
+ * SHA-256 (OpenSSL's) for migration and seed checksums and fingerprints and
  * stored token digests; argon2id password hashes in PHC string form
  * (libargon2); JWTs (HS256, RS256 or ES256, one algorithm pinned per key
  * set, keys chosen by kid) with the claims the runtime requires (libjwt,
  * which validates no claims itself; OpenSSL checks the type of PEM keys);
- * random bytes from the kernel; constant-time comparison. No Lua, no I/O
- * but the kernel's CSPRNG: key files are read by the caller. */
+ * random bytes from the kernel; constant-time comparison (OpenSSL's). No
+ * Lua, no I/O but the kernel's CSPRNG: key files are read by the caller. */
 #ifndef RT_CRYPTO_H
 #define RT_CRYPTO_H
 
@@ -17,19 +17,31 @@
 #define CRYPTO_SHA256_LEN     32
 #define CRYPTO_SHA256_HEX_LEN 64
 
+/* Streaming SHA-256 over an OpenSSL digest context, which lives on the heap
+ * (OpenSSL 3 deprecates the stack-allocated SHA256_CTX): init can fail for
+ * want of memory, and so can update. A failure is remembered and reported
+ * by final, so a caller checks once. Every init is matched by exactly one
+ * final, which releases the context on every path, failed or not. */
+struct evp_md_ctx_st; /* OpenSSL's EVP_MD_CTX; named so users need no OpenSSL header */
+
 struct crypto_sha256 {
-    uint32_t h[8];
-    uint64_t total;
-    unsigned char block[64];
-    size_t used;
+    struct evp_md_ctx_st *ctx; /* owned from init to final; NULL: init failed */
+    bool failed;
 };
 
 void crypto_sha256_init(struct crypto_sha256 *c);
 void crypto_sha256_update(struct crypto_sha256 *c, const void *data, size_t len);
-void crypto_sha256_final(struct crypto_sha256 *c, unsigned char out[CRYPTO_SHA256_LEN]);
 
-/* One-shot: writes 64 lower-case hex digits and a NUL to hex. */
-void crypto_sha256_hex(const void *data, size_t len, char hex[CRYPTO_SHA256_HEX_LEN + 1]);
+/* Writes the digest of everything given to update. Returns 0, or -1 (out
+ * of memory in init, update or here; out is then zeroed). Releases the
+ * context either way; c must be initialised again before reuse. */
+int crypto_sha256_final(struct crypto_sha256 *c, unsigned char out[CRYPTO_SHA256_LEN])
+    __attribute__((warn_unused_result));
+
+/* One-shot: writes 64 lower-case hex digits and a NUL to hex. Returns 0, or
+ * -1 (out of memory; hex is then the empty string). */
+int crypto_sha256_hex(const void *data, size_t len, char hex[CRYPTO_SHA256_HEX_LEN + 1])
+    __attribute__((warn_unused_result));
 
 /* Hex-encodes len bytes of in into out (2 * len + 1 bytes). */
 void crypto_hex(const unsigned char *in, size_t len, char *out);
@@ -37,7 +49,8 @@ void crypto_hex(const unsigned char *in, size_t len, char *out);
 /* Fills buf with len bytes from the kernel CSPRNG. Returns 0 or -1. */
 int crypto_random(void *buf, size_t len) __attribute__((warn_unused_result));
 
-/* Compares len bytes in time that does not depend on the contents. */
+/* Compares len bytes in time that does not depend on the contents
+ * (CRYPTO_memcmp). Returns 1 when they are equal, 0 when not. */
 int crypto_equal(const void *a, const void *b, size_t len);
 
 /* ---- passwords (argon2id) -------------------------------------------------- */

@@ -266,7 +266,9 @@ static int conn_walls(struct db_pool *p, struct db_conn *c, struct db_error *err
 }
 
 /* The app.scope value for a transaction of tenant tid (0: core): the scope
- * and sha256(key || scope || key), which rt_scope.verified() recomputes. */
+ * and sha256(key || scope || key), which rt_scope.verified() recomputes.
+ * NULL when the digest cannot be computed (out of memory); the cached value
+ * is then left as it was. */
 static const char *scope_value(struct db_conn *c, long long tid)
 {
     if (c->scope_tenant == tid)
@@ -280,7 +282,8 @@ static const char *scope_value(struct db_conn *c, long long tid)
     crypto_sha256_update(&h, c->key, sizeof c->key);
     crypto_sha256_update(&h, scope, (size_t)n);
     crypto_sha256_update(&h, c->key, sizeof c->key);
-    crypto_sha256_final(&h, digest);
+    if (crypto_sha256_final(&h, digest) < 0)
+        return NULL;
     memcpy(c->scope_value, scope, (size_t)n);
     c->scope_value[n] = '.';
     crypto_hex(digest, sizeof digest, c->scope_value + n + 1);
@@ -560,8 +563,14 @@ static int query_once(struct db_pool *p, struct db_conn *c, const struct db_tx *
             sv[ns++] = "on";
         }
         if (c->enrolled) {
+            /* Nothing is sent yet: the connection stays usable. */
+            const char *scope = scope_value(c, tx ? tx->tenant_id : 0);
+            if (!scope) {
+                err_set(err, DB_ERR_UNAVAILABLE, NULL, "out of memory (scope digest)");
+                return -1;
+            }
             sv[ns++] = "app.scope";
-            sv[ns++] = scope_value(c, tx ? tx->tenant_id : 0);
+            sv[ns++] = scope;
         }
         for (int i = 0; tx && i < tx->nsettings && ns < 2 * MAX_SETTINGS; i++) {
             sv[ns++] = tx->settings[i].name;

@@ -370,9 +370,10 @@ static int lock_and_read(PGconn *c, const char *key, const char *qschema, struct
     return rc;
 }
 
-/* SHA-256 over "version:checksum\n" for versions 1..upto, as applied. */
-static void fingerprint(const struct ledger *l, const struct vm_steps *s, int upto,
-                        char out[65])
+/* SHA-256 over "version:checksum\n" for versions 1..upto, as applied.
+ * Returns 0, or -1 when the digest cannot be computed (out of memory). */
+static int fingerprint(const struct ledger *l, const struct vm_steps *s, int upto,
+                       char out[65])
 {
     struct crypto_sha256 c;
     unsigned char md[32];
@@ -385,8 +386,10 @@ static void fingerprint(const struct ledger *l, const struct vm_steps *s, int up
         int n = snprintf(line, sizeof line, "%d:%s\n", v, sum);
         crypto_sha256_update(&c, line, (size_t)n);
     }
-    crypto_sha256_final(&c, md);
+    if (crypto_sha256_final(&c, md) < 0)
+        return -1;
     crypto_hex(md, sizeof md, out);
+    return 0;
 }
 
 /* ---- one target --------------------------------------------------------- */
@@ -844,8 +847,11 @@ record:
         snprintf(r->error, sizeof r->error, "failed");
     if (!eng->dry_run && t->kind != TK_CORE && t->kind != TK_STORAGE) {
         /* After a failure the ledger holds what committed before it. */
-        fingerprint(&l, s, r->to, fp);
-        directory_update(w, t, r, fp);
+        if (fingerprint(&l, s, r->to, fp) == 0)
+            directory_update(w, t, r, fp);
+        else
+            log_msg(LOG_LEVEL_ERROR, NULL,
+                    "%s: cannot record the result in the directory: out of memory", t->key);
     }
     ledger_free(&l);
 }
@@ -1429,7 +1435,11 @@ static int cmd_status(struct engine *eng, const struct migrate_request *c)
         worker_close(&w);
         return 1;
     }
-    fingerprint(NULL, eng->tenant_steps, (int)eng->tenant_steps->n, fp);
+    if (fingerprint(NULL, eng->tenant_steps, (int)eng->tenant_steps->n, fp) < 0) {
+        fprintf(eng->err, "runtime migrate status: out of memory\n");
+        worker_close(&w);
+        return 1;
+    }
     snprintf(head, sizeof head, "%zu", eng->tenant_steps->n);
     if (c->json)
         buf_puts(&json, "{\"core\":");
@@ -1719,7 +1729,11 @@ static int cmd_up_down(struct engine *eng, const struct migrate_request *c)
         int to = c->core ? 0 : c->to;
         int version =
             to > 0 && (size_t)to < eng->tenant_steps->n ? to : (int)eng->tenant_steps->n;
-        fingerprint(NULL, eng->tenant_steps, version, fp);
+        if (fingerprint(NULL, eng->tenant_steps, version, fp) < 0) {
+            fprintf(eng->err, "runtime migrate: out of memory\n");
+            rc = 1;
+            goto report;
+        }
         if (fleet_select(eng, pc, c->tenant, version, fp, &total, err) < 0) {
             fprintf(eng->err, "runtime migrate: %s\n", err);
             rc = 1;
@@ -1926,9 +1940,11 @@ int migrate_tenant_head(const struct config *cfg, int *version, char fp[65], cha
     if (!s)
         return -1;
     *version = (int)s->n;
-    fingerprint(NULL, s, (int)s->n, fp);
+    int rc = fingerprint(NULL, s, (int)s->n, fp);
+    if (rc < 0)
+        snprintf(err, errlen, "out of memory");
     vm_steps_free(s);
-    return 0;
+    return rc;
 }
 
 int migrate_storage(const struct config *cfg, const char *server, const char *dbname,
@@ -1966,7 +1982,10 @@ int migrate_storage(const struct config *cfg, const char *server, const char *db
     /* The ledger matches the files (migrate_target refuses drift), so the
      * fingerprint of the files up to the version reached is the ledger's. */
     *version = r.to;
-    fingerprint(NULL, eng.tenant_steps, r.to, fp);
+    if (fingerprint(NULL, eng.tenant_steps, r.to, fp) < 0) {
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
     rc = 0;
 done:
     result_free(&r);

@@ -81,17 +81,15 @@ static void rand_hex8(char out[9])
     crypto_hex(b, sizeof b, out);
 }
 
-static void inst8(const char *directory_db, char out[9])
+/* Returns 0, or -1 when the digest cannot be computed (out of memory). */
+static int inst8(const char *directory_db, char out[9])
 {
-    struct crypto_sha256 h;
-    unsigned char md[CRYPTO_SHA256_LEN];
-    char hex[2 * CRYPTO_SHA256_LEN + 1];
+    char hex[CRYPTO_SHA256_HEX_LEN + 1];
 
-    crypto_sha256_init(&h);
-    crypto_sha256_update(&h, directory_db, strlen(directory_db));
-    crypto_sha256_final(&h, md);
-    crypto_hex(md, sizeof md, hex);
+    if (crypto_sha256_hex(directory_db, strlen(directory_db), hex) < 0)
+        return -1;
     snprintf(out, 9, "%.8s", hex);
+    return 0;
 }
 
 /* ---- spare schemas -------------------------------------------------------- */
@@ -269,29 +267,35 @@ static int refill_schemas(const struct config *cfg, PGconn *c, const char *serve
 
 /* ---- template databases --------------------------------------------------- */
 
-static void template_name(const char *directory_db, const char *fp,
-                          char out[SPARE_NAME_MAX])
+/* Returns 0, or -1 as inst8. */
+static int template_name(const char *directory_db, const char *fp, char out[SPARE_NAME_MAX])
 {
     char inst[9];
-    inst8(directory_db, inst);
+    if (inst8(directory_db, inst) < 0)
+        return -1;
     snprintf(out, SPARE_NAME_MAX, "rt_tpl_%s_%.12s", inst, fp);
+    return 0;
 }
 
-/* LIKE patterns of the installation's templates and template builds. */
-static void template_patterns(const char *directory_db, char like_tpl[64],
-                              char like_build[64])
+/* LIKE patterns of the installation's templates and template builds.
+ * Returns 0, or -1 as inst8. */
+static int template_patterns(const char *directory_db, char like_tpl[64],
+                             char like_build[64])
 {
     char inst[9];
-    inst8(directory_db, inst);
+    if (inst8(directory_db, inst) < 0)
+        return -1;
     snprintf(like_tpl, 64, "rt\\_tpl\\_%s\\_%%", inst);
     snprintf(like_build, 64, "rt\\_tplbuild\\_%s\\_%%", inst);
+    return 0;
 }
 
 int spare_template_find(PGconn *c, const char *directory_db, const char *fp,
                         char out[SPARE_NAME_MAX])
 {
     char err[256];
-    template_name(directory_db, fp, out);
+    if (template_name(directory_db, fp, out) < 0)
+        return -1;
     const char *v[] = {out};
     PGresult *r =
         q(c, "SELECT 1 FROM pg_database WHERE datname = $1", 1, v, err, sizeof err);
@@ -313,7 +317,10 @@ static int build_template(const struct config *cfg, PGconn *c, const char *serve
     int version, rc = -1;
 
     rand_hex8(r8);
-    inst8(want->directory_db, inst);
+    if (inst8(want->directory_db, inst) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     snprintf(build, sizeof build, "rt_tplbuild_%s_%s", inst, r8);
     if (!name_lock(c, build, true)) {
         snprintf(err, errlen, "cannot lock %s", build);
@@ -326,7 +333,10 @@ static int build_template(const struct config *cfg, PGconn *c, const char *serve
     if (ddl(c, "REVOKE ALL ON DATABASE", build, " FROM PUBLIC", err, errlen) < 0 ||
         migrate_storage(cfg, server, build, "public", &version, fp, err, errlen) < 0)
         goto drop;
-    template_name(want->directory_db, fp, tpl);
+    if (template_name(want->directory_db, fp, tpl) < 0) {
+        snprintf(err, errlen, "out of memory");
+        goto drop;
+    }
     if (rename_to(c, "DATABASE", build, tpl, err, errlen) == 0) {
         rc = 0;
         goto unlock;
@@ -356,7 +366,10 @@ static int refill_template(const struct config *cfg, PGconn *c, const char *serv
             return -1;
         (*made)++;
     }
-    template_patterns(want->directory_db, like_tpl, like_build);
+    if (template_patterns(want->directory_db, like_tpl, like_build) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     const char *v[] = {like_tpl, tpl, like_build};
     int dropped = drop_listed(c,
                               "SELECT datname FROM pg_database WHERE (datname LIKE $1 AND "
@@ -405,7 +418,10 @@ int spare_drop_all(PGconn *c, const char *directory_db, char *err, size_t errlen
                               0, NULL, false, err, errlen);
     if (schemas < 0)
         return -1;
-    template_patterns(directory_db, like_tpl, like_build);
+    if (template_patterns(directory_db, like_tpl, like_build) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     const char *v[] = {like_tpl, like_build};
     int dbs = drop_listed(c,
                           "SELECT datname FROM pg_database WHERE datname LIKE $1 OR "

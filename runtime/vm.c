@@ -1848,7 +1848,9 @@ struct vm_steps *vm_steps_load(const char *dir, const char *label, enum vm_step_
         } else {
             st->source = f.source;
             st->len = f.len;
-            crypto_sha256_hex(st->source, st->len, st->checksum);
+            if (crypto_sha256_hex(st->source, st->len, st->checksum) < 0)
+                err_add(err, &nerr, "%s: cannot compute its checksum (out of memory)",
+                        st->path);
         }
         free(f.path);
         free(real);

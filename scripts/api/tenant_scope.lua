@@ -592,8 +592,8 @@ local function links(routes, path, link)
   if not link.insert then
     return
   end
-  local target, param, by_code = link.target, link.param, link.by_code
-  local props = { [param] = { type = "integer", minimum = 1 } }
+  local target, target_param, by_code = link.target, link.param, link.by_code
+  local props = { [target_param] = { type = "integer", minimum = 1 } }
   if by_code then
     props[by_code] = CODE
   end
@@ -602,19 +602,19 @@ local function links(routes, path, link)
     body = { type = "object", additionalProperties = false, properties = props },
     handler = function(req)
       local owner, body = owner_of(req), req.json()
-      if body[param] == nil and (not by_code or body[by_code] == nil) then
-        invalid(param, "is required")
+      if body[target_param] == nil and (not by_code or body[by_code] == nil) then
+        invalid(target_param, "is required")
       end
       local sql = ("SELECT %s FROM %s WHERE (id = $1%s)%s"):format(target.columns,
         target.table, by_code and " OR code = $2" or "", live(target))
       local row
       if by_code then
-        row = query_one(target.what, sql, body[param], body[by_code])
+        row = query_one(target.what, sql, body[target_param], body[by_code])
       else
-        row = query_one(target.what, sql, body[param])
+        row = query_one(target.what, sql, body[target_param])
       end
       if not row then
-        invalid(body[param] and param or by_code, "does not exist")
+        invalid(body[target_param] and target_param or by_code, "does not exist")
       end
       if link.guard then
         link.guard(req, owner, row)
@@ -632,12 +632,12 @@ local function links(routes, path, link)
       return { status = 201, json = row }
     end,
   }
-  routes[API .. path .. "/:" .. param] = {
+  routes[API .. path .. "/:" .. target_param] = {
     DELETE = route {
       permission = link.write, tags = tags, summary = sum[3],
       handler = function(req)
         local owner = owner_of(req)
-        local row = fetch(target, id_param(req, param, target.what))
+        local row = fetch(target, id_param(req, target_param, target.what))
         if link.guard then
           link.guard(req, owner, row)
         end
@@ -1020,7 +1020,7 @@ routes[API .. "/menus/tree"] = {
   GET = route {
     permission = "menu_read", tags = { "menus" },
     summary = "Menus as a tree: roots with nested children, by sort_order",
-    handler = function(req)
+    handler = function()
       local all = query("menu", ("SELECT %s FROM menus ORDER BY sort_order, id")
         :format(menus.columns))
       local by_id, roots = {}, json.array()

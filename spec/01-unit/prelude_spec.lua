@@ -110,7 +110,7 @@ describe("prelude.dispatch", function()
 
   it("decodes JSON bodies once and maps bad input to 4xx", function()
     local calls = 0
-    local kind, status, body = prelude.dispatch(function(r)
+    local kind, _, body = prelude.dispatch(function(r)
       calls = calls + 1
       return { json = { same = r.json() == r.json(), v = r.json().v } }
     end, req({ body = '{"v":3}', headers = { ["content-type"] = "application/json; charset=utf-8" } }))

@@ -7,10 +7,10 @@ local iso = require "helpers.isolation"
 local cjson = require "cjson"
 
 describe("ids in tenant tables", function()
-  local ctx, ids, srv, sb_marker
+  local ctx, srv, sb_marker
 
   setup(function()
-    ctx, ids = iso.tenants("iso_identity")
+    ctx = iso.tenants("iso_identity")
     srv = iso.start(ctx) -- guard on
     -- tenant sb's own marker id (what sa should never learn)
     sb_marker = iso.attack(srv, "sb", { "SELECT id FROM boards WHERE code = 'marker'" })[1]

@@ -437,38 +437,96 @@ static void test_lifetime_extremes(void)
     CHECK(crypto_jwt_current(&c, now, 30, why, sizeof why) == -1);
 }
 
-int main(void)
+/* The NIST vectors (FIPS 180-2, appendix B, and the long message of the
+ * SHA-256 examples), one-shot and streamed. */
+static void test_sha256(void)
 {
-    char hex[65];
+    char hex[CRYPTO_SHA256_HEX_LEN + 1];
     static char million[1000000];
+    static const char *const two =
+        "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    static const char *const four =
+        "abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmno"
+        "ijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu";
 
-    crypto_sha256_hex("", 0, hex);
+    CHECK(crypto_sha256_hex("", 0, hex) == 0);
     CHECK_STR(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-    crypto_sha256_hex("abc", 3, hex);
+    CHECK(crypto_sha256_hex("abc", 3, hex) == 0);
     CHECK_STR(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-    const char *two = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
-    crypto_sha256_hex(two, strlen(two), hex);
+    CHECK(crypto_sha256_hex(two, strlen(two), hex) == 0);
     CHECK_STR(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+    CHECK(crypto_sha256_hex(four, strlen(four), hex) == 0);
+    CHECK_STR(hex, "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1");
     memset(million, 'a', sizeof million);
-    crypto_sha256_hex(million, sizeof million, hex);
+    CHECK(crypto_sha256_hex(million, sizeof million, hex) == 0);
     CHECK_STR(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 
     /* Streaming in odd pieces gives the same digest. */
     struct crypto_sha256 c;
-    unsigned char md[32];
+    unsigned char md[CRYPTO_SHA256_LEN];
     crypto_sha256_init(&c);
     for (size_t i = 0; i < sizeof million; i += 777)
         crypto_sha256_update(&c, million + i,
                              i + 777 > sizeof million ? sizeof million - i : 777);
-    crypto_sha256_final(&c, md);
-    crypto_hex(md, 32, hex);
+    CHECK(crypto_sha256_final(&c, md) == 0);
+    CHECK(c.ctx == NULL); /* final released the context */
+    crypto_hex(md, sizeof md, hex);
     CHECK_STR(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 
+    /* Nothing, or empty pieces, is the digest of "". */
+    crypto_sha256_init(&c);
+    CHECK(crypto_sha256_final(&c, md) == 0);
+    crypto_hex(md, sizeof md, hex);
+    CHECK_STR(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    crypto_sha256_init(&c);
+    crypto_sha256_update(&c, "", 0);
+    crypto_sha256_update(&c, "a", 1);
+    crypto_sha256_update(&c, "", 0);
+    crypto_sha256_update(&c, "bc", 2);
+    CHECK(crypto_sha256_final(&c, md) == 0);
+    crypto_hex(md, sizeof md, hex);
+    CHECK_STR(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+
+    /* Two contexts at once do not share state. */
+    struct crypto_sha256 d;
+    unsigned char md2[CRYPTO_SHA256_LEN];
+    crypto_sha256_init(&c);
+    crypto_sha256_init(&d);
+    crypto_sha256_update(&c, "ab", 2);
+    crypto_sha256_update(&d, two, 28);
+    crypto_sha256_update(&c, "c", 1);
+    crypto_sha256_update(&d, two + 28, strlen(two) - 28);
+    CHECK(crypto_sha256_final(&c, md) == 0);
+    CHECK(crypto_sha256_final(&d, md2) == 0);
+    crypto_hex(md, sizeof md, hex);
+    CHECK_STR(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    crypto_hex(md2, sizeof md2, hex);
+    CHECK_STR(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+
+    /* A failure (here: init that got no context) is reported by final,
+     * which zeroes the digest; update after it does nothing. */
+    c = (struct crypto_sha256){.ctx = NULL, .failed = true};
+    crypto_sha256_update(&c, "abc", 3);
+    memset(md, 0xff, sizeof md);
+    CHECK(crypto_sha256_final(&c, md) == -1);
+    CHECK(md[0] == 0 && md[CRYPTO_SHA256_LEN - 1] == 0);
+}
+
+static void test_equal(void)
+{
     unsigned char r1[16], r2[16];
     CHECK(crypto_random(r1, sizeof r1) == 0 && crypto_random(r2, sizeof r2) == 0);
     CHECK(!crypto_equal(r1, r2, sizeof r1));
     CHECK(crypto_equal("same", "same", 4));
     CHECK(!crypto_equal("same", "sane", 4));
+    CHECK(!crypto_equal("same", "samf", 4)); /* the last byte counts */
+    CHECK(crypto_equal("a", "b", 0));        /* nothing to compare */
+}
+
+int main(void)
+{
+    test_sha256();
+    test_equal();
     test_passwords();
     test_tokens();
     test_hs256_rotation();
