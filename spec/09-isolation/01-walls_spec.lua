@@ -63,29 +63,27 @@ describe("isolation walls", function()
       assert.matches("superuser or has BYPASSRLS", out)
     end)
 
-    it("refuses a role that may create temporary tables", function()
-      admin_in_db("GRANT TEMPORARY ON DATABASE " .. ctx.dbname .. " TO rt_app")
-      local out = serve_with(ctx.app_url)
-      admin_in_db("REVOKE TEMPORARY ON DATABASE " .. ctx.dbname .. " FROM rt_app")
-      assert.matches("exit=1", out)
-      assert.matches("may create temporary tables", out)
-    end)
-
-    it("refuses a role that may take session advisory locks", function()
-      admin_in_db("GRANT EXECUTE ON FUNCTION pg_advisory_lock(bigint) TO rt_app")
-      local out = serve_with(ctx.app_url)
-      admin_in_db("REVOKE EXECUTE ON FUNCTION pg_advisory_lock(bigint) FROM rt_app")
-      assert.matches("exit=1", out)
-      assert.matches("session%-level advisory locks", out)
-    end)
-
-    it("refuses a database without the rt_scope functions", function()
-      admin_in_db("ALTER SCHEMA rt_scope RENAME TO rt_scope_away")
-      local out = serve_with(ctx.app_url)
-      admin_in_db("ALTER SCHEMA rt_scope_away RENAME TO rt_scope")
-      assert.matches("exit=1", out)
-      assert.matches("no rt_scope functions", out)
-    end)
+    -- each case: what breaks the wall, what mends it, what serve says
+    for _, case in ipairs({
+      { "a role that may create temporary tables",
+        "GRANT TEMPORARY ON DATABASE %s TO rt_app",
+        "REVOKE TEMPORARY ON DATABASE %s FROM rt_app", "may create temporary tables" },
+      { "a role that may take session advisory locks",
+        "GRANT EXECUTE ON FUNCTION pg_advisory_lock(bigint) TO rt_app",
+        "REVOKE EXECUTE ON FUNCTION pg_advisory_lock(bigint) FROM rt_app",
+        "session%-level advisory locks" },
+      { "a database without the rt_scope functions",
+        "ALTER SCHEMA rt_scope RENAME TO rt_scope_away",
+        "ALTER SCHEMA rt_scope_away RENAME TO rt_scope", "no rt_scope functions" },
+    }) do
+      it("refuses " .. case[1], function()
+        admin_in_db(case[2]:format(ctx.dbname))
+        local out = serve_with(ctx.app_url)
+        admin_in_db(case[3]:format(ctx.dbname))
+        assert.matches("exit=1", out)
+        assert.matches(case[4], out)
+      end)
+    end
   end)
 
   describe("with the guard on", function()
