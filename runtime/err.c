@@ -25,8 +25,9 @@ int rt_err_prefix(struct rt_err *err, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(head, sizeof head, fmt, ap);
     va_end(ap);
-    char old[sizeof err->msg];
-    memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s: %s", head, old);
+    char whole[sizeof head + 2 + sizeof err->msg];
+    snprintf(whole, sizeof whole, "%s: %s", head, err->msg);
+    memcpy(err->msg, whole, sizeof err->msg - 1);
+    err->msg[sizeof err->msg - 1] = '\0';
     return -1;
 }
