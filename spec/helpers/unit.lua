@@ -81,9 +81,4 @@ function M.http_error(fn, ...)
   return e
 end
 
--- Collapses runs of white space, so SQL compares without its layout.
-function M.squash(sql)
-  return (sql:gsub("%s+", " "):gsub("^ ", ""):gsub(" $", ""))
-end
-
 return M
