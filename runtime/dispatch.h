@@ -13,8 +13,9 @@
  * transaction (commit on a normal return, rollback otherwise) and produces
  * the response.
  *
- * Uses: luastate.c, scripts.c, authz.c, tenant.c (scope), db.c, log.c,
- * errors.c, lua/ bindings (rt.db, rt.auth: binding a request). */
+ * Uses: luastate.c, scripts.c, authz.c, tenant.c (tenant_scope), db.c,
+ * log.c, errors.c, lua/sandbox.c (environments), lua/limits.c, lua/keys.h,
+ * lua/rt_db.c and lua/rt_auth.c (binding a request to the state). */
 #ifndef RT_DISPATCH_H
 #define RT_DISPATCH_H
 

@@ -91,7 +91,7 @@ struct request {
     size_t bytes;
     struct tenant_snapshot *snap;     /* retained while the request lives */
     const struct tenant_info *tenant; /* borrowed from snap; NULL: none */
-    bool tenant_unknown;              /* named, but unknown or unusable (see vm.h) */
+    bool tenant_unknown;              /* named, but unknown or unusable (see scripts.h) */
     struct crypto_jwt_claims claims;  /* valid when authenticated */
     bool authenticated;
 
@@ -390,7 +390,7 @@ static bool resolve_tenant(struct MHD_Connection *c, struct request *r,
     if ((got == TENANT_UNKNOWN || got == TENANT_FORBIDDEN) && route->unknown_tenant &&
         strcmp(route->scope, "public") == 0) {
         /* The handler answers as for a tenant that refuses, so an unknown
-         * tenant looks like a known one to anonymous callers (vm.h). */
+         * tenant looks like a known one to anonymous callers (scripts.h). */
         r->tenant = NULL;
         r->tenant_unknown = true;
         return true;
