@@ -35,6 +35,7 @@ enum authz_decision {
 enum authz_decision authz_check(struct auth *auth, const struct crypto_jwt_claims *claims,
                                 const char *need, struct db_pool *pool,
                                 struct db_conn **conn, const struct db_tx *tx,
-                                enum db_status *failure, char *why, size_t whylen);
+                                enum db_status *failure, char *why, size_t whylen)
+    __attribute__((warn_unused_result));
 
 #endif
