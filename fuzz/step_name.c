@@ -1,4 +1,4 @@
-/* Fuzz target: the step file name parser (vm_step_name_parse, vm.c), which
+/* Fuzz target: the step file name parser (vm_step_name_parse, steps.c), which
  * turns "NNNN_name.lua" under migrations/ and seeds/ into a version and a
  * name.
  *
@@ -8,7 +8,7 @@
  * version and name. The input's first line is also tried as the NAME of
  * `runtime migrate new`: a name that command accepts, with any version it
  * can give, must parse back. */
-#include "vm.h"
+#include "steps.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -2,14 +2,25 @@
 #include "check.h"
 
 #include "auth.h"
+#include "bindings.h"
 #include "buf.h"
 #include "config.h"
-#include "vm.h"
+#include "lua/rt_tenant.h"
+#include "scripts.h"
+#include "steps.h"
 
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The modules the server's states get (http.c), so that route files load
+ * here as they do there; rt.tenant's engines are never called offline. */
+static const struct rt_module tenant_module[] = {
+    {"rt.tenant", luaopen_rt_tenant, NULL},
+    {NULL, NULL, NULL},
+};
+static const struct rt_module *const modules[] = {bindings_common, tenant_module, NULL};
 
 struct opts {
     const char *config;  /* NULL: $RUNTIME_CONFIG or ./config.lua */
@@ -164,7 +175,7 @@ int check_main(int argc, char **argv)
     if (p.n == 0) {
         /* Route tables only when everything compiles: vm_scripts_load would
          * report the first syntax error again. */
-        struct vm_scripts *s = vm_scripts_load(dir, cfg, &err);
+        struct vm_scripts *s = vm_scripts_load(dir, cfg, modules, &err);
         if (s)
             nroutes = vm_view_route_count(vm_scripts_view_at(s, 0));
         else
@@ -330,7 +341,7 @@ int routes_main(int argc, char **argv)
 
     if (rc >= 0)
         return rc;
-    struct vm_scripts *s = vm_scripts_load(dir, cfg, &err);
+    struct vm_scripts *s = vm_scripts_load(dir, cfg, modules, &err);
     rc = 1;
     if (!s)
         fprintf(stderr, "runtime routes: %s\n", err.msg);

@@ -6,7 +6,8 @@
  * steps (vm_steps_load), and prints each problem as file:line: message;
  * `routes` lists the routes with their scope, permission and source file.
  *
- * Uses: config.c, vm.c, buf.c. */
+ * Uses: config.c, scripts.c, steps.c, bindings.c, lua/rt_tenant.c (the
+ * module list of route files), auth.c (key check), buf.c. */
 #ifndef RT_CHECK_H
 #define RT_CHECK_H
 

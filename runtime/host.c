@@ -12,6 +12,7 @@
 
 struct host {
     const struct config *cfg;
+    const struct rt_module *const *modules; /* borrowed: of every set */
     char *dir;
     pthread_mutex_t mu; /* guards current */
     struct vm_scripts *current;
@@ -40,7 +41,7 @@ int host_reload(struct host *h)
 
     pthread_mutex_lock(&h->reload_mu);
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    struct vm_scripts *s = vm_scripts_load(h->dir, h->cfg, &err);
+    struct vm_scripts *s = vm_scripts_load(h->dir, h->cfg, h->modules, &err);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     pthread_mutex_lock(&h->board.mu);
     if (s) {
@@ -81,7 +82,8 @@ static void on_change(void *ud)
     (void)host_reload(ud);
 }
 
-struct host *host_start(const struct config *cfg, const char *dir, struct vm_error *err)
+struct host *host_start(const struct config *cfg, const char *dir,
+                        const struct rt_module *const *modules, struct vm_error *err)
 {
     struct host *h = calloc(1, sizeof *h);
 
@@ -91,10 +93,11 @@ struct host *host_start(const struct config *cfg, const char *dir, struct vm_err
         return NULL;
     }
     h->cfg = cfg;
+    h->modules = modules;
     pthread_mutex_init(&h->mu, NULL);
     pthread_mutex_init(&h->reload_mu, NULL);
     pthread_mutex_init(&h->board.mu, NULL);
-    if (!(h->current = vm_scripts_load(dir, cfg, err))) {
+    if (!(h->current = vm_scripts_load(dir, cfg, modules, err))) {
         host_stop(h);
         return NULL;
     }

@@ -9,18 +9,21 @@
  * afterwards run it, requests already running finish on theirs (each holds
  * a reference).
  *
- * Uses: vm.c, watch.c, log.c. */
+ * Uses: scripts.c, watch.c, log.c. */
 #ifndef RT_HOST_H
 #define RT_HOST_H
 
 #include "config.h"
-#include "vm.h"
+#include "scripts.h"
 
 struct host;
 
 /* Loads dir's scripts and starts watching it when cfg->scripts_reload.
- * cfg is borrowed and must outlive the host. NULL with err filled. */
-struct host *host_start(const struct config *cfg, const char *dir, struct vm_error *err);
+ * Every set, the first and each reload, is loaded with modules (the rt.*
+ * modules of its states, see vm_scripts_load). cfg and modules are borrowed
+ * and must outlive the host. NULL with err filled. */
+struct host *host_start(const struct config *cfg, const char *dir,
+                        const struct rt_module *const *modules, struct vm_error *err);
 /* The current set, retained: release it with vm_scripts_release. */
 struct vm_scripts *host_acquire(struct host *h);
 /* The reload status every worker state shows (rt.scripts_status()). */

@@ -2,11 +2,13 @@
 #include "http.h"
 
 #include "auth.h"
+#include "bindings.h"
 #include "buf.h"
 #include "crypto.h"
 #include "errors.h"
 #include "lane.h"
 #include "log.h"
+#include "lua/rt_tenant.h"
 #include "pools.h"
 #include "router.h"
 #include "tenant.h"
@@ -51,7 +53,7 @@ struct http_server {
 
     pthread_mutex_t mu; /* guards vms and inflight waits */
     pthread_cond_t idle;
-    struct vm **vms; /* one per worker thread that served a request */
+    struct vm_worker **vms; /* one per worker thread that served a request */
     size_t nvms, capvms;
     atomic_int inflight;
 };
@@ -89,7 +91,7 @@ struct request {
     size_t bytes;
     struct tenant_snapshot *snap;     /* retained while the request lives */
     const struct tenant_info *tenant; /* borrowed from snap; NULL: none */
-    bool tenant_unknown;              /* named, but unknown or unusable (see vm.h) */
+    bool tenant_unknown;              /* named, but unknown or unusable (see scripts.h) */
     struct crypto_jwt_claims claims;  /* valid when authenticated */
     bool authenticated;
 
@@ -103,7 +105,7 @@ struct request {
     const char *allow; /* REQ_REFUSED: the Allow header, or NULL (borrowed) */
 };
 
-static _Thread_local struct vm *tls_vm;
+static _Thread_local struct vm_worker *tls_vm;
 static _Thread_local size_t tls_vm_slot; /* its index in the server's vms */
 static _Thread_local uint64_t tls_rng[2];
 
@@ -158,15 +160,15 @@ static double ms_since(const struct timespec *t0)
 /* This thread's state for script set `scripts`: made on the thread's first
  * request, and made again when a request runs another set than the state's
  * (after a reload; the old state goes, and with it its hold on its set). */
-static struct vm *worker_vm(struct http_server *s, struct vm_scripts *scripts,
-                            const char *rid)
+static struct vm_worker *worker_vm(struct http_server *s, struct vm_scripts *scripts,
+                                   const char *rid)
 {
     struct vm_error err;
-    struct vm *vm;
+    struct vm_worker *vm;
 
-    if (tls_vm && vm_scripts_of(tls_vm) == scripts)
+    if (tls_vm && vm_worker_scripts(tls_vm) == scripts)
         return tls_vm;
-    vm = vm_new(scripts, host_board(s->host), &err);
+    vm = vm_worker_new(scripts, host_board(s->host), &err);
     if (!vm) {
         log_msg(LOG_LEVEL_ERROR, rid, "cannot create a worker Lua state: %s", err.msg);
         return NULL;
@@ -175,16 +177,16 @@ static struct vm *worker_vm(struct http_server *s, struct vm_scripts *scripts,
     if (tls_vm) {
         s->vms[tls_vm_slot] = vm;
         pthread_mutex_unlock(&s->mu);
-        vm_free(tls_vm);
+        vm_worker_free(tls_vm);
         tls_vm = vm;
         return vm;
     }
     if (s->nvms == s->capvms) {
         size_t cap = s->capvms ? s->capvms * 2 : 8;
-        struct vm **v = realloc(s->vms, cap * sizeof *v);
+        struct vm_worker **v = realloc(s->vms, cap * sizeof *v);
         if (!v) {
             pthread_mutex_unlock(&s->mu);
-            vm_free(vm);
+            vm_worker_free(vm);
             return NULL;
         }
         s->vms = v;
@@ -388,7 +390,7 @@ static bool resolve_tenant(struct MHD_Connection *c, struct request *r,
     if ((got == TENANT_UNKNOWN || got == TENANT_FORBIDDEN) && route->unknown_tenant &&
         strcmp(route->scope, "public") == 0) {
         /* The handler answers as for a tenant that refuses, so an unknown
-         * tenant looks like a known one to anonymous callers (vm.h). */
+         * tenant looks like a known one to anonymous callers (scripts.h). */
         r->tenant = NULL;
         r->tenant_unknown = true;
         return true;
@@ -488,7 +490,7 @@ static bool authenticate(struct MHD_Connection *c, struct request *r,
 /* Runs a prepared request on this thread's state into r->answer. */
 static void handle(struct request *r)
 {
-    struct vm *vm = worker_vm(r->srv, r->scripts, r->id);
+    struct vm_worker *vm = worker_vm(r->srv, r->scripts, r->id);
     if (vm)
         vm_handle(vm, &r->vreq, &r->answer); /* checks its connection back in */
     else
@@ -834,6 +836,19 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---- start and stop ----------------------------------------------------- */
 
+/* The server's rt.* modules: the common bindings and rt.tenant, which
+ * reaches the engines (provisioning, migrations, seeds). */
+static const struct rt_module server_modules[] = {
+    {"rt.tenant", luaopen_rt_tenant, NULL},
+    {NULL, NULL, NULL},
+};
+static const struct rt_module *const modules[] = {bindings_common, server_modules, NULL};
+
+const struct rt_module *const *http_modules(void)
+{
+    return modules;
+}
+
 struct http_server *http_start(const struct config *cfg, struct host *host,
                                struct db_pool *pool, char *err, size_t errlen)
 {
@@ -956,7 +971,7 @@ void http_stop(struct http_server *s)
     if (s->d)
         MHD_stop_daemon(s->d);
     for (size_t i = 0; i < s->nvms; i++)
-        vm_free(s->vms[i]);
+        vm_worker_free(s->vms[i]);
     free(s->vms);
     pools_free(s->pools);
     tenant_dir_free(s->dir);

@@ -10,7 +10,8 @@
  * any database work: 404, 405 with Allow, 413 from Content-Length.
  * Every response carries X-Request-Id; one access-log line per request.
  *
- * Uses: host.c, vm.c, router.c, db.c, errors.c, log.c, config.c. */
+ * Uses: host.c, dispatch.c, bindings.c, lua/rt_tenant.c (handed to the Lua host),
+ * router.c, db.c, errors.c, log.c, config.c. */
 #ifndef RT_HTTP_H
 #define RT_HTTP_H
 
@@ -19,9 +20,13 @@
 #include "config.h"
 #include "db.h"
 #include "host.h"
-#include "vm.h"
+#include "dispatch.h"
 
 struct http_server;
+
+/* The rt.* modules of the server's states, for host_start (static lists;
+ * rt.tenant among them). */
+const struct rt_module *const *http_modules(void);
 
 /* Starts serving. cfg, host and pool are borrowed and must outlive the
  * server. Returns NULL with err filled when the daemon cannot start. */

@@ -12,7 +12,7 @@
 #include "migrate.h"
 #include "provision.h"
 #include "seed.h"
-#include "vm.h"
+#include "scripts.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -97,7 +97,7 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "runtime: out of memory\n");
         goto done;
     }
-    host = host_start(cfg, scripts_dir, &verr);
+    host = host_start(cfg, scripts_dir, http_modules(), &verr);
     if (!host) {
         fprintf(stderr, "runtime: scripts: %s\n", verr.msg);
         goto done;

@@ -7,7 +7,7 @@
 #include "log.h"
 #include "lua/rt_migrate.h"
 #include "tenant.h"
-#include "vm.h"
+#include "steps.h"
 
 #include <ctype.h>
 #include <errno.h>

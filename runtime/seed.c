@@ -3,7 +3,7 @@
 
 #include "db.h"
 #include "lua/rt_migrate.h"
-#include "vm.h"
+#include "steps.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -719,3 +719,15 @@ struct tenant_snapshot *tenant_dir_snapshot(struct tenant_dir *d)
     pthread_mutex_unlock(&d->mu);
     return s;
 }
+
+/* ---- the scope of a request's transactions ----------------------------- */
+
+void tenant_scope(const struct tenant_info *t, struct tenant_scope *out)
+{
+    snprintf(out->search_path, sizeof out->search_path, "\"%s\"", t->schema);
+    snprintf(out->id, sizeof out->id, "%lld", t->id);
+    out->settings[0] = (struct db_setting){"search_path", out->search_path};
+    out->settings[1] = (struct db_setting){"app.tenant_id", out->id};
+    out->nsettings = 2;
+    out->tenant_id = t->id;
+}

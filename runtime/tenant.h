@@ -182,4 +182,23 @@ void tenant_dir_free(struct tenant_dir *d);
  * out of memory. */
 struct tenant_snapshot *tenant_dir_snapshot(struct tenant_dir *d);
 
+/* ---- the scope of a request's transactions ----------------------------- */
+
+/* The per-transaction settings of a request of tenant t: search_path (its
+ * schema) and app.tenant_id, set with set_config(..., true) inside every
+ * transaction and never on the session, so a pooled connection carries
+ * nothing to the next request. settings point into the struct itself: use
+ * it where it was filled, never a copy. */
+struct tenant_scope {
+    struct db_setting settings[2];
+    int nsettings;
+    long long tenant_id; /* what the transaction is signed for (db_tx) */
+    char search_path[80];
+    char id[32];
+};
+
+/* Fills out for tenant t (borrowed; the schema name comes from a validated
+ * code). */
+void tenant_scope(const struct tenant_info *t, struct tenant_scope *out);
+
 #endif

@@ -1,6 +1,7 @@
--- prelude: the Lua half of vm.c, compiled into the binary.
+-- prelude: the Lua half of the Lua host (luastate.c, scripts.c, dispatch.c,
+-- steps.c), compiled into the binary.
 --
--- Loaded once into every worker state with the internals it needs as
+-- Loaded once into every state with the internals it needs as
 -- arguments. It validates route tables (`collect`) and runs one request
 -- (`dispatch`): it calls the handler, turns what it returns into status,
 -- body and headers, and reports which channel failed, so the C side decides

@@ -5,6 +5,7 @@
 #include "config.h"
 #include "crypto.h"
 #include "log.h"
+#include "lua/keys.h"
 #include "lua/rt_db.h"
 #include "lua/sandbox.h"
 
@@ -59,7 +60,7 @@ void rt_auth_bind(lua_State *L, struct auth *a, const struct crypto_jwt_claims *
 
 static const struct config *config_of(lua_State *L)
 {
-    lua_getfield(L, LUA_REGISTRYINDEX, "rt.config");
+    lua_getfield(L, LUA_REGISTRYINDEX, RT_KEY_CONFIG);
     const struct config *cfg = lua_touserdata(L, -1);
     lua_pop(L, 1);
     if (!cfg)

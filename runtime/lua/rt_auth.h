@@ -19,7 +19,7 @@
  *   revoke_api_key(id)           -> boolean
  *   config()                     -> password and lockout settings
  *
- * Available while a request runs: vm.c binds the request's auth service,
+ * Available while a request runs: dispatch.c binds the request's auth service,
  * claims, tenant and lane with rt_auth_bind. In a tenant's override
  * environment every function acts for that tenant only (see rt_auth_bind). Password
  * functions raise unless the route runs on an offload lane (offload = true or "admin"). */

@@ -1,6 +1,7 @@
 /* rt.db: Lua binding for request database work (see rt_db.h). */
 #include "lua/rt_db.h"
 
+#include "lua/keys.h"
 #include "lua/rt_json.h"
 #include "sqlguard.h"
 
@@ -143,7 +144,7 @@ static void push_value(lua_State *L, const PGresult *res, int row, int col)
     case 701: /* float8 */ lua_pushnumber(L, strtod(v, NULL)); return;
     case 114:  /* json */
     case 3802: /* jsonb */
-        if (lua_getfield(L, LUA_REGISTRYINDEX, "rt.json.decode") == LUA_TFUNCTION) {
+        if (lua_getfield(L, LUA_REGISTRYINDEX, RT_KEY_JSON_DECODE) == LUA_TFUNCTION) {
             lua_pushlstring(L, v, (size_t)len);
             lua_call(L, 1, 1);
             return;

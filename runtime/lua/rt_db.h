@@ -20,7 +20,7 @@
 
 #include "db.h"
 
-/* One request's database state. Owned by the caller (vm.c), lives for one
+/* One request's database state. Owned by the caller (dispatch.c), lives for one
  * request. */
 struct rt_db_ctx {
     struct db_pool *pool;   /* borrowed */

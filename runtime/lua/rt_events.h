@@ -10,8 +10,8 @@
  * in a handler is raised from emit (the emitter may pcall it). Returns the
  * number of handlers called.
  *
- * The handler lists come from the registry function "rt.events.handlers"
- * (vm.c), which exists only while a request runs. */
+ * The handler lists come from the registry function RT_KEY_EVENTS_HANDLERS (lua/keys.h)
+ * (dispatch.c), which exists only while a request runs. */
 #ifndef RT_LUA_RT_EVENTS_H
 #define RT_LUA_RT_EVENTS_H
 

@@ -2,6 +2,7 @@
 #include "lua/rt_json.h"
 
 #include "buf.h"
+#include "lua/keys.h"
 #include "lua/limits.h"
 
 #include <errno.h>
@@ -572,7 +573,7 @@ int luaopen_rt_json(lua_State *L)
 {
     lua_Integer depth = 64;
 
-    if (lua_getfield(L, LUA_REGISTRYINDEX, "rt.json.max_depth") == LUA_TNUMBER)
+    if (lua_getfield(L, LUA_REGISTRYINDEX, RT_KEY_JSON_MAX_DEPTH) == LUA_TNUMBER)
         depth = lua_tointeger(L, -1);
     lua_pop(L, 1);
 
@@ -593,13 +594,13 @@ int luaopen_rt_json(lua_State *L)
     lua_pushinteger(L, depth + RT_JSON_ENVELOPE_DEPTH);
     lua_pushcclosure(L, l_encode, 1);
     lua_pushvalue(L, -1);
-    lua_setfield(L, LUA_REGISTRYINDEX, "rt.json.encode");
+    lua_setfield(L, LUA_REGISTRYINDEX, RT_KEY_JSON_ENCODE);
     lua_setfield(L, -2, "encode");
 
     lua_pushinteger(L, depth);
     lua_pushcclosure(L, l_decode_raw, 1);
     lua_pushvalue(L, -1);
-    lua_setfield(L, LUA_REGISTRYINDEX, "rt.json.decode");
+    lua_setfield(L, LUA_REGISTRYINDEX, RT_KEY_JSON_DECODE);
     lua_pushcclosure(L, l_decode, 1);
     lua_setfield(L, -2, "decode");
     lua_pushlightuserdata(L, NULL);

@@ -20,7 +20,7 @@
  * reads every number as a float; objects with repeated keys keep the last
  * value.
  *
- * The depth limit is the registry integer "rt.json.max_depth" at open time:
+ * The depth limit is the registry integer RT_KEY_JSON_MAX_DEPTH (lua/keys.h) at open time:
  * the deepest value the decoder accepts. The encoder accepts
  * RT_JSON_ENVELOPE_DEPTH levels more, so that any value the decoder accepted
  * (a request body, a json/jsonb column, and so anything stored from a body)
@@ -28,7 +28,7 @@
  * an object holding that list. Strings holding NUL (\u0000) are refused by
  * the decoder: PostgreSQL text and jsonb cannot store them.
  * The encoder and the raw decoder (which raises on bad input) are left in
- * the registry as "rt.json.encode" / "rt.json.decode" for other bindings
+ * the registry as RT_KEY_JSON_ENCODE / RT_KEY_JSON_DECODE for other bindings
  * and the prelude; the array metatable is the registry entry
  * "rt.json.array". */
 #ifndef RT_LUA_RT_JSON_H

@@ -2,6 +2,7 @@
 #include "lua/rt_log.h"
 
 #include "log.h"
+#include "lua/keys.h"
 
 #include <lauxlib.h>
 
@@ -20,7 +21,7 @@ static int emit(lua_State *L, enum log_level level)
             luaL_addchar(&b, ' ');
     }
     luaL_pushresult(&b);
-    lua_getfield(L, LUA_REGISTRYINDEX, "rt.request_id");
+    lua_getfield(L, LUA_REGISTRYINDEX, RT_KEY_REQUEST_ID);
     log_msg(level, lua_tostring(L, -1), "%s", lua_tostring(L, -2));
     return 0;
 }

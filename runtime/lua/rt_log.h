@@ -3,7 +3,7 @@
  *   log.debug(...), log.info(...), log.warn(...), log.error(...)
  *
  * Arguments are converted with tostring and joined by spaces. The line
- * carries the current request id (registry string "rt.request_id"). */
+ * carries the current request id (registry string RT_KEY_REQUEST_ID, lua/keys.h). */
 #ifndef RT_LUA_RT_LOG_H
 #define RT_LUA_RT_LOG_H
 

@@ -2,6 +2,7 @@
 #include "lua/rt_tenant.h"
 
 #include "db.h"
+#include "lua/keys.h"
 #include "lua/rt_auth.h"
 #include "migrate.h"
 #include "provision.h"
@@ -15,7 +16,7 @@
 
 static const struct config *config_of(lua_State *L, const char *fn, bool slow)
 {
-    lua_getfield(L, LUA_REGISTRYINDEX, "rt.config");
+    lua_getfield(L, LUA_REGISTRYINDEX, RT_KEY_CONFIG);
     const struct config *cfg = lua_touserdata(L, -1);
     lua_pop(L, 1);
     if (!cfg)
@@ -240,7 +241,7 @@ static int l_migrate(lua_State *L)
         fclose(out);
     if (err)
         fclose(err);
-    lua_getfield(L, LUA_REGISTRYINDEX, "rt.json.decode");
+    lua_getfield(L, LUA_REGISTRYINDEX, RT_KEY_JSON_DECODE);
     lua_pushstring(L, text && *text ? text : "{}");
     free(text);
     if (lua_pcall(L, 1, 1, 0) != LUA_OK) {

@@ -1,6 +1,7 @@
 /* sandbox: the script environment of a Lua state (see sandbox.h). */
 #include "lua/sandbox.h"
 
+#include "lua/keys.h"
 #include "lua/limits.h"
 
 #include <ctype.h>
@@ -377,12 +378,12 @@ static int safe_wrap(lua_State *L)
 
 /* ---- require ------------------------------------------------------------- */
 
-static int module_not_found(lua_State *L, const char *name, const luaL_Reg *list)
+static int module_not_found(lua_State *L, const char *name, const struct rt_module *list)
 {
     luaL_Buffer b;
 
     luaL_buffinit(L, &b);
-    for (const luaL_Reg *m = list; m && m->name; m++) {
+    for (const struct rt_module *m = list; m && m->name; m++) {
         luaL_addstring(&b, m == list ? "" : ", ");
         luaL_addstring(&b, m->name);
     }
@@ -400,7 +401,7 @@ void sandbox_push_module(lua_State *L, const char *name)
     }
     lua_pop(L, 1);
     lua_getfield(L, LUA_REGISTRYINDEX, LIST_KEY);
-    const luaL_Reg *list = lua_touserdata(L, -1), *m = list;
+    const struct rt_module *list = lua_touserdata(L, -1), *m = list;
     lua_pop(L, 1);
     while (m && m->name && strcmp(m->name, name) != 0)
         m++;
@@ -408,7 +409,7 @@ void sandbox_push_module(lua_State *L, const char *name)
         module_not_found(L, name, list);
         return;
     }
-    luaL_requiref(L, name, m->func, 0);
+    luaL_requiref(L, name, m->open, 0);
     if (lua_istable(L, -1)) {
         push_readonly(L, -1, name);
         lua_remove(L, -2);
@@ -594,7 +595,20 @@ static void add_library(lua_State *L, const luaL_Reg *lib)
     lua_pop(L, 1);
 }
 
-void sandbox_open(lua_State *L, const luaL_Reg *modules)
+void *sandbox_module_ctx(lua_State *L, const char *name)
+{
+    void *ctx = NULL;
+
+    if (lua_getfield(L, LUA_REGISTRYINDEX, RT_KEY_MODULE_CTX) == LUA_TTABLE) {
+        lua_getfield(L, -1, name);
+        ctx = lua_touserdata(L, -1);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return ctx;
+}
+
+void sandbox_open(lua_State *L, const struct rt_module *modules)
 {
     int top = lua_gettop(L);
 
@@ -614,6 +628,14 @@ void sandbox_open(lua_State *L, const luaL_Reg *modules)
     lua_setfield(L, LUA_REGISTRYINDEX, CACHES_KEY);
     lua_pushlightuserdata(L, (void *)modules);
     lua_setfield(L, LUA_REGISTRYINDEX, LIST_KEY);
+    lua_newtable(L);
+    for (const struct rt_module *m = modules; m && m->name; m++) {
+        if (m->ctx) {
+            lua_pushlightuserdata(L, m->ctx);
+            lua_setfield(L, -2, m->name);
+        }
+    }
+    lua_setfield(L, LUA_REGISTRYINDEX, RT_KEY_MODULE_CTX);
 
     luaL_requiref(L, LUA_GNAME, luaopen_base, 0); /* the global table */
     int env = lua_gettop(L);

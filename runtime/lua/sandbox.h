@@ -24,19 +24,28 @@
  *     coroutine.wrap never close a coroutine that a limit ended (Lua left
  *     hooks off in it: its __close handlers would run unbounded).
  *
- * Uses: limits.c, Lua. */
+ * Uses: limits.c, lua/module.h, lua/keys.h, Lua. */
 #ifndef RT_LUA_SANDBOX_H
 #define RT_LUA_SANDBOX_H
 
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "lua/module.h"
+
 /* Opens the allowed standard libraries and turns L's globals into the script
  * environment described above. modules lists the rt.* modules `require` may
- * load ({name, luaopen} pairs ending in {NULL, NULL}); it is borrowed and
- * must outlive the state (a static array). Call once, on a fresh state, under
- * lua_pcall (raises on memory errors). Stack unchanged. */
-void sandbox_open(lua_State *L, const luaL_Reg *modules);
+ * load ({name, open, ctx} entries ending in one whose name is NULL); it is
+ * borrowed and must outlive the state. Each module's ctx is kept for
+ * sandbox_module_ctx before any module opens. Call once, on a fresh state,
+ * under lua_pcall (raises on memory errors). Stack unchanged. */
+void sandbox_open(lua_State *L, const struct rt_module *modules);
+
+/* The ctx of rt module `name` as given in sandbox_open's list (NULL when it
+ * had none, or when name is not listed): how a binding reaches what it was
+ * handed, from its luaopen_ function or any of its functions. Allocates
+ * nothing; stack unchanged. */
+void *sandbox_module_ctx(lua_State *L, const char *name);
 
 /* Lets `require "a.b"` load <dir>/a/b.lua (compiled text-only, run once per
  * state, in the script environment; its result is cached). Without it,

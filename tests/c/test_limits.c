@@ -10,7 +10,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
-static const luaL_Reg no_modules[] = {{NULL, NULL}};
+static const struct rt_module no_modules[] = {{NULL, NULL, NULL}};
 
 /* Runs chunk as one limited run; returns what it hit and whether it failed. */
 static enum limits_kind run(lua_State *L, const char *chunk, int *status)
