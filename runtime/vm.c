@@ -12,6 +12,7 @@
 #include "lua/rt_json.h"
 #include "lua/rt_log.h"
 #include "lua/rt_tenant.h"
+#include "tenant_engine.h"
 #include "lua/sandbox.h"
 
 #include <ctype.h>
@@ -1129,6 +1130,9 @@ static int setup_worker(lua_State *L)
     lua_settop(L, 0);
     lua_pushlightuserdata(L, (void *)vm->scripts->cfg);
     lua_setfield(L, LUA_REGISTRYINDEX, "rt.config");
+    /* Until the state builder takes its modules from http.c: rt.tenant's
+     * engine, handed down (an include of the engines layer, to go). */
+    rt_tenant_set_engine(L, &tenant_engine);
     lua_pushlightuserdata(L, vm);
     lua_setfield(L, LUA_REGISTRYINDEX, "rt.vm");
     lua_newtable(L);
