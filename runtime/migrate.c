@@ -1,7 +1,9 @@
 /* migrate: the engine's entry point, status, resolve and new (see migrate.h
- * and docs/MIGRATIONS.md); up and down are in migrate_fleet.c, one target's
- * ledger and steps in migrate_target.c. */
-#include "migrate_internal.h"
+ * and docs/MIGRATIONS.md). */
+#include "migrate.h"
+
+#include "migrate_fleet.h"
+#include "migrate_target.h"
 
 #include "sql.h"
 
@@ -10,34 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-char *migrate_steps_dir(const struct config *cfg, const char *which)
-{
-    char *root = config_path(cfg, cfg->scripts_dir);
-    if (!root)
-        return NULL;
-    size_t n = strlen(root) + strlen(which) + 16;
-    char *p = malloc(n);
-    if (p)
-        snprintf(p, n, "%s/migrations/%s", root, which);
-    free(root);
-    return p;
-}
-
-struct vm_steps *migrate_tenant_steps(const struct config *cfg, struct rt_err *err)
-{
-    struct vm_error verr;
-    char *dir = migrate_steps_dir(cfg, "tenant");
-    if (!dir) {
-        rt_err_set(err, "out of memory");
-        return NULL;
-    }
-    struct vm_steps *s = vm_steps_load(dir, "migrations/tenant", VM_STEP_MIGRATION, &verr);
-    free(dir);
-    if (!s)
-        rt_err_set(err, "%s", verr.msg);
-    return s;
-}
 
 int migrate_tenant_head(const struct config *cfg, int *version, char fp[65],
                         struct rt_err *err)

@@ -1,7 +1,7 @@
 /* migrate_fleet: up and down over core, shared and the tenants, with the
  * tenants fanned out over worker threads; pre-made storage (see
- * migrate_internal.h and docs/MIGRATIONS.md). */
-#include "migrate_internal.h"
+ * migrate_fleet.h and docs/MIGRATIONS.md). */
+#include "migrate_fleet.h"
 
 #include "sql.h"
 

@@ -1,6 +1,6 @@
 /* migrate_target: connections, ledgers, locks and the steps of one target
- * (see migrate_internal.h and docs/MIGRATIONS.md). */
-#include "migrate_internal.h"
+ * (see migrate_target.h and docs/MIGRATIONS.md). */
+#include "migrate_target.h"
 
 #include "buf.h"
 #include "crypto.h"
@@ -87,6 +87,36 @@ void migrate_worker_close(struct worker *w)
     w->nconns = 0;
     vm_free(w->vm);
     w->vm = NULL;
+}
+
+/* ---- step files --------------------------------------------------------- */
+
+char *migrate_steps_dir(const struct config *cfg, const char *which)
+{
+    char *root = config_path(cfg, cfg->scripts_dir);
+    if (!root)
+        return NULL;
+    size_t n = strlen(root) + strlen(which) + 16;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s/migrations/%s", root, which);
+    free(root);
+    return p;
+}
+
+struct vm_steps *migrate_tenant_steps(const struct config *cfg, struct rt_err *err)
+{
+    struct vm_error verr;
+    char *dir = migrate_steps_dir(cfg, "tenant");
+    if (!dir) {
+        rt_err_set(err, "out of memory");
+        return NULL;
+    }
+    struct vm_steps *s = vm_steps_load(dir, "migrations/tenant", VM_STEP_MIGRATION, &verr);
+    free(dir);
+    if (!s)
+        rt_err_set(err, "%s", verr.msg);
+    return s;
 }
 
 /* ---- ledgers ------------------------------------------------------------ */

@@ -2,7 +2,7 @@
 #include "spare.h"
 
 #include "crypto.h"
-#include "migrate.h"
+#include "migrate_fleet.h"
 #include "sql.h"
 
 #include <stdio.h>

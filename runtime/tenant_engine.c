@@ -7,6 +7,7 @@
 #include "sql.h"
 #include "tenant.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -57,9 +58,10 @@ static int te_create(const struct config *cfg, const struct rt_tenant_create *s,
         struct tenant_row row;
         int found = row_of(cfg, s->code, &row, err);
         char msg[sizeof err->msg];
-        if (found == 1 && seed_owner(cfg, &row, &owner, msg, sizeof msg) < 0)
+        bool owned = found == 1 && seed_owner(cfg, &row, &owner, msg, sizeof msg) == 0;
+        if (found == 1 && !owned)
             rt_err_set(err, "%s", msg);
-        if (found != 1 || err->msg[0]) {
+        if (!owned) {
             /* No tenant without its owner: undo the whole creation. */
             struct tenant_error perr;
             if (provision_purge(cfg, s->code, &perr) < 0) {

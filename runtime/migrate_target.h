@@ -1,14 +1,13 @@
-/* migrate_internal: what the files of the migration engine share.
+/* migrate_target: the migration engine's bottom file: connections, ledgers,
+ * locks and the steps of one target, and the types the engine's files share
+ * (targets, workers, the run's state). Only migrate_fleet.c and migrate.c
+ * include it.
  *
- * The engine is four files: migrate_target.c (connections, ledgers, locks
- * and the steps of one target), migrate_fleet.c (up and down over core,
- * shared and the tenants, with the worker threads), migrate.c (the entry
- * point, status, resolve, new) and this header. Nothing outside them
- * includes it.
- *
- * Uses: migrate.h, report.h, err.h, vm.h (step files), config.h, libpq. */
-#ifndef RT_MIGRATE_INTERNAL_H
-#define RT_MIGRATE_INTERNAL_H
+ * Uses: migrate_request.h, report.c, err.c, sql.c, vm.c (step files, the
+ * `m` object), crypto.c (fingerprints), db.c (db_connect), config.c, log.c,
+ * libpq. */
+#ifndef RT_MIGRATE_TARGET_H
+#define RT_MIGRATE_TARGET_H
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -19,7 +18,7 @@
 
 #include "config.h"
 #include "err.h"
-#include "migrate.h"
+#include "migrate_request.h"
 #include "report.h"
 #include "vm.h"
 
@@ -93,7 +92,7 @@ struct engine {
     enum direction dir;
 };
 
-/* migrate_target.c */
+/* ---- migrate_target.c ---- */
 double migrate_now_ms(void);
 PGconn *migrate_conn(struct worker *w, const char *server, const char *dbname,
                      struct rt_err *err);
@@ -120,10 +119,8 @@ void migrate_ledger_status(struct worker *w, const struct target *t,
     "isolation IN ('schema', 'database') AND status IN ('active', 'suspended', " \
     "'provisioning')"
 
-/* migrate_fleet.c: up and down. Returns the exit status. */
-int migrate_up_down(struct engine *eng, const struct migrate_request *c);
-
-/* migrate.c */
+/* The step files of scripts/migrations/<which> (malloc'd; NULL out of
+ * memory), and the tenant steps loaded (NULL with err). */
 char *migrate_steps_dir(const struct config *cfg, const char *which);
 struct vm_steps *migrate_tenant_steps(const struct config *cfg, struct rt_err *err);
 
