@@ -181,15 +181,11 @@ static int drop_listed(PGconn *c, const char *sql, int n, const char *const *v,
 static int rename_to(PGconn *c, const char *kind, const char *from, const char *to,
                      struct rt_err *err)
 {
-    char verb[32], tail[96];
-    char *qt = PQescapeIdentifier(c, to, strlen(to));
-    if (!qt) {
-        rt_err_set(err, "%s", PQerrorMessage(c));
+    char verb[32], tail[192], qt[160];
+    if (sql_ident(c, to, qt, sizeof qt, err) < 0)
         return -1;
-    }
     snprintf(verb, sizeof verb, "ALTER %s", kind);
     snprintf(tail, sizeof tail, " RENAME TO %s", qt);
-    PQfreemem(qt);
     return ddl(c, verb, from, tail, err);
 }
 
