@@ -9,6 +9,7 @@
 #include "lane.h"
 #include "log.h"
 #include "lua/rt_tenant.h"
+#include "tenant_engine.h"
 #include "pools.h"
 #include "router.h"
 #include "tenant.h"
@@ -839,7 +840,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 /* The server's rt.* modules: the common bindings and rt.tenant, which
  * reaches the engines (provisioning, migrations, seeds). */
 static const struct rt_module server_modules[] = {
-    {"rt.tenant", luaopen_rt_tenant, NULL},
+    {"rt.tenant", luaopen_rt_tenant, (void *)&tenant_engine},
     {NULL, NULL, NULL},
 };
 static const struct rt_module *const modules[] = {bindings_common, server_modules, NULL};

@@ -5,11 +5,11 @@
  * reverse after in-flight requests finish. */
 #include "account.h"
 #include "check.h"
+#include "cmd_migrate.h"
 #include "config.h"
 #include "db.h"
 #include "http.h"
 #include "log.h"
-#include "migrate.h"
 #include "provision.h"
 #include "seed.h"
 #include "scripts.h"
@@ -176,7 +176,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "serve") == 0)
         return cmd_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "migrate") == 0)
-        return migrate_main(argc - 1, argv + 1);
+        return cmd_migrate(argc - 1, argv + 1);
     if (strcmp(cmd, "tenant") == 0)
         return provision_main(argc - 1, argv + 1);
     if (strcmp(cmd, "seed") == 0)

@@ -1,64 +1,48 @@
-/* migrate: the migration engine and `runtime migrate`.
+/* migrate: the migration engine.
  *
  * Discovers and validates step files (through vm.c), keeps a ledger per
  * target (core, shared, each schema or database tenant), locks each target
  * with a session advisory lock on its own connection, runs each step in its
  * own transaction together with its ledger row, mirrors every tenant's state
- * in the directory, and fans tenants out over worker threads. See
+ * in the directory, and fans tenants out over worker threads. It prints
+ * nothing: it fills a struct migrate_report (report.h), which the command
+ * line (cmd_migrate.c) prints and rt.tenant hands to scripts. See
  * docs/MIGRATIONS.md for the behaviour and the command line.
  *
- * Uses: vm.c (steps, the `m` object), crypto.c (fingerprints), config.c,
- * buf.c, log.c; libpq directly (migrations use dedicated connections, not the
- * request pools). */
+ * The engine is migrate.c (this header: the entry point, status, resolve,
+ * new), migrate_fleet.c (up and down, workers, pre-made storage) and
+ * migrate_target.c (connections, ledgers, locks, one target's steps), each
+ * using only the ones after it.
+ *
+ * Uses: migrate_fleet.c, migrate_target.c, migrate_request.h, report.c,
+ * err.c, config.c, vm.c (steps); migrations use dedicated connections
+ * (db_connect), not the request pools. */
 #ifndef RT_MIGRATE_H
 #define RT_MIGRATE_H
 
 #include <stdbool.h>
-#include <stdio.h>
+#include <stddef.h>
 
 #include "config.h"
+#include "err.h"
+#include "migrate_request.h"
+#include "report.h"
 
-/* One migration command, as the command line or the server asks for it. */
-struct migrate_request {
-    const char *cmd;    /* "up" (the default), "down", "status", "new", "resolve" */
-    const char *tenant; /* one tenant by code, or NULL */
-    bool core, shared, all;
-    bool dry_run, json, accept_drift;
-    bool applied, rolled_back; /* resolve */
-    int to;                    /* --to VERSION (0: head for up) */
-    bool to_set;
-    int steps;        /* down --steps N, or -1 */
-    int jobs;         /* parallel tenant workers, or -1 for migrate.jobs */
-    int version;      /* resolve --version N, or -1 */
-    const char *name; /* new NAME */
-};
-
-/* Runs req with cfg (borrowed). Reports go to out (one JSON document with
- * req->json), failures and progress to err (a progress bar when err is a
- * terminal). Returns the exit status: 0, 1 when a target failed, drifted or
- * is dirty (or the request could not run), 2 for a malformed request.
- * Distinct calls may run on distinct threads. */
-int migrate_run(const struct config *cfg, const struct migrate_request *req, FILE *out,
-                FILE *err);
+/* Runs req with cfg (borrowed) and fills rep (may be NULL: the caller
+ * wants only the outcome), which the caller frees with report_free. Returns
+ * the exit status of `runtime migrate`: 0, 1 when a target failed, drifted
+ * or is dirty (or the request could not run), 2 for a malformed request;
+ * when nonzero, err (may be NULL) holds the first failure's one-line
+ * reason. Distinct calls may run on distinct threads. */
+int migrate_run(const struct config *cfg, const struct migrate_request *req,
+                struct migrate_report *rep, struct rt_err *err);
 
 /* The head of cfg's tenant migrations: the number of step files and the
  * fingerprint a target at head has (as recorded in the directory). Returns 0,
  * or -1 with err (a step file does not load). */
-int migrate_tenant_head(const struct config *cfg, int *version, char fp[65], char *err,
-                        size_t errlen);
+int migrate_tenant_head(const struct config *cfg, int *version, char fp[65],
+                        struct rt_err *err);
 
-/* Brings storage that belongs to no tenant yet (a spare schema, or the public
- * schema of a template database: see spare.h) to the head of the tenant
- * migrations, under the usual lock, ledger and per-step transactions. Steps
- * see m.target "tenant" without m.tenant and with an empty app.tenant_id, as
- * for the shared target; nothing is recorded in the directory. dbname NULL:
- * the database of the server's URL. On success *version and fp hold the
- * state reached. Returns 0, or -1 with err. Safe on any thread. */
-int migrate_storage(const struct config *cfg, const char *server, const char *dbname,
-                    const char *schema, int *version, char fp[65], char *err,
-                    size_t errlen);
-
-/* `runtime migrate ...`: argv[0] is "migrate". Returns the exit status. */
-int migrate_main(int argc, char **argv);
+/* migrate_storage, for spare.c, is in migrate_fleet.h. */
 
 #endif

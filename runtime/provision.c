@@ -71,30 +71,16 @@ static int run_migrations(const struct config *cfg, const struct tenant_row *row
                           struct tenant_error *err)
 {
     struct migrate_request req = {.cmd = "up", .steps = -1, .jobs = 1, .version = -1};
-    char *out_text = NULL, *err_text = NULL;
-    size_t out_len = 0, err_len = 0;
-    FILE *out = open_memstream(&out_text, &out_len);
-    FILE *errs = open_memstream(&err_text, &err_len);
-    int rc = 1;
+    struct rt_err merr;
 
     if (strcmp(row->isolation, "shared") == 0)
         req.shared = true;
     else
         req.tenant = row->code;
-    if (out && errs)
-        rc = migrate_run(cfg, &req, out, errs);
-    if (out)
-        fclose(out);
-    if (errs)
-        fclose(errs);
-    if (rc != 0) {
-        const char *why = err_text && *err_text ? err_text : "migrations failed";
-        snprintf(err->msg, sizeof err->msg, "migrations: %.*s", (int)strcspn(why, "\n"),
-                 why);
-    }
-    free(out_text);
-    free(err_text);
-    return rc == 0 ? 0 : -1;
+    if (migrate_run(cfg, &req, NULL, &merr) == 0)
+        return 0;
+    snprintf(err->msg, sizeof err->msg, "migrations: %.1000s", merr.msg);
+    return -1;
 }
 
 static int run_seeds(const struct config *cfg, const struct tenant_row *row,
@@ -117,15 +103,16 @@ static int storage_make(const struct config *cfg, PGconn *c, PGconn *sc,
 {
     bool schema = strcmp(row->isolation, "schema") == 0;
     bool database = strcmp(row->isolation, "database") == 0;
-    char fp[65], why[512], tpl[SPARE_NAME_MAX];
+    char fp[65], tpl[SPARE_NAME_MAX];
+    struct rt_err why;
     int version;
 
     if (!(schema && cfg->tenancy_spare_schemas > 0) &&
         !(database && cfg->tenancy_database_template))
         return tenant_storage_create(sc, row, NULL, err);
     /* A step file that does not load fails the migrations step below. */
-    if (migrate_tenant_head(cfg, &version, fp, why, sizeof why) == 0) {
-        if (schema && spare_schema_take(sc, row, fp, err) == 1)
+    if (migrate_tenant_head(cfg, &version, fp, &why) == 0) {
+        if (schema && spare_schema_take(sc, row, fp, &why) == 1)
             return 0;
         if (database && spare_template_find(sc, PQdb(c), fp, tpl) == 1 &&
             tenant_storage_create(sc, row, tpl, err) == 0)
@@ -218,12 +205,15 @@ static int spares_of(const struct config *cfg, PGconn *c, const char *server,
 
     if (!sc)
         return -1;
+    struct rt_err serr;
     if (drop) {
-        *count = spare_drop_all(sc, want->directory_db, err->msg, sizeof err->msg);
+        *count = spare_drop_all(sc, want->directory_db, &serr);
         rc = *count < 0 ? -1 : 0;
     } else {
-        rc = spare_refill(cfg, sc, server, want, count, err->msg, sizeof err->msg);
+        rc = spare_refill(cfg, sc, server, want, count, &serr);
     }
+    if (rc < 0)
+        snprintf(err->msg, sizeof err->msg, "%s", serr.msg);
     if (sc != c)
         PQfinish(sc);
     return rc;
@@ -236,8 +226,11 @@ static int spares_want(const struct config *cfg, PGconn *c, const char *isolatio
 {
     int version;
     memset(want, 0, sizeof *want);
-    if (migrate_tenant_head(cfg, &version, fp, err->msg, sizeof err->msg) < 0)
+    struct rt_err herr;
+    if (migrate_tenant_head(cfg, &version, fp, &herr) < 0) {
+        snprintf(err->msg, sizeof err->msg, "%s", herr.msg);
         return -1;
+    }
     want->fp = fp;
     want->directory_db = PQdb(c);
     if (!isolation || strcmp(isolation, "schema") == 0)

@@ -23,7 +23,8 @@
  *
  * Every function takes an owner-role connection to the server concerned
  * (rt_owner) and reports problems without raising; callers fall back to
- * empty storage. Uses: migrate.c (migrate_storage), tenant.c, crypto.c. */
+ * empty storage. Uses: migrate_fleet.c (migrate_storage), tenant.c, crypto.c,
+ * sql.c and err.c (libpq helpers, errors). */
 #ifndef RT_SPARE_H
 #define RT_SPARE_H
 
@@ -33,6 +34,7 @@
 #include <libpq-fe.h>
 
 #include "config.h"
+#include "err.h"
 #include "tenant.h"
 
 #define SPARE_NAME_MAX 64
@@ -43,7 +45,7 @@
  * taking one failed, with nothing changed (the caller makes the schema
  * itself; err says why, "" when there was simply none). */
 int spare_schema_take(PGconn *c, const struct tenant_row *row, const char *fp,
-                      struct tenant_error *err);
+                      struct rt_err *err);
 
 /* The template database of fingerprint fp for the installation whose
  * directory database is directory_db. Returns 1 when it exists on c's server
@@ -65,10 +67,10 @@ struct spare_want {
  * the kinds asked for. Goes on after a failure; returns 0, or -1 with the
  * first error in err. *made counts what was built. */
 int spare_refill(const struct config *cfg, PGconn *c, const char *server,
-                 const struct spare_want *want, int *made, char *err, size_t errlen);
+                 const struct spare_want *want, int *made, struct rt_err *err);
 
 /* Drops every spare schema and template database of the installation on c's
  * server that is not in use. Returns the number dropped, or -1 with err. */
-int spare_drop_all(PGconn *c, const char *directory_db, char *err, size_t errlen);
+int spare_drop_all(PGconn *c, const char *directory_db, struct rt_err *err);
 
 #endif

@@ -1,12 +1,12 @@
-/* rt.tenant: the tenant lifecycle for platform endpoints (see rt_tenant.h). */
+/* rt.tenant: the tenant lifecycle for platform endpoints (see rt_tenant.h).
+ * A thin binding: it checks arguments, calls the engine it was handed, and
+ * pushes the result. */
 #include "lua/rt_tenant.h"
 
-#include "db.h"
 #include "lua/keys.h"
 #include "lua/rt_auth.h"
-#include "migrate.h"
-#include "provision.h"
-#include "seed.h"
+#include "lua/sandbox.h"
+#include "tenant.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,12 +14,15 @@
 
 #include <lauxlib.h>
 
-static const struct config *config_of(lua_State *L, const char *fn, bool slow)
+/* The state's config and engine, after checking the caller may use fn. */
+static const struct config *config_of(lua_State *L, const char *fn, bool slow,
+                                      const struct rt_tenant_engine **eng)
 {
     lua_getfield(L, LUA_REGISTRYINDEX, RT_KEY_CONFIG);
     const struct config *cfg = lua_touserdata(L, -1);
     lua_pop(L, 1);
-    if (!cfg)
+    *eng = sandbox_module_ctx(L, "rt.tenant");
+    if (!cfg || !*eng)
         luaL_error(L, "rt.tenant.%s: not available here", fn);
     /* The tenant lifecycle is the platform's: never a tenant's own code. */
     if (rt_auth_confined(L))
@@ -38,11 +41,11 @@ static const char *code_arg(lua_State *L, int i)
 }
 
 /* nil, message, kind ("conflict", "not_found" or "failed") */
-static int failed(lua_State *L, const struct tenant_error *err)
+static int failed(lua_State *L, const struct rt_err *err)
 {
     lua_pushnil(L);
     lua_pushstring(L, err->msg);
-    lua_pushstring(L, err->conflict                            ? "conflict"
+    lua_pushstring(L, rt_err_duplicate(err)                    ? "conflict"
                       : strncmp(err->msg, "no tenant", 9) == 0 ? "not_found"
                                                                : "failed");
     return 3;
@@ -60,9 +63,11 @@ static const char *opt_string(lua_State *L, int t, const char *name)
  *        owner={username=, email=, full_name=, password_hash=}} -> id */
 static int l_create(lua_State *L)
 {
-    const struct config *cfg = config_of(L, "create", true);
-    struct tenant_spec spec = {0};
-    struct tenant_error err = {0};
+    const struct rt_tenant_engine *eng;
+    const struct config *cfg = config_of(L, "create", true, &eng);
+    struct rt_tenant_create spec = {0};
+    struct rt_tenant_owner owner = {0};
+    struct rt_err err = {0};
     long long id = 0;
 
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -77,12 +82,9 @@ static int l_create(lua_State *L)
     spec.domain = opt_string(L, 1, "domain");
     spec.subdomain = opt_string(L, 1, "subdomain");
     lua_getfield(L, 1, "force");
-    bool force = lua_toboolean(L, -1);
+    spec.force = lua_toboolean(L, -1);
     lua_pop(L, 1);
-
-    struct seed_owner owner = {0};
-    bool has_owner = lua_getfield(L, 1, "owner") == LUA_TTABLE;
-    if (has_owner) {
+    if (lua_getfield(L, 1, "owner") == LUA_TTABLE) {
         owner.email = opt_string(L, -1, "email");
         owner.username = opt_string(L, -1, "username");
         owner.full_name = opt_string(L, -1, "full_name");
@@ -93,25 +95,10 @@ static int l_create(lua_State *L)
             owner.username = owner.email;
         if (!owner.full_name)
             owner.full_name = "";
+        spec.owner = &owner;
     }
-    if (provision_tenant(cfg, &spec, force, &id, &err) < 0)
+    if (eng->create(cfg, &spec, &id, &err) < 0)
         return failed(L, &err);
-    if (has_owner) {
-        struct tenant_row row;
-        PGconn *c = provision_connect(cfg, "main", &err);
-        int found = c ? tenant_row_get(c, spec.code, &row, &err) : -1;
-        PQfinish(c);
-        if (found != 1 || seed_owner(cfg, &row, &owner, err.msg, sizeof err.msg) < 0) {
-            /* No tenant without its owner: undo the whole creation. */
-            struct tenant_error perr;
-            if (provision_purge(cfg, spec.code, &perr) < 0)
-                snprintf(err.msg + strlen(err.msg), sizeof err.msg - strlen(err.msg),
-                         "; and purging it failed: %.200s", perr.msg);
-            return failed(L, &err);
-        }
-    }
-    /* The next tenant's pre-made storage, without holding up this answer. */
-    provision_replenish_later(cfg, spec.server, spec.isolation);
     lua_pushinteger(L, (lua_Integer)id);
     return 1;
 }
@@ -119,13 +106,14 @@ static int l_create(lua_State *L)
 /* set_status(code, "active" | "suspended" | "deleted") -> true */
 static int l_set_status(lua_State *L)
 {
-    const struct config *cfg = config_of(L, "set_status", false);
+    const struct rt_tenant_engine *eng;
+    const struct config *cfg = config_of(L, "set_status", false, &eng);
     const char *code = code_arg(L, 1);
     static const char *const statuses[] = {"active", "suspended", "deleted", NULL};
     const char *status = statuses[luaL_checkoption(L, 2, NULL, statuses)];
-    struct tenant_error err = {0};
+    struct rt_err err = {0};
 
-    if (provision_set_status(cfg, code, status, &err) < 0)
+    if (eng->set_status(cfg, code, status, &err) < 0)
         return failed(L, &err);
     lua_pushboolean(L, 1);
     return 1;
@@ -134,11 +122,12 @@ static int l_set_status(lua_State *L)
 /* purge(code) -> true: storage dropped, directory row deleted */
 static int l_purge(lua_State *L)
 {
-    const struct config *cfg = config_of(L, "purge", true);
+    const struct rt_tenant_engine *eng;
+    const struct config *cfg = config_of(L, "purge", true, &eng);
     const char *code = code_arg(L, 1);
-    struct tenant_error err = {0};
+    struct rt_err err = {0};
 
-    if (provision_purge(cfg, code, &err) < 0)
+    if (eng->purge(cfg, code, &err) < 0)
         return failed(L, &err);
     lua_pushboolean(L, 1);
     return 1;
@@ -148,61 +137,245 @@ static int l_purge(lua_State *L)
  * Fields left out are kept; rt.null clears domain or subdomain. */
 static int l_update(lua_State *L)
 {
-    const struct config *cfg = config_of(L, "update", false);
+    const struct rt_tenant_engine *eng;
+    const struct config *cfg = config_of(L, "update", false, &eng);
     const char *code = code_arg(L, 1);
     static const char *const names[] = {"name", "domain", "subdomain", "settings"};
-    const char *v[9] = {code};
-    struct tenant_error err = {0};
+    struct rt_tenant_update u = {0};
+    struct rt_err err = {0};
 
     luaL_checktype(L, 2, LUA_TTABLE);
     for (int i = 0; i < 4; i++) {
         int t = lua_getfield(L, 2, names[i]);
-        v[1 + 2 * i] = t == LUA_TNIL ? "f" : "t";                     /* set? */
-        v[2 + 2 * i] = t == LUA_TSTRING ? lua_tostring(L, -1) : NULL; /* value */
         if (t != LUA_TNIL && t != LUA_TSTRING && t != LUA_TLIGHTUSERDATA)
             return luaL_argerror(L, 2, "fields must be strings (or rt.null)");
-        lua_pop(L, 1);
+        u.set[i] = t != LUA_TNIL;
+        u.value[i] = t == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        lua_pop(L, 1); /* alive in the table */
     }
-    PGconn *c = provision_connect(cfg, "main", &err);
-    if (!c)
-        return failed(L, &err);
-    PGresult *r = PQexecParams(
-        c,
-        "UPDATE core.tenants SET "
-        "name = CASE WHEN $2 THEN coalesce($3, name) ELSE name END, "
-        "domain = CASE WHEN $4 THEN $5 ELSE domain END, "
-        "subdomain = CASE WHEN $6 THEN $7 ELSE subdomain END, "
-        "settings = CASE WHEN $8 THEN coalesce($9::jsonb, settings) ELSE settings END, "
-        "updated_at = now() WHERE code = $1 AND status <> 'deleted'",
-        9, NULL, v, NULL, NULL, 0);
-    int rc = 1;
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-        err.conflict = st && strcmp(st, "23505") == 0;
-        snprintf(err.msg, sizeof err.msg, "%s",
-                 err.conflict ? "domain or subdomain is already taken"
-                              : PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY));
-        rc = -1;
-    } else if (strcmp(PQcmdTuples(r), "1") != 0) {
-        snprintf(err.msg, sizeof err.msg, "no tenant '%s'", code);
-        rc = -1;
-    }
-    PQclear(r);
-    PQfinish(c);
-    if (rc < 0)
+    if (eng->update(cfg, code, &u, &err) < 0)
         return failed(L, &err);
     lua_pushboolean(L, 1);
     return 1;
 }
 
+/* ---- the migration report as a table ------------------------------------------
+ * The shape is the JSON document of `runtime migrate --json` (report.c). */
+
+static void set_int(lua_State *L, const char *k, lua_Integer v)
+{
+    lua_pushinteger(L, v);
+    lua_setfield(L, -2, k);
+}
+
+/* Stack: t -> t (t.k = {v[0], ...}). */
+static void set_ints(lua_State *L, const char *k, const int *v, int n)
+{
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        lua_pushinteger(L, v[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, k);
+}
+
+/* Stack: t -> t (t.k = {from + 1, ..., head}). */
+static void set_range(lua_State *L, const char *k, int from, int head)
+{
+    lua_createtable(L, head > from ? head - from : 0, 0);
+    for (int v = from + 1; v <= head; v++) {
+        lua_pushinteger(L, v);
+        lua_rawseti(L, -2, v - from);
+    }
+    lua_setfield(L, -2, k);
+}
+
+static void push_target(lua_State *L, const struct report_target *t)
+{
+    lua_createtable(L, 0, 8);
+    lua_pushstring(L, t->key);
+    lua_setfield(L, -2, "target");
+    set_int(L, "from", t->from);
+    set_int(L, "to", t->to);
+    lua_pushstring(L, report_outcome_name(t->status));
+    lua_setfield(L, -2, "status");
+    lua_createtable(L, t->napplied, 0);
+    for (int i = 0; i < t->napplied; i++) {
+        lua_createtable(L, 0, 3);
+        set_int(L, "version", t->applied[i].version);
+        lua_pushstring(L, t->applied[i].name);
+        lua_setfield(L, -2, "name");
+        lua_pushnumber(L, t->applied[i].ms);
+        lua_setfield(L, -2, "duration_ms");
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "applied");
+    if (t->ndrift)
+        set_ints(L, "drift", t->drift, t->ndrift);
+    if (t->nsql) {
+        lua_createtable(L, t->nsql, 0);
+        for (int i = 0; i < t->nsql; i++) {
+            lua_pushstring(L, t->sql[i].sql);
+            lua_rawseti(L, -2, i + 1);
+        }
+        lua_setfield(L, -2, "statements");
+    }
+    if (t->skipped_non_tx) {
+        lua_pushliteral(L, "skipped: a step with transaction = false cannot be dry-run");
+        lua_setfield(L, -2, "note");
+    }
+    if (t->error[0]) {
+        lua_pushstring(L, t->error);
+        lua_setfield(L, -2, "error");
+    }
+}
+
+/* Stack: t -> t (the fields of a run). */
+static void push_run(lua_State *L, const struct migrate_report *rep)
+{
+    lua_pushboolean(L, rep->exit_status == 0);
+    lua_setfield(L, -2, "ok");
+    lua_pushboolean(L, rep->dry_run);
+    lua_setfield(L, -2, "dry_run");
+    set_int(L, "duration_ms", (lua_Integer)(rep->duration_ms + 0.5));
+    lua_createtable(L, (int)rep->ntargets, 0);
+    for (size_t i = 0; i < rep->ntargets; i++) {
+        push_target(L, &rep->targets[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, -2, "targets");
+    lua_createtable(L, 0, 5);
+    set_int(L, "total", (lua_Integer)rep->total);
+    set_int(L, "visited", (lua_Integer)rep->visited);
+    set_int(L, "migrated", (lua_Integer)rep->migrated);
+    set_int(L, "failed", (lua_Integer)rep->failed);
+    set_int(L, "up_to_date", (lua_Integer)(rep->total - rep->migrated - rep->failed));
+    lua_setfield(L, -2, "fleet");
+    lua_newtable(L);
+    lua_Integer n = 0;
+    for (size_t i = 0; i < rep->ntargets; i++) {
+        const struct report_target *t = &rep->targets[i];
+        if (!report_target_bad(t))
+            continue;
+        lua_createtable(L, 0, 3);
+        lua_pushstring(L, t->key);
+        lua_setfield(L, -2, "target");
+        set_int(L, "version", t->failed_version);
+        lua_pushstring(L, t->error);
+        lua_setfield(L, -2, "error");
+        lua_rawseti(L, -2, ++n);
+    }
+    lua_setfield(L, -2, "failures");
+}
+
+/* Stack: t -> t (t.k = the ledger's fields). */
+static void set_ledger(lua_State *L, const char *k, const struct report_ledger *l)
+{
+    lua_createtable(L, 0, 5);
+    if (l->error[0]) {
+        lua_pushstring(L, l->error);
+        lua_setfield(L, -2, "error");
+    } else {
+        set_int(L, "version", l->version);
+        set_int(L, "head", l->head);
+        set_range(L, "pending", l->version, l->head);
+        set_ints(L, "drift", l->drift, l->ndrift);
+        lua_pushboolean(L, l->dirty);
+        lua_setfield(L, -2, "dirty");
+    }
+    lua_setfield(L, -2, k);
+}
+
+/* Stack: t -> t (the fields of a status). */
+static void push_status(lua_State *L, const struct migrate_report *rep)
+{
+    set_ledger(L, "core", &rep->core);
+    set_ledger(L, "shared", &rep->shared);
+    if (rep->fleet == REPORT_FLEET_NONE) {
+        lua_pushlightuserdata(L, NULL); /* rt.null, as JSON's null decodes */
+        lua_setfield(L, -2, "fleet");
+    } else if (rep->fleet == REPORT_FLEET_READ) {
+        lua_createtable(L, 0, 7);
+        lua_createtable(L, 0, (int)rep->nby_version);
+        for (size_t i = 0; i < rep->nby_version; i++) {
+            lua_pushinteger(L, rep->by_version[i].n);
+            lua_setfield(L, -2, rep->by_version[i].version);
+        }
+        lua_setfield(L, -2, "by_version");
+        set_int(L, "total", rep->fleet_total);
+        set_int(L, "head", rep->head);
+        set_int(L, "pending", rep->fleet_pending);
+        set_int(L, "failed", rep->fleet_failed);
+        set_int(L, "dirty", rep->fleet_dirty);
+        set_int(L, "drift", rep->fleet_drift);
+        lua_setfield(L, -2, "fleet");
+    }
+    if (!rep->tenants_listed)
+        return;
+    lua_createtable(L, (int)rep->ntenants, 0);
+    for (size_t i = 0; i < rep->ntenants; i++) {
+        const struct report_tenant *t = &rep->tenants[i];
+        lua_createtable(L, 0, 8);
+        lua_pushstring(L, t->code);
+        lua_setfield(L, -2, "code");
+        set_int(L, "version", t->version);
+        lua_pushstring(L, t->status);
+        lua_setfield(L, -2, "status");
+        if (t->error)
+            lua_pushstring(L, t->error);
+        else
+            lua_pushlightuserdata(L, NULL); /* rt.null */
+        lua_setfield(L, -2, "error");
+        set_range(L, "pending", t->version, rep->head);
+        if (t->has_ledger && t->ledger.error[0]) {
+            lua_pushstring(L, t->ledger.error);
+            lua_setfield(L, -2, "ledger_error");
+        } else if (t->has_ledger) {
+            set_int(L, "ledger_version", t->ledger.version);
+            set_ints(L, "drift", t->ledger.drift, t->ledger.ndrift);
+            lua_pushboolean(L, t->ledger.dirty);
+            lua_setfield(L, -2, "dirty");
+        }
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, -2, "tenants");
+}
+
+/* Pushes the report as a table; rep->errors as its `errors` field. */
+static void push_report(lua_State *L, const struct migrate_report *rep)
+{
+    lua_newtable(L);
+    if (rep->body && rep->kind == REPORT_RUN)
+        push_run(L, rep);
+    else if (rep->body && rep->kind == REPORT_STATUS)
+        push_status(L, rep);
+    if (rep->errors) {
+        lua_pushstring(L, rep->errors);
+        lua_setfield(L, -2, "errors");
+    }
+}
+
+#define REPORT_MT "rt.tenant.report"
+
+/* The report lives in a userdata whose __gc frees it, so a Lua error while
+ * its table is built (out of memory) leaks nothing. */
+static int report_gc(lua_State *L)
+{
+    report_free(luaL_checkudata(L, 1, REPORT_MT));
+    return 0;
+}
+
 /* migrate{tenant=code | all=true, cmd="up"|"down"|"status", to=, steps=,
- *         dry_run=} -> report (the JSON report of `runtime migrate --json`,
- * decoded), exit status */
+ *         dry_run=} -> report, or nil, message, report when the migration
+ * failed (a target failed, drifted or is dirty, or the request could not
+ * run). The report has the shape of `runtime migrate --json`, plus
+ * `errors`: the request's failures, one line each. */
 static int l_migrate(lua_State *L)
 {
-    const struct config *cfg = config_of(L, "migrate", true);
-    struct migrate_request req = {
-        .cmd = "up", .steps = -1, .jobs = -1, .version = -1, .json = true};
+    const struct rt_tenant_engine *eng;
+    const struct config *cfg = config_of(L, "migrate", true, &eng);
+    struct rt_tenant_migrate args = {.cmd = "up", .steps = -1};
+    struct rt_err err = {0};
 
     luaL_checktype(L, 1, LUA_TTABLE);
     const char *cmd = opt_string(L, 1, "cmd");
@@ -210,77 +383,62 @@ static int l_migrate(lua_State *L)
         if (strcmp(cmd, "up") != 0 && strcmp(cmd, "down") != 0 &&
             strcmp(cmd, "status") != 0)
             return luaL_argerror(L, 1, "cmd must be up, down or status");
-        req.cmd = cmd;
+        args.cmd = cmd;
     }
-    req.tenant = opt_string(L, 1, "tenant");
-    if (req.tenant && !tenant_code_valid(req.tenant))
+    args.tenant = opt_string(L, 1, "tenant");
+    if (args.tenant && !tenant_code_valid(args.tenant))
         return luaL_argerror(L, 1, "tenant must be a tenant code");
     lua_getfield(L, 1, "all");
-    req.all = lua_toboolean(L, -1);
+    args.all = lua_toboolean(L, -1);
     lua_getfield(L, 1, "dry_run");
-    req.dry_run = lua_toboolean(L, -1);
+    args.dry_run = lua_toboolean(L, -1);
     lua_getfield(L, 1, "to");
     if (lua_isinteger(L, -1)) {
-        req.to = (int)lua_tointeger(L, -1);
-        req.to_set = true;
+        args.to = (int)lua_tointeger(L, -1);
+        args.to_set = true;
     }
     lua_getfield(L, 1, "steps");
     if (lua_isinteger(L, -1))
-        req.steps = (int)lua_tointeger(L, -1);
+        args.steps = (int)lua_tointeger(L, -1);
     lua_pop(L, 4);
-    if (!req.tenant && !req.all)
+    if (!args.tenant && !args.all)
         return luaL_argerror(L, 1, "name a tenant or all = true");
 
-    char *text = NULL, *errs = NULL;
-    size_t len = 0, errlen = 0;
-    FILE *out = open_memstream(&text, &len), *err = open_memstream(&errs, &errlen);
-    int rc = 1;
-    if (out && err)
-        rc = migrate_run(cfg, &req, out, err);
-    if (out)
-        fclose(out);
-    if (err)
-        fclose(err);
-    lua_getfield(L, LUA_REGISTRYINDEX, RT_KEY_JSON_DECODE);
-    lua_pushstring(L, text && *text ? text : "{}");
-    free(text);
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-        lua_pop(L, 1);
-        lua_newtable(L);
+    struct migrate_report *rep = lua_newuserdatauv(L, sizeof *rep, 0);
+    memset(rep, 0, sizeof *rep);
+    if (luaL_newmetatable(L, REPORT_MT)) {
+        lua_pushcfunction(L, report_gc);
+        lua_setfield(L, -2, "__gc");
     }
-    if (errs && *errs) {
-        lua_pushstring(L, errs);
-        lua_setfield(L, -2, "errors");
+    lua_setmetatable(L, -2);
+    int rc = eng->migrate(cfg, &args, rep, &err); /* no Lua call inside */
+    if (rc == 0) {
+        push_report(L, rep);
+        report_free(rep);
+        return 1;
     }
-    free(errs);
-    lua_pushinteger(L, rc);
-    return 2;
+    lua_pushnil(L);
+    lua_pushstring(L, err.msg);
+    push_report(L, rep);
+    report_free(rep);
+    return 3;
 }
 
 /* seed(code) -> {applied=, skipped=} */
 static int l_seed(lua_State *L)
 {
-    const struct config *cfg = config_of(L, "seed", true);
+    const struct rt_tenant_engine *eng;
+    const struct config *cfg = config_of(L, "seed", true, &eng);
     const char *code = code_arg(L, 1);
-    struct tenant_error err = {0};
-    struct tenant_row row;
-    struct seed_result res;
+    struct rt_err err = {0};
+    int applied = 0, skipped = 0;
 
-    PGconn *c = provision_connect(cfg, "main", &err);
-    int found = c ? tenant_row_get(c, code, &row, &err) : -1;
-    PQfinish(c);
-    if (found == 0)
-        snprintf(err.msg, sizeof err.msg, "no tenant '%s'", code);
-    if (found != 1)
+    if (eng->seed(cfg, code, &applied, &skipped, &err) < 0)
         return failed(L, &err);
-    if (seed_tenant(cfg, &row, &res) < 0) {
-        snprintf(err.msg, sizeof err.msg, "%s", res.error);
-        return failed(L, &err);
-    }
     lua_createtable(L, 0, 2);
-    lua_pushinteger(L, res.applied);
+    lua_pushinteger(L, applied);
     lua_setfield(L, -2, "applied");
-    lua_pushinteger(L, res.skipped);
+    lua_pushinteger(L, skipped);
     lua_setfield(L, -2, "skipped");
     return 1;
 }

@@ -170,7 +170,17 @@ local function per_tenant_migrations(row)
   end
 end
 
--- The engine's report arrives decoded without array marks, so an empty list
+-- rt.tenant.migrate answers report, or nil, message, report when the run
+-- failed: returns the report and the run's status (0 ok, 1 failed).
+local function migrate(spec)
+  local report, _, failed_report = tenant.migrate(spec)
+  if report then
+    return report, 0
+  end
+  return failed_report, 1
+end
+
+-- The engine's report arrives without array marks, so an empty list
 -- would encode as {}: marks the report's lists (in place) and returns it.
 local LISTS = { targets = true, failures = true, applied = true, statements = true,
   drift = true, pending = true, tenants = true }
@@ -552,7 +562,7 @@ local function run_migrations(req)
   end
   local current = row.schema_version
   if target ~= "head" and target > current then
-    local status = tenant.migrate { tenant = row.code, cmd = "status" }
+    local status = migrate { tenant = row.code, cmd = "status" }
     local head = status.shared and math.tointeger(status.shared.head)
     if head and target > head then
       rt.error(422, "validation_failed", "target_revision " .. target
@@ -568,7 +578,7 @@ local function run_migrations(req)
   else
     spec.cmd, spec.to = "up", target
   end
-  local report, status = tenant.migrate(spec)
+  local report, status = migrate(spec)
   if not spec.dry_run then
     auth.rbac_changed(nil, row.id) -- steps may change roles and permissions
   end
@@ -586,7 +596,7 @@ local function rollback(req)
   per_tenant_migrations(row)
   local spec = { tenant = row.code, cmd = "down", steps = body.steps or 1,
     dry_run = body.dry_run == true }
-  local report, status = tenant.migrate(spec)
+  local report, status = migrate(spec)
   if not spec.dry_run then
     auth.rbac_changed(nil, row.id) -- steps may change roles and permissions
   end
@@ -596,7 +606,7 @@ end
 
 local function migration_status(req)
   local row = find(req.params.id)
-  local report = tenant.migrate { tenant = row.code, cmd = "status" }
+  local report = migrate { tenant = row.code, cmd = "status" }
   local t = report.tenants and report.tenants[1]
   if not t then
     return nil, "could not read the migration status of " .. row.code .. ": "
@@ -670,7 +680,7 @@ local function fleet_run(req)
   }, req.json()) or {}
   local started, serr = db.query_one("SELECT clock_timestamp() AS at")
   if serr then return nil, serr end
-  local report, status = tenant.migrate { all = true, dry_run = body.dry_run == true }
+  local report, status = migrate { all = true, dry_run = body.dry_run == true }
   local fleet = report.fleet or {}
   local run, err = db.query_one([[
     INSERT INTO core.migration_runs (started_by, dry_run, ok, exit_status, total,

@@ -1,0 +1,169 @@
+/* tenant_engine: rt.tenant's engine (see tenant_engine.h). */
+#include "tenant_engine.h"
+
+#include "migrate.h"
+#include "provision.h"
+#include "seed.h"
+#include "sql.h"
+#include "tenant.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Carries a struct tenant_error (provision.c, tenant.c) over to err. */
+static int from_tenant_error(const struct tenant_error *te, struct rt_err *err)
+{
+    rt_err_set(err, "%s", te->msg);
+    if (te->conflict)
+        snprintf(err->sqlstate, sizeof err->sqlstate, "23505");
+    return -1;
+}
+
+/* The directory row of code: 1, 0 (err says "no tenant"), or -1. */
+static int row_of(const struct config *cfg, const char *code, struct tenant_row *row,
+                  struct rt_err *err)
+{
+    struct tenant_error te;
+    memset(&te, 0, sizeof te);
+    PGconn *c = provision_connect(cfg, "main", &te);
+    int found = c ? tenant_row_get(c, code, row, &te) : -1;
+    PQfinish(c);
+    if (found < 0)
+        return from_tenant_error(&te, err);
+    if (found == 0)
+        rt_err_set(err, "no tenant '%s'", code);
+    return found;
+}
+
+static int te_create(const struct config *cfg, const struct rt_tenant_create *s,
+                     long long *id, struct rt_err *err)
+{
+    struct tenant_spec spec = {.code = s->code,
+                               .name = s->name,
+                               .isolation = s->isolation,
+                               .server = s->server,
+                               .domain = s->domain,
+                               .subdomain = s->subdomain};
+    struct tenant_error te;
+
+    memset(&te, 0, sizeof te);
+    if (provision_tenant(cfg, &spec, s->force, id, &te) < 0)
+        return from_tenant_error(&te, err);
+    if (s->owner) {
+        struct seed_owner owner = {.username = s->owner->username,
+                                   .email = s->owner->email,
+                                   .full_name = s->owner->full_name,
+                                   .password_hash = s->owner->password_hash};
+        struct tenant_row row;
+        int found = row_of(cfg, s->code, &row, err);
+        char msg[sizeof err->msg];
+        bool owned = found == 1 && seed_owner(cfg, &row, &owner, msg, sizeof msg) == 0;
+        if (found == 1 && !owned)
+            rt_err_set(err, "%s", msg);
+        if (!owned) {
+            /* No tenant without its owner: undo the whole creation. */
+            struct tenant_error perr;
+            if (provision_purge(cfg, s->code, &perr) < 0) {
+                size_t n = strlen(err->msg);
+                snprintf(err->msg + n, sizeof err->msg - n,
+                         "; and purging it failed: %.200s", perr.msg);
+            }
+            return -1;
+        }
+    }
+    /* The next tenant's pre-made storage, without holding up this answer. */
+    provision_replenish_later(cfg, s->server, s->isolation);
+    return 0;
+}
+
+static int te_set_status(const struct config *cfg, const char *code, const char *status,
+                         struct rt_err *err)
+{
+    struct tenant_error te;
+    memset(&te, 0, sizeof te);
+    return provision_set_status(cfg, code, status, &te) < 0 ? from_tenant_error(&te, err)
+                                                            : 0;
+}
+
+static int te_purge(const struct config *cfg, const char *code, struct rt_err *err)
+{
+    struct tenant_error te;
+    memset(&te, 0, sizeof te);
+    return provision_purge(cfg, code, &te) < 0 ? from_tenant_error(&te, err) : 0;
+}
+
+static int te_update(const struct config *cfg, const char *code,
+                     const struct rt_tenant_update *u, struct rt_err *err)
+{
+    struct tenant_error te;
+    const char *v[9] = {code};
+
+    for (int i = 0; i < 4; i++) {
+        v[1 + 2 * i] = u->set[i] ? "t" : "f";
+        v[2 + 2 * i] = u->value[i];
+    }
+    memset(&te, 0, sizeof te);
+    PGconn *c = provision_connect(cfg, "main", &te);
+    if (!c)
+        return from_tenant_error(&te, err);
+    PGresult *r = sql_query(
+        c,
+        "UPDATE core.tenants SET "
+        "name = CASE WHEN $2 THEN coalesce($3, name) ELSE name END, "
+        "domain = CASE WHEN $4 THEN $5 ELSE domain END, "
+        "subdomain = CASE WHEN $6 THEN $7 ELSE subdomain END, "
+        "settings = CASE WHEN $8 THEN coalesce($9::jsonb, settings) ELSE settings END, "
+        "updated_at = now() WHERE code = $1 AND status <> 'deleted'",
+        9, v, err);
+    int rc = 0;
+    if (!r) {
+        if (rt_err_duplicate(err))
+            snprintf(err->msg, sizeof err->msg, "domain or subdomain is already taken");
+        rc = -1;
+    } else if (strcmp(PQcmdTuples(r), "1") != 0) {
+        rc = rt_err_set(err, "no tenant '%s'", code);
+    }
+    PQclear(r);
+    PQfinish(c);
+    return rc;
+}
+
+static int te_migrate(const struct config *cfg, const struct rt_tenant_migrate *a,
+                      struct migrate_report *rep, struct rt_err *err)
+{
+    struct migrate_request req = {.cmd = a->cmd ? a->cmd : "up",
+                                  .tenant = a->tenant,
+                                  .all = a->all,
+                                  .dry_run = a->dry_run,
+                                  .to = a->to,
+                                  .to_set = a->to_set,
+                                  .steps = a->steps,
+                                  .jobs = -1,
+                                  .version = -1};
+    return migrate_run(cfg, &req, rep, err);
+}
+
+static int te_seed(const struct config *cfg, const char *code, int *applied, int *skipped,
+                   struct rt_err *err)
+{
+    struct tenant_row row;
+    struct seed_result res;
+
+    if (row_of(cfg, code, &row, err) != 1)
+        return -1;
+    if (seed_tenant(cfg, &row, &res) < 0)
+        return rt_err_set(err, "%s", res.error);
+    *applied = res.applied;
+    *skipped = res.skipped;
+    return 0;
+}
+
+const struct rt_tenant_engine tenant_engine = {
+    .create = te_create,
+    .set_status = te_set_status,
+    .purge = te_purge,
+    .update = te_update,
+    .migrate = te_migrate,
+    .seed = te_seed,
+};
