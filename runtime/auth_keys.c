@@ -40,6 +40,7 @@ long long auth_api_key_create(struct auth *a, const char *name, long long creato
     if (auth_random_hex(prefix, 8) < 0 || auth_random_hex(secret, 32) < 0)
         return auth_fail(err, "no randomness");
     snprintf(key, 96, "rtk_%s_%s", prefix, secret);
+    crypto_wipe(secret, sizeof secret); /* the key holds it now, for the caller */
     if (crypto_sha256_hex(key, strlen(key), hash) < 0)
         return auth_fail(err, "out of memory");
     snprintf(by, sizeof by, "%lld", creator);

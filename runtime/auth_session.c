@@ -12,8 +12,11 @@
 
 void auth_session_clear(struct auth_session *s)
 {
+    /* Both tokens are secrets: wiped, not just dropped. */
+    if (s->access)
+        crypto_wipe(s->access, strlen(s->access));
     free(s->access);
-    memset(s, 0, sizeof *s);
+    crypto_wipe(s, sizeof *s);
 }
 
 int auth_issue_access(struct auth *a, const char *scope, long long tid, const char *sub,

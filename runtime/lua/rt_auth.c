@@ -537,9 +537,12 @@ static int l_create_api_key(lua_State *L)
 
     not_confined(L, "create_api_key");
     long long id = auth_api_key_create(bound(L)->auth, name, (long long)creator, key, &err);
-    if (id < 0)
+    if (id < 0) {
+        crypto_wipe(key, sizeof key);
         return fail(L, &err);
+    }
     lua_pushstring(L, key);
+    crypto_wipe(key, sizeof key);
     lua_pushinteger(L, (lua_Integer)id);
     return 2;
 }
