@@ -23,7 +23,14 @@
  *
  * All database work uses a small pool of auth's own on the main database, so
  * it never competes with (or deadlocks against) request connections. No Lua.
- * Thread-safe. */
+ * Thread-safe.
+ *
+ * This header is the module's one public face. The module is auth.c
+ * (shared plumbing, token keys, verification), auth_perms.c, auth_revoke.c,
+ * auth_keys.c (API keys), auth_session.c and auth_module.c (auth_new,
+ * auth_free), sharing the private auth_int.h.
+ *
+ * Uses: config.c, crypto.c, db.c (auth's own pool), log.c, ticker.c. */
 #ifndef RT_AUTH_H
 #define RT_AUTH_H
 
@@ -56,7 +63,8 @@ void auth_reload(struct auth *a);
 /* The database status behind the last -1 an auth call returned on this
  * thread (DB_ERR_UNAVAILABLE, DB_ERR_POOL_TIMEOUT, ...), or DB_OK when it
  * failed for another reason; read right after the failing call, like errno.
- * Reading it resets it. Callers map it to 503/504 like a failed rt.db call. */
+ * Reading it resets it. Callers map it to 503/504 like a failed rt.db call.
+ * (Calls that fill a struct db_error carry the same status in it.) */
 enum db_status auth_db_failure(void);
 
 /* ---- the request path ------------------------------------------------- */
@@ -77,6 +85,11 @@ long long auth_api_key(struct auth *a, const char *key);
 
 /* ---- sessions ----------------------------------------------------------- */
 
+/* The calls below that take a struct db_error fill it on -1: status is the
+ * database's (DB_ERR_UNAVAILABLE, ...) with its sqlstate and message when a
+ * statement failed, or DB_OK with a message when something else did (no
+ * token keys, no randomness, out of memory). */
+
 #define AUTH_REFRESH_LEN 69 /* "rtr_" + 64 hex digits + NUL */
 
 struct auth_session {
@@ -91,13 +104,13 @@ void auth_session_clear(struct auth_session *s);
  * refresh token; sid (NULL: none) names the session (refresh-token family)
  * it belongs to. Returns 0 or -1 (err filled). */
 int auth_issue_access(struct auth *a, const char *scope, long long tid, const char *sub,
-                      const char *sid, struct auth_session *out, char *err, size_t errlen);
+                      const char *sid, struct auth_session *out, struct db_error *err);
 
 /* Starts a session (a login): an access token and a new refresh token
  * family; the access tokens of a session carry its family as their sid
  * claim. Returns 0 or -1 (err filled). */
 int auth_session_start(struct auth *a, const char *scope, long long tid, const char *sub,
-                       struct auth_session *out, char *err, size_t errlen);
+                       struct auth_session *out, struct db_error *err);
 
 /* Spends refresh token `refresh` and issues the next pair of its family.
  * only_tid >= 0 accepts only tokens of that tenant (0: core); any other is
@@ -105,12 +118,12 @@ int auth_session_start(struct auth *a, const char *scope, long long tid, const c
  * token is unknown, spent, revoked or expired (a spent one revokes its
  * family), or -1 (err filled). */
 int auth_session_refresh(struct auth *a, const char *refresh, long long only_tid,
-                         struct auth_session *out, char *err, size_t errlen);
+                         struct auth_session *out, struct db_error *err);
 
 /* Logout: revokes the access token who and, when refresh is given and
  * belongs to the same user, its family. Returns 0 or -1. */
 int auth_session_end(struct auth *a, const struct crypto_jwt_claims *who,
-                     const char *refresh, char *err, size_t errlen);
+                     const char *refresh, struct db_error *err);
 
 /* "Log out everywhere else": ends every session of who's user but who's own
  * (its sid; for a token without one, the session that issued its jti):
@@ -118,13 +131,12 @@ int auth_session_end(struct auth *a, const struct crypto_jwt_claims *who,
  * session (auth_issue_access without sid) are not touched. Returns the
  * number of sessions ended (those that still had a usable refresh token),
  * or -1 (err filled). */
-int auth_session_end_others(struct auth *a, const struct crypto_jwt_claims *who, char *err,
-                            size_t errlen);
+int auth_session_end_others(struct auth *a, const struct crypto_jwt_claims *who,
+                            struct db_error *err);
 
 /* Revokes every token and session of user sub of tenant tid (0: core)
  * issued until now. Returns 0 or -1. */
-int auth_revoke_user(struct auth *a, long long tid, const char *sub, char *err,
-                     size_t errlen);
+int auth_revoke_user(struct auth *a, long long tid, const char *sub, struct db_error *err);
 
 /* How long an 'rbac' row (a permission change) lives in core.revocations:
  * every reload in that time drops the cache entries it names. */
@@ -136,7 +148,7 @@ int auth_revoke_user(struct auth *a, long long tid, const char *sub, char *err,
  * when its storage is recreated or purged, or it is deleted: user ids
  * restart with new storage, so an old token would name someone else.
  * Returns 0 or -1. */
-int auth_revoke_tenant(struct auth *a, long long tid, char *err, size_t errlen);
+int auth_revoke_tenant(struct auth *a, long long tid, struct db_error *err);
 
 /* The statement behind auth_revoke_tenant, for code with a connection of its
  * own to the main database (provision.c, before it drops a tenant's
@@ -154,9 +166,9 @@ int auth_revoke_tenant(struct auth *a, long long tid, char *err, size_t errlen);
 /* Makes a key named name for core user creator (0: none); the key is written
  * to key (shown once, never stored). Returns its id, or -1. */
 long long auth_api_key_create(struct auth *a, const char *name, long long creator,
-                              char key[96], char *err, size_t errlen);
+                              char key[96], struct db_error *err);
 /* Revokes key id. Returns 1, 0 when there is no such live key, or -1. */
-int auth_api_key_revoke(struct auth *a, long long id, char *err, size_t errlen);
+int auth_api_key_revoke(struct auth *a, long long id, struct db_error *err);
 
 /* ---- permissions ------------------------------------------------------------ */
 
@@ -185,7 +197,6 @@ int auth_core_perms(struct auth *a, const char *sub, struct auth_perms *out, cha
                     size_t errlen);
 /* Roles or permissions of user sub of tenant tid (NULL: any user) changed:
  * drops the cache entries here and tells other replicas. Returns 0 or -1. */
-int auth_rbac_changed(struct auth *a, long long tid, const char *sub, char *err,
-                      size_t errlen);
+int auth_rbac_changed(struct auth *a, long long tid, const char *sub, struct db_error *err);
 
 #endif

@@ -90,6 +90,12 @@ int crypto_equal(const void *a, const void *b, size_t len)
     return CRYPTO_memcmp(a, b, len) == 0;
 }
 
+void crypto_wipe(void *p, size_t len)
+{
+    if (p && len)
+        OPENSSL_cleanse(p, len);
+}
+
 /* ---- passwords -------------------------------------------------------------- */
 
 int crypto_password_hash(const char *password, size_t len, const struct crypto_argon2 *p,
@@ -180,11 +186,7 @@ struct crypto_jwt_keys *crypto_jwt_keys_new(enum crypto_jwt_alg alg)
 /* Overwrites key material before it goes back to the allocator. */
 static void key_clear(struct jwt_key *key)
 {
-    if (key->key) {
-        volatile unsigned char *p = key->key;
-        for (size_t i = 0; i < key->len; i++)
-            p[i] = 0;
-    }
+    crypto_wipe(key->key, key->len);
     free(key->key);
     key->key = NULL;
     key->len = 0;
@@ -458,6 +460,17 @@ int crypto_jwt_current(const struct crypto_jwt_claims *c, long long now, int lee
         return -1;
     }
     return 0;
+}
+
+long long crypto_jwt_valid_until(const struct crypto_jwt_claims *c, int leeway)
+{
+    /* Compare before adding: exp > MAX - leeway is exp + leeway > MAX
+     * without the addition that could overflow. */
+    if (leeway < 0)
+        leeway = 0;
+    if (c->exp > CRYPTO_JWT_TIME_MAX - leeway)
+        return CRYPTO_JWT_TIME_MAX;
+    return c->exp + leeway;
 }
 
 bool crypto_jwt_sub_valid(const char *sub)

@@ -5,8 +5,11 @@
  * (libargon2); JWTs (HS256, RS256 or ES256, one algorithm pinned per key
  * set, keys chosen by kid) with the claims the runtime requires (libjwt,
  * which validates no claims itself; OpenSSL checks the type of PEM keys);
- * random bytes from the kernel; constant-time comparison (OpenSSL's). No
- * Lua, no I/O but the kernel's CSPRNG: key files are read by the caller. */
+ * random bytes from the kernel; constant-time comparison and wiping of
+ * secrets (OpenSSL's). No Lua, no I/O but the kernel's CSPRNG: key files
+ * are read by the caller.
+ *
+ * Uses: OpenSSL, libargon2, libjwt; no other runtime file. */
 #ifndef RT_CRYPTO_H
 #define RT_CRYPTO_H
 
@@ -52,6 +55,11 @@ int crypto_random(void *buf, size_t len) __attribute__((warn_unused_result));
 /* Compares len bytes in time that does not depend on the contents
  * (CRYPTO_memcmp). Returns 1 when they are equal, 0 when not. */
 int crypto_equal(const void *a, const void *b, size_t len);
+
+/* Overwrites len bytes at p with zeros in a way the compiler cannot drop
+ * (OPENSSL_cleanse), for secrets before their memory is freed. p may be
+ * NULL when len is 0. */
+void crypto_wipe(void *p, size_t len);
 
 /* ---- passwords (argon2id) -------------------------------------------------- */
 
@@ -162,5 +170,13 @@ bool crypto_jwt_sub_valid(const char *sub);
  * or -1 with a reason in why. */
 int crypto_jwt_current(const struct crypto_jwt_claims *c, long long now, int leeway,
                        char *why, size_t why_len);
+
+/* The last second (Unix time) at which a token with claims c passes
+ * crypto_jwt_current: exp plus the leeway, computed without overflow (a
+ * signed token's exp can be anything), and capped at CRYPTO_JWT_TIME_MAX,
+ * which PostgreSQL's to_timestamp still takes. For revocations that must
+ * outlive the token. */
+#define CRYPTO_JWT_TIME_MAX 253402300799LL /* 9999-12-31 23:59:59 UTC */
+long long crypto_jwt_valid_until(const struct crypto_jwt_claims *c, int leeway);
 
 #endif

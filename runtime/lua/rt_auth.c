@@ -119,7 +119,8 @@ static bool is_user_id(const char *s)
 
 /* In a confined run, raises unless (scope, tid, sub) names an active user of
  * the request's own tenant; elsewhere does nothing. Returns 0, or -1 with
- * nil and a message pushed when the database could not answer. */
+ * nil, message, err_t pushed when the database could not answer (rt.db's
+ * err_t; rt.db recorded the failure as the request's). */
 static int check_subject(lua_State *L, const char *what, const char *scope, long long tid,
                          const char *sub)
 {
@@ -144,17 +145,20 @@ static int check_subject(lua_State *L, const char *what, const char *scope, long
     lua_pushstring(L, ACTIVE_USER_SQL);
     lua_pushstring(L, sub);
     lua_pushinteger(L, (lua_Integer)b->tid);
-    lua_call(L, 3, 2); /* row | nil | nil, message */
-    if (lua_istable(L, -2)) {
-        lua_pop(L, 3);
+    lua_call(L, 3, 3); /* row | nil | nil, message, err_t */
+    if (lua_istable(L, -3)) {
+        lua_pop(L, 4);
         return 0;
     }
-    if (lua_isnil(L, -1))
+    if (lua_isnil(L, -2))
         return luaL_error(L, "rt.auth.%s: user %s is not an active user of this tenant",
                           what, sub);
+    /* [rt.db, nil, message, err_t] -> [..., nil, "cannot check ...", err_t]:
+     * the top three are what the caller returns. */
+    const char *msg = lua_pushfstring(L, "cannot check the user: %s", lua_tostring(L, -2));
     lua_pushnil(L);
-    lua_pushfstring(L, "cannot check the user: %s", luaL_tolstring(L, -2, NULL));
-    lua_remove(L, -2);
+    lua_pushstring(L, msg);
+    lua_pushvalue(L, -4); /* err_t */
     return -1;
 }
 
@@ -311,30 +315,30 @@ static void push_session(lua_State *L, const struct config *cfg,
     lua_setfield(L, -2, "expires_in");
 }
 
-/* Raises for a failed auth call. A database failure behind it decides the
- * request's status as a failed rt.db call would (503 + Retry-After, 504). */
-static int fail(lua_State *L, const char *what, const char *err)
+/* Returns nil, message, err_t for a failed auth call (the convention of
+ * rt_db.h). A database failure behind it decides the request's status as a
+ * failed rt.db call would (503 + Retry-After, 504) when the script passes
+ * the nil on or raises; a failure that is not the database's has kind
+ * "internal". */
+static int fail(lua_State *L, const struct db_error *err)
 {
-    rt_db_note_failure(L, auth_db_failure());
-    return luaL_error(L, "rt.auth.%s: %s", what, err);
+    (void)auth_db_failure(); /* err carries the status; reset the thread's copy */
+    return rt_db_push_error(L, err, "internal");
 }
 
-/* issue_token{sub=, scope=, tid=} -> token, exp */
+/* issue_token{sub=, scope=, tid=} -> token, exp | nil, message, err_t */
 static int l_issue_token(lua_State *L)
 {
     const char *sub, *scope;
     long long tid;
     struct auth_session s;
-    char err[256];
+    struct db_error err;
 
     subject(L, &sub, &scope, &tid);
     if (check_subject(L, "issue_token", scope, tid, sub) < 0)
-        return 2;
-    if (auth_issue_access(bound(L)->auth, scope, tid, sub, NULL, &s, err, sizeof err) < 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, err);
-        return 2;
-    }
+        return 3;
+    if (auth_issue_access(bound(L)->auth, scope, tid, sub, NULL, &s, &err) < 0)
+        return fail(L, &err);
     lua_pushstring(L, s.access);
     lua_pushinteger(L, (lua_Integer)s.claims.exp);
     auth_session_clear(&s);
@@ -342,38 +346,38 @@ static int l_issue_token(lua_State *L)
 }
 
 /* login{sub=, scope=, tid=} -> {access_token, refresh_token, token_type,
- * expires_in} */
+ * expires_in} | nil, message, err_t */
 static int l_login(lua_State *L)
 {
     const char *sub, *scope;
     long long tid;
     struct auth_session s;
-    char err[256];
+    struct db_error err;
 
     subject(L, &sub, &scope, &tid);
     if (check_subject(L, "login", scope, tid, sub) < 0)
-        return fail(L, "login", lua_tostring(L, -1));
-    if (auth_session_start(bound(L)->auth, scope, tid, sub, &s, err, sizeof err) < 0)
-        return fail(L, "login", err);
+        return 3;
+    if (auth_session_start(bound(L)->auth, scope, tid, sub, &s, &err) < 0)
+        return fail(L, &err);
     push_session(L, config_of(L), &s);
     auth_session_clear(&s);
     return 1;
 }
 
-/* refresh(token) -> session table plus sub, scope, tid | nil */
+/* refresh(token) -> session table plus sub, scope, tid | nil (unknown,
+ * spent, revoked or expired) | nil, message, err_t */
 static int l_refresh(lua_State *L)
 {
     const char *token = luaL_checkstring(L, 1);
     const struct binding *b = bound(L);
     struct auth_session s;
-    char err[256];
+    struct db_error err;
 
     /* A confined run refreshes sessions of its own tenant only; any other
      * is unknown to it, and stays unspent. */
-    int rc = auth_session_refresh(b->auth, token, b->confined ? b->tid : -1, &s, err,
-                                  sizeof err);
+    int rc = auth_session_refresh(b->auth, token, b->confined ? b->tid : -1, &s, &err);
     if (rc < 0)
-        return fail(L, "refresh", err);
+        return fail(L, &err);
     if (rc == 0) {
         lua_pushnil(L);
         return 1;
@@ -389,57 +393,59 @@ static int l_refresh(lua_State *L)
     return 1;
 }
 
-/* logout([refresh_token]): revokes the caller's token and that session. */
+/* logout([refresh_token]) -> true | nil, message, err_t: revokes the
+ * caller's token and that session. */
 static int l_logout(lua_State *L)
 {
     const char *refresh = luaL_optstring(L, 1, NULL);
     struct binding *b = bound(L);
-    char err[256];
+    struct db_error err;
 
     if (!b->claims || strncmp(b->claims->sub, "apikey:", 7) == 0)
         return luaL_error(L, "rt.auth.logout: the request has no user token");
     check_caller(L, b, "logout");
-    if (auth_session_end(b->auth, b->claims, refresh, err, sizeof err) < 0)
-        return fail(L, "logout", err);
-    return 0;
+    if (auth_session_end(b->auth, b->claims, refresh, &err) < 0)
+        return fail(L, &err);
+    lua_pushboolean(L, 1);
+    return 1;
 }
 
-/* logout_others() -> n: ends every other session of the caller (their
- * refresh tokens and access tokens); the caller's own goes on. */
+/* logout_others() -> n | nil, message, err_t: ends every other session of
+ * the caller (their refresh tokens and access tokens); the caller's own
+ * goes on. */
 static int l_logout_others(lua_State *L)
 {
     struct binding *b = bound(L);
-    char err[256];
+    struct db_error err;
 
     if (!b->claims || strncmp(b->claims->sub, "apikey:", 7) == 0)
         return luaL_error(L, "rt.auth.logout_others: the request has no user token");
     check_caller(L, b, "logout_others");
-    int n = auth_session_end_others(b->auth, b->claims, err, sizeof err);
+    int n = auth_session_end_others(b->auth, b->claims, &err);
     if (n < 0)
-        return fail(L, "logout_others", err);
+        return fail(L, &err);
     lua_pushinteger(L, n);
     return 1;
 }
 
-/* revoke_user(user_id): every token and session of that user of the current
- * tenant (platform user without one) stops working. */
 /* Applies one pending action now. Returns 0 or -1 (err filled). */
-static int apply(struct binding *b, const struct pending *p, char *err, size_t errlen)
+static int apply(struct binding *b, const struct pending *p, struct db_error *err)
 {
     long long tid = p->tid ? p->tid : b->tid;
     if (p->revoke)
-        return auth_revoke_user(b->auth, tid, p->sub, err, errlen);
-    return auth_rbac_changed(b->auth, tid, p->sub[0] ? p->sub : NULL, err, errlen);
+        return auth_revoke_user(b->auth, tid, p->sub, err);
+    return auth_rbac_changed(b->auth, tid, p->sub[0] ? p->sub : NULL, err);
 }
 
 /* Queues an action for the commit; past MAX_PENDING it is applied at once
- * (the safe side for both). */
+ * (the safe side for both), which can fail. Returns true | nil, message,
+ * err_t. */
 static int defer(lua_State *L, bool revoke, const char *sub, long long tid,
                  const char *what)
 {
     struct binding *b = bound(L);
     struct pending p = {revoke, "", tid};
-    char err[256];
+    struct db_error err;
 
     if (b->confined && b->tid <= 0)
         return luaL_error(L, "rt.auth.%s: not available to a tenant's override scripts",
@@ -450,11 +456,11 @@ static int defer(lua_State *L, bool revoke, const char *sub, long long tid,
         memcpy(p.sub, sub, strlen(sub) + 1);
     if (b->npending < MAX_PENDING) {
         b->pending[b->npending++] = p;
-        return 0;
+    } else if (apply(b, &p, &err) < 0) {
+        return fail(L, &err);
     }
-    if (apply(b, &p, err, sizeof err) < 0)
-        return fail(L, what, err);
-    return 0;
+    lua_pushboolean(L, 1);
+    return 1;
 }
 
 void rt_auth_settle(lua_State *L, bool committed, const char *request_id)
@@ -465,22 +471,26 @@ void rt_auth_settle(lua_State *L, bool committed, const char *request_id)
     if (!b)
         return;
     for (int i = 0; committed && b->auth && i < b->npending; i++) {
-        char err[256];
-        if (apply(b, &b->pending[i], err, sizeof err) < 0) {
+        struct db_error err;
+        if (apply(b, &b->pending[i], &err) < 0) {
             (void)auth_db_failure(); /* the answer is decided already */
             log_msg(LOG_LEVEL_ERROR, request_id, "after commit: rt.auth.%s: %s",
-                    b->pending[i].revoke ? "revoke_user" : "rbac_changed", err);
+                    b->pending[i].revoke ? "revoke_user" : "rbac_changed", err.message);
         }
     }
     b->npending = 0;
 }
 
+/* revoke_user(user_id) -> true | nil, message, err_t: every token and
+ * session of that user of the current tenant (platform user without one)
+ * stops working once the request commits. */
 static int l_revoke_user(lua_State *L)
 {
     return defer(L, true, luaL_checkstring(L, 1), 0, "revoke_user");
 }
 
-/* rbac_changed([user_id [, tenant_id]]): roles or permissions of that user
+/* rbac_changed([user_id [, tenant_id]]) -> true | nil, message, err_t:
+ * roles or permissions of that user
  * (nil: anyone) of the current tenant changed; a platform request (no
  * tenant) names the tenant (re-seeding, migrating it). A request of a
  * tenant may name only that tenant. */
@@ -495,7 +505,8 @@ static int l_rbac_changed(lua_State *L)
     return defer(L, false, sub, (long long)tid, "rbac_changed");
 }
 
-/* revoke_tenant(tenant_id): every session and token of that tenant ends
+/* revoke_tenant(tenant_id) -> true | nil, message, err_t: every session and
+ * token of that tenant ends
  * now (its storage was recreated or purged, or it was deleted), here at once
  * and on other replicas within auth.revocation_refresh_ms. Not deferred: the
  * platform routes that call it change the tenant on connections of their
@@ -504,44 +515,50 @@ static int l_revoke_tenant(lua_State *L)
 {
     lua_Integer tid = luaL_checkinteger(L, 1);
     struct binding *b = bound(L);
-    char err[256];
+    struct db_error err;
 
     if (tid <= 0)
         return luaL_argerror(L, 1, "a tenant id");
     if (b->tid > 0 && b->tid != (long long)tid)
         return luaL_error(L, "rt.auth.revoke_tenant: not another tenant's sessions");
-    if (auth_revoke_tenant(b->auth, (long long)tid, err, sizeof err) < 0)
-        return fail(L, "revoke_tenant", err);
-    return 0;
+    if (auth_revoke_tenant(b->auth, (long long)tid, &err) < 0)
+        return fail(L, &err);
+    lua_pushboolean(L, 1);
+    return 1;
 }
 
-/* create_api_key(name, creator_id) -> key, id (the key is shown once) */
+/* create_api_key(name, creator_id) -> key, id (the key is shown once) |
+ * nil, message, err_t */
 static int l_create_api_key(lua_State *L)
 {
     const char *name = luaL_checkstring(L, 1);
     lua_Integer creator = luaL_optinteger(L, 2, 0);
-    char key[96], err[256];
+    char key[96];
+    struct db_error err;
 
     not_confined(L, "create_api_key");
-    long long id =
-        auth_api_key_create(bound(L)->auth, name, (long long)creator, key, err, sizeof err);
-    if (id < 0)
-        return fail(L, "create_api_key", err);
+    long long id = auth_api_key_create(bound(L)->auth, name, (long long)creator, key, &err);
+    if (id < 0) {
+        crypto_wipe(key, sizeof key);
+        return fail(L, &err);
+    }
     lua_pushstring(L, key);
+    crypto_wipe(key, sizeof key);
     lua_pushinteger(L, (lua_Integer)id);
     return 2;
 }
 
-/* revoke_api_key(id) -> true | false (no such live key) */
+/* revoke_api_key(id) -> true | false (no such live key) | nil, message,
+ * err_t */
 static int l_revoke_api_key(lua_State *L)
 {
     lua_Integer id = luaL_checkinteger(L, 1);
-    char err[256];
+    struct db_error err;
 
     not_confined(L, "revoke_api_key");
-    int rc = auth_api_key_revoke(bound(L)->auth, (long long)id, err, sizeof err);
+    int rc = auth_api_key_revoke(bound(L)->auth, (long long)id, &err);
     if (rc < 0)
-        return fail(L, "revoke_api_key", err);
+        return fail(L, &err);
     lua_pushboolean(L, rc == 1);
     return 1;
 }

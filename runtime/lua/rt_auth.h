@@ -1,28 +1,41 @@
 /* rt.auth: passwords, sessions and token state for scripts (over auth.c and
- * crypto.c).
+ * crypto.c). Misuse raises; a failure of the outside world (the database,
+ * no randomness, no token keys) returns nil, message, err_t exactly as
+ * rt.db does (rt_db_push_error; docs/SCRIPTS.md, "The rt modules: one
+ * convention"), recording a database failure as the request's.
  *
  *   hash_password(pw)            -> argon2id PHC string       (offload routes)
  *   verify_password(pw, hash)    -> boolean; a nil hash costs the same (offload)
  *   password_problem(pw)         -> nil | what is wrong (length, ...)
- *   issue_token{sub=, scope=, tid=}  -> token, exp | nil, message
- *   login{sub=, scope=, tid=}    -> {access_token, refresh_token, token_type, expires_in}
- *   refresh(token)               -> that table plus sub, scope, tid | nil
- *   logout([refresh_token])      revokes the caller's token (and that session)
- *   logout_others()              -> n: ends the caller's other sessions
- *   revoke_user(user_id)         every token of that user of the current tenant
- *   rbac_changed([user_id [, tenant_id]])  drops cached permissions (nil: the
- *                                whole tenant; tenant_id for platform requests)
- *                                (both take effect when the request commits)
- *   revoke_tenant(tenant_id)     every session and token of that tenant, at once
- *                                (storage recreated or purged, tenant deleted)
- *   create_api_key(name, creator) -> key (shown once), id
- *   revoke_api_key(id)           -> boolean
+ *   issue_token{sub=, scope=, tid=}  -> token, exp | nil, message, err_t
+ *   login{sub=, scope=, tid=}    -> {access_token, refresh_token, token_type,
+ *                                   expires_in} | nil, message, err_t
+ *   refresh(token)               -> that table plus sub, scope, tid | nil (no
+ *                                   such live token) | nil, message, err_t
+ *   logout([refresh_token])      -> true | nil, message, err_t: revokes the
+ *                                   caller's token (and that session)
+ *   logout_others()              -> n | nil, message, err_t: ends the caller's
+ *                                   other sessions
+ *   revoke_user(user_id)         -> true | nil, message, err_t: every token of
+ *                                   that user of the current tenant
+ *   rbac_changed([user_id [, tenant_id]])  -> true | nil, message, err_t: drops
+ *                                   cached permissions (nil: the whole tenant;
+ *                                   tenant_id for platform requests)
+ *                                   (both take effect when the request commits)
+ *   revoke_tenant(tenant_id)     -> true | nil, message, err_t: every session
+ *                                   and token of that tenant, at once (storage
+ *                                   recreated or purged, tenant deleted)
+ *   create_api_key(name, creator) -> key (shown once), id | nil, message, err_t
+ *   revoke_api_key(id)           -> true | false (no such key) | nil, message, err_t
  *   config()                     -> password and lockout settings
  *
  * Available while a request runs: dispatch.c binds the request's auth service,
  * claims, tenant and lane with rt_auth_bind. In a tenant's override
  * environment every function acts for that tenant only (see rt_auth_bind). Password
- * functions raise unless the route runs on an offload lane (offload = true or "admin"). */
+ * functions raise unless the route runs on an offload lane (offload = true or "admin").
+ *
+ * Uses: auth.c, crypto.c, config.c, log.c, lua/rt_db.c (the failure
+ * convention, and rt.db for the confined user check), lua/sandbox.c. */
 #ifndef RT_LUA_RT_AUTH_H
 #define RT_LUA_RT_AUTH_H
 

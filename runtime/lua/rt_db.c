@@ -16,18 +16,28 @@
 #define RESULT_MT  "rt.db.result"
 #define MAX_PARAMS 1000
 
-/* A PGresult boxed in a userdata, so that an error raised while its rows are
- * converted still frees it (the box is created empty first). */
+/* A PGresult boxed in a userdata. The box is made empty before the query
+ * runs and the result goes straight into it, so no error raised afterwards
+ * (out of memory in the Lua state while converting rows, a json column that
+ * does not decode) can leak it: the box's __gc (or __close) clears it. */
 struct result_box {
-    PGresult *res;
+    PGresult *res; /* owned; NULL: empty */
 };
 
 static int result_gc(lua_State *L)
 {
     struct result_box *box = luaL_checkudata(L, 1, RESULT_MT);
-    PQclear(box->res);
+    PQclear(box->res); /* PQclear(NULL) does nothing */
     box->res = NULL;
     return 0;
+}
+
+PGresult **rt_db_result_box(lua_State *L)
+{
+    struct result_box *box = lua_newuserdatauv(L, sizeof *box, 0);
+    box->res = NULL;
+    luaL_setmetatable(L, RESULT_MT);
+    return &box->res;
 }
 
 void rt_db_bind(lua_State *L, struct rt_db_ctx *ctx)
@@ -66,10 +76,9 @@ static const char *kind_name(enum db_status st)
     }
 }
 
-/* Pushes nil, message, err_t. Returns 3. */
-static int push_failure(lua_State *L, struct rt_db_ctx *ctx, const struct db_error *err)
+/* Pushes nil, message, err_t. Stack: [] -> [nil, message, err_t]. Returns 3. */
+static int push_error(lua_State *L, const struct db_error *err, const char *kind)
 {
-    ctx->failure = err->status;
     lua_pushnil(L);
     lua_pushstring(L, err->message);
     lua_createtable(L, 0, 3);
@@ -77,9 +86,22 @@ static int push_failure(lua_State *L, struct rt_db_ctx *ctx, const struct db_err
     lua_setfield(L, -2, "message");
     lua_pushstring(L, err->sqlstate);
     lua_setfield(L, -2, "sqlstate");
-    lua_pushstring(L, kind_name(err->status));
+    lua_pushstring(L, err->status == DB_OK && kind ? kind : kind_name(err->status));
     lua_setfield(L, -2, "kind");
     return 3;
+}
+
+/* rt.db's own failures: the request's failure, then nil, message, err_t. */
+static int push_failure(lua_State *L, struct rt_db_ctx *ctx, const struct db_error *err)
+{
+    ctx->failure = err->status;
+    return push_error(L, err, NULL);
+}
+
+int rt_db_push_error(lua_State *L, const struct db_error *err, const char *kind)
+{
+    rt_db_note_failure(L, err->status);
+    return push_error(L, err, kind);
 }
 
 /* Turns arguments first..top into text parameters in values[]. Numbers and
@@ -173,11 +195,10 @@ static void push_row(lua_State *L, const PGresult *res, int row, int names)
     }
 }
 
-void rt_db_push_result(lua_State *L, PGresult *res, enum rt_db_shape shape)
+void rt_db_push_result(lua_State *L, enum rt_db_shape shape)
 {
-    struct result_box *box = lua_newuserdatauv(L, sizeof *box, 0);
-    box->res = res;
-    luaL_setmetatable(L, RESULT_MT);
+    struct result_box *box = luaL_checkudata(L, -1, RESULT_MT);
+    PGresult *res = box->res;
     int box_idx = lua_gettop(L);
     int nrows = PQntuples(res), ncols = PQnfields(res);
 
@@ -217,7 +238,6 @@ static int statement(lua_State *L, const char *fn, enum rt_db_shape shape)
     int n = lua_gettop(L) - 1;
     const char *small[16], **values = small;
     struct db_error err;
-    PGresult *res = NULL;
     struct sqlguard_result guard;
 
     switch (sqlguard_check(sql, SQLGUARD_REQUEST, &guard)) {
@@ -238,9 +258,13 @@ static int statement(lua_State *L, const char *fn, enum rt_db_shape shape)
     if (n > 16)
         values = lua_newuserdatauv(L, sizeof *values * (size_t)n, 0);
     rt_db_params(L, 2, n, values);
-    if (db_query(ctx->pool, &ctx->conn, &ctx->tx, sql, n, values, &res, &err) < 0)
+    PGresult **res = rt_db_result_box(L); /* before the result exists */
+    if (db_query(ctx->pool, &ctx->conn, &ctx->tx, sql, n, values, res, &err) < 0) {
+        PQclear(*res);
+        *res = NULL;
         return push_failure(L, ctx, &err);
-    rt_db_push_result(L, res, shape);
+    }
+    rt_db_push_result(L, shape);
     return 1;
 }
 

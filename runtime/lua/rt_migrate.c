@@ -31,7 +31,6 @@ static int run(lua_State *L, const char *fn, enum rt_db_shape shape)
     const char *sql = luaL_checkstring(L, 2);
     int n = lua_gettop(L) - 2;
     const char *small[16], **values = small;
-    PGresult *res;
     char msg[1024];
     struct sqlguard_result guard;
 
@@ -50,10 +49,12 @@ static int run(lua_State *L, const char *fn, enum rt_db_shape shape)
     rt_db_params(L, 3, n, values);
     if (ctx->echo)
         ctx->echo(ctx->echo_ud, sql);
+    PGresult **slot = rt_db_result_box(L); /* before the result exists */
     if (n == 0 && shape == RT_DB_COUNT)
-        res = PQexec(ctx->conn, sql);
+        *slot = PQexec(ctx->conn, sql);
     else
-        res = PQexecParams(ctx->conn, sql, n, NULL, values, NULL, NULL, 0);
+        *slot = PQexecParams(ctx->conn, sql, n, NULL, values, NULL, NULL, 0);
+    PGresult *res = *slot;
     ExecStatusType st = PQresultStatus(res);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY) {
         const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
@@ -61,9 +62,10 @@ static int run(lua_State *L, const char *fn, enum rt_db_shape shape)
         snprintf(msg, sizeof msg, "%s%s%s%s", primary ? primary : PQerrorMessage(ctx->conn),
                  state ? " (SQLSTATE " : "", state ? state : "", state ? ")" : "");
         PQclear(res);
+        *slot = NULL;
         return luaL_error(L, "m:%s: %s", fn, msg);
     }
-    rt_db_push_result(L, res, shape);
+    rt_db_push_result(L, shape);
     return 1;
 }
 

@@ -28,6 +28,7 @@ return {
       handler = function(req)
         local creator = tonumber(req.user.id) -- nil for a key made with a key
         local key, id = auth.create_api_key(req.json().name, creator)
+        if not key then return nil, id end -- nil, message, err_t
         return { status = 201, json = { id = id, name = req.json().name, key = key },
           headers = { ["Cache-Control"] = "no-store" } }
       end,
@@ -39,7 +40,12 @@ return {
       summary = "Revoke an API key",
       handler = function(req)
         local id = math.tointeger(tonumber(req.params.id))
-        if not id or not auth.revoke_api_key(id) then
+        local revoked, err
+        if id then
+          revoked, err = auth.revoke_api_key(id)
+          if revoked == nil then return nil, err end
+        end
+        if not revoked then
           return { status = 404, json = { error = "not_found", message = "no such API key",
             request_id = req.id } }
         end

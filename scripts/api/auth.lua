@@ -178,11 +178,12 @@ return {
           UPDATE %s SET failed_logins = 0, locked_until = NULL, last_login_at = now()
           WHERE id = $1]]):format(accounts(req)), acct.id)
         if uerr then return nil, uerr end
-        local session = auth.login {
+        local session, lerr = auth.login {
           sub = tostring(acct.id),
           scope = req.tenant and "tenant" or "core",
           tid = req.tenant and req.tenant.id or nil,
         }
+        if not session then return nil, lerr end
         session.scope = req.tenant and "tenant" or "core"
         session.tenant = req.tenant and req.tenant.code or nil
         return { json = session, headers = { ["Cache-Control"] = "no-store" } }
@@ -207,7 +208,8 @@ return {
         if req.tenant_unknown then
           return unauthenticated(req, "invalid or expired refresh token")
         end
-        local session = auth.refresh(req.json().refresh_token)
+        local session, rerr = auth.refresh(req.json().refresh_token)
+        if rerr then return nil, rerr end
         if not session or (req.tenant and session.tid ~= req.tenant.id) then
           return unauthenticated(req, "invalid or expired refresh token")
         end
@@ -217,7 +219,8 @@ return {
             WHERE id = $1 AND deleted_at IS NULL AND status = 'active']], session.sub)
           if err then return nil, err end
           if not user then
-            auth.revoke_user(session.sub) -- the pair just issued too
+            local revoked, verr = auth.revoke_user(session.sub) -- the pair just issued too
+            if not revoked then return nil, verr end
             return unauthenticated(req, "invalid or expired refresh token")
           end
         end
@@ -238,7 +241,8 @@ return {
             refresh_token = { type = "string", maxLength = 200 } } }, req.json())
           refresh = body.refresh_token
         end
-        auth.logout(refresh)
+        local ok, err = auth.logout(refresh)
+        if not ok then return nil, err end
         return { status = 204 }
       end,
     },
@@ -254,7 +258,9 @@ return {
         if req.user.id:find("^apikey:") then
           rt.error(400, "bad_request", "an API key has no sessions")
         end
-        return { json = { revoked_sessions = auth.logout_others() } }
+        local n, err = auth.logout_others()
+        if not n then return nil, err end
+        return { json = { revoked_sessions = n } }
       end,
     },
   },

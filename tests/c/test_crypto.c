@@ -437,6 +437,42 @@ static void test_lifetime_extremes(void)
     CHECK(crypto_jwt_current(&c, now, 30, why, sizeof why) == -1);
 }
 
+/* How long a revocation of a token must live: exp plus the leeway, without
+ * the signed overflow exp + leeway would be for exp = 2^63 - 1 (a logout
+ * with such a token), and capped where PostgreSQL's to_timestamp still
+ * takes it. */
+static void test_valid_until_extremes(void)
+{
+    struct crypto_jwt_claims c;
+
+    memset(&c, 0, sizeof c);
+    c.exp = 1700000000;
+    CHECK(crypto_jwt_valid_until(&c, 30) == 1700000030);
+    CHECK(crypto_jwt_valid_until(&c, 0) == 1700000000);
+    CHECK(crypto_jwt_valid_until(&c, -5) == 1700000000);
+    c.exp = LLONG_MAX;
+    CHECK(crypto_jwt_valid_until(&c, 30) == CRYPTO_JWT_TIME_MAX);
+    CHECK(crypto_jwt_valid_until(&c, INT_MAX) == CRYPTO_JWT_TIME_MAX);
+    c.exp = CRYPTO_JWT_TIME_MAX - 30;
+    CHECK(crypto_jwt_valid_until(&c, 30) == CRYPTO_JWT_TIME_MAX);
+    c.exp = CRYPTO_JWT_TIME_MAX - 31;
+    CHECK(crypto_jwt_valid_until(&c, 30) == CRYPTO_JWT_TIME_MAX - 1);
+    c.exp = LLONG_MIN;
+    CHECK(crypto_jwt_valid_until(&c, 30) == LLONG_MIN + 30);
+}
+
+/* crypto_wipe zeroes what it is given, and takes NULL with length 0. */
+static void test_wipe(void)
+{
+    unsigned char secret[32];
+
+    memset(secret, 0xa5, sizeof secret);
+    crypto_wipe(secret, sizeof secret);
+    for (size_t i = 0; i < sizeof secret; i++)
+        CHECK(secret[i] == 0);
+    crypto_wipe(NULL, 0);
+}
+
 /* The NIST vectors (FIPS 180-2, appendix B, and the long message of the
  * SHA-256 examples), one-shot and streamed. */
 static void test_sha256(void)
@@ -532,5 +568,7 @@ int main(void)
     test_hs256_rotation();
     test_key_sets();
     test_lifetime_extremes();
+    test_valid_until_extremes();
+    test_wipe();
     return check_done();
 }
