@@ -36,7 +36,7 @@ local role_permissions = {
     guards.grant(req, { permission.code }, "adding it to role " .. role.code)
   end,
   changed = function()
-    auth.rbac_changed()
+    crud.must(auth.rbac_changed())
   end,
 }
 
@@ -63,7 +63,7 @@ return {
           not_system_role(current, "its code cannot change")
         end
         -- its holders' cached sets carry its priority and code
-        auth.rbac_changed()
+        crud.must(auth.rbac_changed())
       end,
     }),
     DELETE = crud.delete_route(roles, {
@@ -73,7 +73,7 @@ return {
         guards.role(req, current)
       end,
       after = function()
-        auth.rbac_changed()
+        crud.must(auth.rbac_changed())
       end,
     }),
   },

@@ -483,7 +483,8 @@ local function delete(req)
       return failed(msg, kind, "purge tenant " .. row.code)
     end
     -- rt.tenant ended the tenant's sessions in the database; here at once
-    auth.revoke_tenant(row.id)
+    local done, aerr = auth.revoke_tenant(row.id)
+    if not done then return nil, aerr end
     return { json = { id = row.id, code = row.code, purged = true,
       message = "tenant " .. row.code .. " purged: storage and directory row dropped" } }
   end
@@ -491,7 +492,8 @@ local function delete(req)
   if not ok then
     return failed(msg, kind, "delete tenant " .. row.code)
   end
-  auth.revoke_tenant(row.id)
+  local done, aerr = auth.revoke_tenant(row.id)
+  if not done then return nil, aerr end
   local now, err = reread(row.id)
   if not now then return nil, err end
   return { json = now }
@@ -516,7 +518,8 @@ local function provision(req)
     -- rt.tenant.create ends them in the database too, before it drops the
     -- storage and again before the new storage goes live; this makes it
     -- hold here at once.
-    auth.revoke_tenant(row.id)
+    local done, aerr = auth.revoke_tenant(row.id)
+    if not done then return nil, aerr end
   end
   local id, msg, kind = tenant.create {
     code = row.code, name = row.name, isolation = row.isolation, server = row.server,
@@ -580,7 +583,9 @@ local function run_migrations(req)
   end
   local report, status = migrate(spec)
   if not spec.dry_run then
-    auth.rbac_changed(nil, row.id) -- steps may change roles and permissions
+    -- steps may change roles and permissions
+    local done, aerr = auth.rbac_changed(nil, row.id)
+    if not done then return nil, aerr end
   end
   return migration_answer(row, { cmd = spec.cmd, from_revision = current,
     target_revision = target, dry_run = spec.dry_run }, report, status)
@@ -598,7 +603,9 @@ local function rollback(req)
     dry_run = body.dry_run == true }
   local report, status = migrate(spec)
   if not spec.dry_run then
-    auth.rbac_changed(nil, row.id) -- steps may change roles and permissions
+    -- steps may change roles and permissions
+    local done, aerr = auth.rbac_changed(nil, row.id)
+    if not done then return nil, aerr end
   end
   return migration_answer(row, { cmd = "down", steps = spec.steps,
     from_revision = row.schema_version, dry_run = spec.dry_run }, report, status)
@@ -642,7 +649,8 @@ local function reseed(req)
   end
   if res.applied > 0 then
     -- seeds set the system roles' permissions: cached sets may be stale
-    auth.rbac_changed(nil, row.id)
+    local done, aerr = auth.rbac_changed(nil, row.id)
+    if not done then return nil, aerr end
   end
   return { json = { tenant_id = row.id, code = row.code, applied = res.applied,
     skipped = res.skipped } }

@@ -25,7 +25,7 @@ local members = {
   -- Groups carry no roles today, so membership grants nothing; dropping the
   -- member's cached set keeps it right the day they do.
   changed = function(req)
-    auth.rbac_changed(req.params.user_id or tostring(req.json().user_id))
+    crud.must(auth.rbac_changed(req.params.user_id or tostring(req.json().user_id)))
   end,
 }
 

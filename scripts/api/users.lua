@@ -67,10 +67,10 @@ local function update_user(req)
   local user = crud.update(req, users, id, values, extra)
   local disabled = user.status ~= "active" and current.status == "active"
   if disabled or pw ~= nil then
-    auth.revoke_user(tostring(id))
+    crud.must(auth.revoke_user(tostring(id)))
   end
   if user.is_superuser ~= current.is_superuser or user.status ~= current.status then
-    auth.rbac_changed(tostring(id)) -- what the user may do changed
+    crud.must(auth.rbac_changed(tostring(id))) -- what the user may do changed
   end
   return { json = user }
 end
@@ -123,7 +123,7 @@ local function update_me(req)
   end
   local user = crud.update(req, users, current.id, values, extra)
   if body.password ~= nil then
-    auth.revoke_user(req.user.id)
+    crud.must(auth.revoke_user(req.user.id))
   end
   return { json = user }
 end
@@ -160,7 +160,7 @@ local user_roles = {
     guards.grant(req, codes, "role " .. role.code)
   end,
   changed = function(_, user)
-    auth.rbac_changed(tostring(user.id))
+    crud.must(auth.rbac_changed(tostring(user.id)))
   end,
 }
 
@@ -206,7 +206,7 @@ return {
         guards.user(req, current.id)
       end,
       after = function(_, current)
-        auth.revoke_user(tostring(current.id))
+        crud.must(auth.revoke_user(tostring(current.id)))
       end,
     }),
   },

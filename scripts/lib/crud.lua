@@ -90,6 +90,17 @@ local function run(fn, what, sql, ...)
 end
 
 -- rt.db.query, query_one and exec with the failures mapped as above.
+-- Passes on the result of an rt.* call (rt.auth.revoke_user, ...) that
+-- follows the runtime's convention: its failure (nil, message) goes the way
+-- of a database failure, so the route answers as the call's failure decided
+-- (503/504 for the database, else 500) and the transaction rolls back.
+function M.must(ok, err, ...)
+  if ok == nil then
+    error(setmetatable({ message = err }, DbFailure), 0)
+  end
+  return ok, err, ...
+end
+
 function M.query(what, sql, ...)
   return run(db.query, what, sql, ...)
 end

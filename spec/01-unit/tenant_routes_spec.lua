@@ -21,6 +21,7 @@ local auth = setmetatable({
 }, { __index = function(_, name)
   return function(...)
     auth_calls[#auth_calls + 1] = { name, ... }
+    return true -- the runtime's convention: true, or nil and a message
   end
 end })
 unit.install({ rt = rt, ["rt.db"] = db, ["rt.json"] = unit.json, ["rt.auth"] = auth },
