@@ -106,7 +106,7 @@ enum take {
  * newer snapshot) tells whether a concurrent create renamed it before
  * releasing the lock. */
 static enum take take_once(PGconn *c, const struct tenant_row *row, const char *fp,
-                           struct tenant_error *err)
+                           struct rt_err *err)
 {
     char like[64], name[SPARE_NAME_MAX];
     enum take out = TAKE_FAILED;
@@ -149,7 +149,7 @@ done:
 }
 
 int spare_schema_take(PGconn *c, const struct tenant_row *row, const char *fp,
-                      struct tenant_error *err)
+                      struct rt_err *err)
 {
     memset(err, 0, sizeof *err);
     for (int i = 0; i < TAKE_TRIES; i++) {

@@ -43,7 +43,7 @@
  * taking one failed, with nothing changed (the caller makes the schema
  * itself; err says why, "" when there was simply none). */
 int spare_schema_take(PGconn *c, const struct tenant_row *row, const char *fp,
-                      struct tenant_error *err);
+                      struct rt_err *err);
 
 /* The template database of fingerprint fp for the installation whose
  * directory database is directory_db. Returns 1 when it exists on c's server

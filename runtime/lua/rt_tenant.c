@@ -37,11 +37,11 @@ static const char *code_arg(lua_State *L, int i)
 }
 
 /* nil, message, kind ("conflict", "not_found" or "failed") */
-static int failed(lua_State *L, const struct tenant_error *err)
+static int failed(lua_State *L, const struct rt_err *err)
 {
     lua_pushnil(L);
     lua_pushstring(L, err->msg);
-    lua_pushstring(L, err->conflict                            ? "conflict"
+    lua_pushstring(L, rt_err_duplicate(err)                    ? "conflict"
                       : strncmp(err->msg, "no tenant", 9) == 0 ? "not_found"
                                                                : "failed");
     return 3;
@@ -61,8 +61,8 @@ static int l_create(lua_State *L)
 {
     const struct config *cfg = config_of(L, "create", true);
     struct tenant_spec spec = {0};
-    struct tenant_error err = {0};
-    long long id = 0;
+    struct rt_err err = {{0}, {0}};
+    struct provision_result res;
 
     luaL_checktype(L, 1, LUA_TTABLE);
     spec.code = opt_string(L, 1, "code");
@@ -93,16 +93,16 @@ static int l_create(lua_State *L)
         if (!owner.full_name)
             owner.full_name = "";
     }
-    if (provision_tenant(cfg, &spec, force, &id, &err) < 0)
+    if (provision_tenant(cfg, &spec, force, &res, &err) < 0)
         return failed(L, &err);
     if (has_owner) {
         struct tenant_row row;
         PGconn *c = provision_connect(cfg, "main", &err);
         int found = c ? tenant_row_get(c, spec.code, &row, &err) : -1;
         PQfinish(c);
-        if (found != 1 || seed_owner(cfg, &row, &owner, err.msg, sizeof err.msg) < 0) {
+        if (found != 1 || seed_owner(cfg, &row, &owner, &err) < 0) {
             /* No tenant without its owner: undo the whole creation. */
-            struct tenant_error perr;
+            struct rt_err perr;
             if (provision_purge(cfg, spec.code, &perr) < 0)
                 snprintf(err.msg + strlen(err.msg), sizeof err.msg - strlen(err.msg),
                          "; and purging it failed: %.200s", perr.msg);
@@ -111,7 +111,7 @@ static int l_create(lua_State *L)
     }
     /* The next tenant's pre-made storage, without holding up this answer. */
     provision_replenish_later(cfg, spec.server, spec.isolation);
-    lua_pushinteger(L, (lua_Integer)id);
+    lua_pushinteger(L, (lua_Integer)res.id);
     return 1;
 }
 
@@ -122,7 +122,7 @@ static int l_set_status(lua_State *L)
     const char *code = code_arg(L, 1);
     static const char *const statuses[] = {"active", "suspended", "deleted", NULL};
     const char *status = statuses[luaL_checkoption(L, 2, NULL, statuses)];
-    struct tenant_error err = {0};
+    struct rt_err err = {{0}, {0}};
 
     if (provision_set_status(cfg, code, status, &err) < 0)
         return failed(L, &err);
@@ -135,7 +135,7 @@ static int l_purge(lua_State *L)
 {
     const struct config *cfg = config_of(L, "purge", true);
     const char *code = code_arg(L, 1);
-    struct tenant_error err = {0};
+    struct rt_err err = {{0}, {0}};
 
     if (provision_purge(cfg, code, &err) < 0)
         return failed(L, &err);
@@ -151,7 +151,7 @@ static int l_update(lua_State *L)
     const char *code = code_arg(L, 1);
     static const char *const names[] = {"name", "domain", "subdomain", "settings"};
     const char *v[9] = {code};
-    struct tenant_error err = {0};
+    struct rt_err err = {{0}, {0}};
 
     luaL_checktype(L, 2, LUA_TTABLE);
     for (int i = 0; i < 4; i++) {
@@ -177,10 +177,10 @@ static int l_update(lua_State *L)
     int rc = 1;
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-        err.conflict = st && strcmp(st, "23505") == 0;
+        snprintf(err.sqlstate, sizeof err.sqlstate, "%s", st ? st : "");
         snprintf(err.msg, sizeof err.msg, "%s",
-                 err.conflict ? "domain or subdomain is already taken"
-                              : PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY));
+                 rt_err_duplicate(&err) ? "domain or subdomain is already taken"
+                                        : PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY));
         rc = -1;
     } else if (strcmp(PQcmdTuples(r), "1") != 0) {
         snprintf(err.msg, sizeof err.msg, "no tenant '%s'", code);
@@ -261,7 +261,7 @@ static int l_seed(lua_State *L)
 {
     const struct config *cfg = config_of(L, "seed", true);
     const char *code = code_arg(L, 1);
-    struct tenant_error err = {0};
+    struct rt_err err = {{0}, {0}};
     struct tenant_row row;
     struct seed_result res;
 
@@ -273,9 +273,11 @@ static int l_seed(lua_State *L)
     if (found != 1)
         return failed(L, &err);
     if (seed_tenant(cfg, &row, &res) < 0) {
-        snprintf(err.msg, sizeof err.msg, "%s", res.error);
+        err = res.err;
+        seed_result_free(&res);
         return failed(L, &err);
     }
+    seed_result_free(&res);
     lua_createtable(L, 0, 2);
     lua_pushinteger(L, res.applied);
     lua_setfield(L, -2, "applied");
