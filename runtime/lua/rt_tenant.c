@@ -101,7 +101,9 @@ static int l_create(lua_State *L)
         int found = c ? tenant_row_get(c, spec.code, &row, &err) : -1;
         PQfinish(c);
         if (found != 1 || seed_owner(cfg, &row, &owner, &err) < 0) {
-            /* No tenant without its owner: undo the whole creation. */
+            /* No tenant without its owner: undo the whole creation. A
+             * refused owner is a failure, not a conflict of the tenant's. */
+            err.sqlstate[0] = '\0';
             struct rt_err perr;
             if (provision_purge(cfg, spec.code, &perr) < 0)
                 snprintf(err.msg + strlen(err.msg), sizeof err.msg - strlen(err.msg),
