@@ -91,6 +91,33 @@ static int run_migrations(const struct config *cfg, const struct tenant_row *row
     return rc == 0 ? 0 : -1;
 }
 
+/* ---- the engines below, reporting in a struct rt_err --------------------- */
+
+/* migrate.c and spare.c report into char buffers for now; these three carry
+ * that into a struct rt_err, so the rest of this file has one convention.
+ * When they take a struct rt_err themselves, each becomes a plain call. */
+static int tenant_head(const struct config *cfg, char fp[65], struct rt_err *err)
+{
+    int version;
+    memset(err, 0, sizeof *err);
+    return migrate_tenant_head(cfg, &version, fp, err->msg, sizeof err->msg);
+}
+
+static int spares_drop(PGconn *sc, const char *directory_db, struct rt_err *err)
+{
+    memset(err, 0, sizeof *err);
+    return spare_drop_all(sc, directory_db, err->msg, sizeof err->msg);
+}
+
+static int spares_refill(const struct config *cfg, PGconn *sc, const char *server,
+                         const struct spare_want *want, int *made, struct rt_err *err)
+{
+    memset(err, 0, sizeof *err);
+    return spare_refill(cfg, sc, server, want, made, err->msg, sizeof err->msg);
+}
+
+/* ---- provisioning ------------------------------------------------------------ */
+
 static int run_seeds(const struct config *cfg, const struct tenant_row *row,
                      struct rt_err *err)
 {
@@ -124,16 +151,15 @@ static int storage_make(const struct config *cfg, PGconn *c, PGconn *sc,
 {
     bool schema = strcmp(row->isolation, "schema") == 0;
     bool database = strcmp(row->isolation, "database") == 0;
-    char fp[65], why[512], tpl[SPARE_NAME_MAX];
+    char fp[65], tpl[SPARE_NAME_MAX];
     struct rt_err e = {{0}, {0}};
-    int version;
 
     res->storage = schema || database ? PROVISION_STORAGE_EMPTY : PROVISION_STORAGE_SHARED;
     if (!(schema && cfg->tenancy_spare_schemas > 0) &&
         !(database && cfg->tenancy_database_template))
         return tenant_storage_create(sc, row, NULL, err);
     /* A step file that does not load fails the migrations step below. */
-    if (migrate_tenant_head(cfg, &version, fp, why, sizeof why) == 0) {
+    if (tenant_head(cfg, fp, &e) == 0) {
         if (schema && spare_schema_take(sc, row, fp, &e) == 1) {
             res->storage = PROVISION_STORAGE_SPARE;
             return 0;
@@ -144,10 +170,8 @@ static int storage_make(const struct config *cfg, PGconn *c, PGconn *sc,
                 return 0;
             }
         }
-        fell_back(res, e.msg);
-    } else {
-        fell_back(res, why);
     }
+    fell_back(res, e.msg);
     return tenant_storage_create(sc, row, NULL, err);
 }
 
@@ -240,12 +264,11 @@ static int spares_of(const struct config *cfg, PGconn *c, const char *server,
 
     if (!sc)
         return -1;
-    memset(err, 0, sizeof *err);
     if (drop) {
-        *count = spare_drop_all(sc, want->directory_db, err->msg, sizeof err->msg);
+        *count = spares_drop(sc, want->directory_db, err);
         rc = *count < 0 ? -1 : 0;
     } else {
-        rc = spare_refill(cfg, sc, server, want, count, err->msg, sizeof err->msg);
+        rc = spares_refill(cfg, sc, server, want, count, err);
     }
     if (sc != c)
         PQfinish(sc);
@@ -257,10 +280,8 @@ static int spares_of(const struct config *cfg, PGconn *c, const char *server,
 static int spares_want(const struct config *cfg, PGconn *c, const char *isolation,
                        char fp[65], struct spare_want *want, struct rt_err *err)
 {
-    int version;
     memset(want, 0, sizeof *want);
-    memset(err, 0, sizeof *err);
-    if (migrate_tenant_head(cfg, &version, fp, err->msg, sizeof err->msg) < 0)
+    if (tenant_head(cfg, fp, err) < 0)
         return -1;
     want->fp = fp;
     want->directory_db = PQdb(c);
