@@ -149,6 +149,7 @@ static int cmd_spares(const struct config *cfg, const char *server, bool drop)
 
     if (rc < 0) {
         fprintf(stderr, "runtime tenant spares: %s\n", err.msg);
+        provision_spares_free(&rep);
         return 1;
     }
     for (size_t i = 0; i < rep.n; i++) {
