@@ -3,15 +3,16 @@
  * Start-up: config -> log level -> scripts (routes validated) -> database
  * pool (connects lazily) -> HTTP. Shutdown on SIGTERM/SIGINT runs it in
  * reverse after in-flight requests finish. */
-#include "account.h"
 #include "check.h"
 #include "cmd_migrate.h"
+#include "cmd_seed.h"
+#include "cmd_tenant.h"
+#include "cmd_user.h"
 #include "config.h"
 #include "db.h"
 #include "http.h"
 #include "log.h"
 #include "provision.h"
-#include "seed.h"
 #include "scripts.h"
 
 #include <pthread.h>
@@ -178,11 +179,11 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "migrate") == 0)
         return cmd_migrate(argc - 1, argv + 1);
     if (strcmp(cmd, "tenant") == 0)
-        return provision_main(argc - 1, argv + 1);
+        return cmd_tenant_main(argc - 1, argv + 1);
     if (strcmp(cmd, "seed") == 0)
-        return seed_main(argc - 1, argv + 1);
+        return cmd_seed_main(argc - 1, argv + 1);
     if (strcmp(cmd, "user") == 0)
-        return account_main(argc - 1, argv + 1);
+        return cmd_user_main(argc - 1, argv + 1);
     if (strcmp(cmd, "check") == 0)
         return check_main(argc - 1, argv + 1);
     if (strcmp(cmd, "routes") == 0)

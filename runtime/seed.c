@@ -1,8 +1,9 @@
-/* seed: seed steps per tenant and `runtime seed` (see seed.h). */
+/* seed: the seeding engine (see seed.h). */
 #include "seed.h"
 
 #include "db.h"
 #include "lua/rt_migrate.h"
+#include "sql.h"
 #include "steps.h"
 
 #include <stdio.h>
@@ -11,13 +12,14 @@
 
 #include <libpq-fe.h>
 
+/* The seed files, loaded once and run for one tenant or many. */
 struct seeder {
-    const struct config *cfg;
+    const struct config *cfg; /* borrowed */
     struct vm_steps *steps;
     struct vm *vm;
 };
 
-static int seeder_init(struct seeder *sd, const struct config *cfg, char *err, size_t len)
+static int seeder_init(struct seeder *sd, const struct config *cfg, struct rt_err *err)
 {
     struct vm_error verr;
     char *root = config_path(cfg, cfg->scripts_dir);
@@ -27,18 +29,16 @@ static int seeder_init(struct seeder *sd, const struct config *cfg, char *err, s
     sd->cfg = cfg;
     if (!dir) {
         free(root);
-        snprintf(err, len, "out of memory");
-        return -1;
+        return rt_err_set(err, "out of memory");
     }
     sprintf(dir, "%s/seeds", root);
     free(root);
     sd->steps = vm_steps_load(dir, "seeds", VM_STEP_SEED, &verr);
     free(dir);
     if (!sd->steps || !(sd->vm = vm_new_steps(sd->steps, &verr))) {
-        snprintf(err, len, "%.1000s", verr.msg);
         vm_steps_free(sd->steps);
         sd->steps = NULL;
-        return -1;
+        return rt_err_set(err, "%.1000s", verr.msg);
     }
     return 0;
 }
@@ -49,64 +49,66 @@ static void seeder_free(struct seeder *sd)
     vm_steps_free(sd->steps);
 }
 
-static int x(PGconn *c, const char *sql, int n, const char *const *v, PGresult **keep,
-             char *err, size_t len)
+/* The schema a tenant's transactions use. */
+static const char *tenant_schema(const struct tenant_row *row)
 {
-    PGresult *r = n ? PQexecParams(c, sql, n, NULL, v, NULL, NULL, 0) : PQexec(c, sql);
-    ExecStatusType st = PQresultStatus(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        const char *m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
-        snprintf(err, len, "%s", m ? m : PQerrorMessage(c));
-        PQclear(r);
-        return -1;
-    }
-    if (keep)
-        *keep = r;
-    else
-        PQclear(r);
-    return 0;
+    return strcmp(row->isolation, "database") == 0 ? "public"
+           : strcmp(row->isolation, "shared") == 0 ? "shared"
+                                                   : row->schema_name;
 }
 
 /* BEGIN, scoped to the tenant. */
-static int begin_scoped(PGconn *c, const char *schema, const char *id, char *err,
-                        size_t len)
+static int begin_scoped(PGconn *c, const char *schema, const char *id, struct rt_err *err)
 {
-    char *q = PQescapeIdentifier(c, schema, strlen(schema));
-    if (!q) {
-        snprintf(err, len, "%s", PQerrorMessage(c));
+    char q[96];
+    if (sql_ident(c, schema, q, sizeof q, err) < 0)
         return -1;
-    }
     const char *v[] = {q, id};
-    int rc = x(c, "BEGIN", 0, NULL, NULL, err, len) == 0 &&
-                     x(c,
-                       "SELECT set_config('search_path', $1, true), "
-                       "set_config('app.tenant_id', $2, true)",
-                       2, v, NULL, err, len) == 0
-                 ? 0
-                 : -1;
-    PQfreemem(q);
-    return rc;
+    if (sql_exec(c, "BEGIN", err) < 0 ||
+        sql_run(c,
+                "SELECT set_config('search_path', $1, true), "
+                "set_config('app.tenant_id', $2, true)",
+                2, v, err) < 0)
+        return -1;
+    return 0;
+}
+
+/* Ends a failed transaction; err keeps the reason it failed. */
+static void rollback(PGconn *c)
+{
+    struct rt_err rerr;
+    (void)sql_exec(c, "ROLLBACK", &rerr);
+}
+
+/* Makes res->steps: one entry per file, not run yet. */
+static int outcomes_init(const struct seeder *sd, struct seed_result *res)
+{
+    res->steps = calloc(sd->steps->n ? sd->steps->n : 1, sizeof *res->steps);
+    if (!res->steps)
+        return rt_err_set(&res->err, "out of memory");
+    res->nsteps = sd->steps->n;
+    for (size_t i = 0; i < sd->steps->n; i++) {
+        res->steps[i].version = sd->steps->v[i].version;
+        snprintf(res->steps[i].name, sizeof res->steps[i].name, "%s", sd->steps->v[i].name);
+    }
+    return 0;
 }
 
 static int seed_one(struct seeder *sd, PGconn *c, const struct tenant_row *row,
                     struct seed_result *res)
 {
-    const char *schema = strcmp(row->isolation, "database") == 0 ? "public"
-                         : strcmp(row->isolation, "shared") == 0 ? "shared"
-                                                                 : row->schema_name;
+    const char *schema = tenant_schema(row);
     char id[32];
     PGresult *r = NULL;
     char(*applied)[65] = calloc(sd->steps->n + 1, sizeof *applied);
 
     snprintf(id, sizeof id, "%lld", row->id);
-    if (!applied) {
-        snprintf(res->error, sizeof res->error, "out of memory");
-        return -1;
-    }
-    if (begin_scoped(c, schema, id, res->error, sizeof res->error) < 0 ||
-        x(c, "SELECT version, checksum FROM seed_ledger", 0, NULL, &r, res->error,
-          sizeof res->error) < 0 ||
-        x(c, "COMMIT", 0, NULL, NULL, res->error, sizeof res->error) < 0)
+    if (!applied)
+        return rt_err_set(&res->err, "out of memory");
+    if (begin_scoped(c, schema, id, &res->err) < 0 ||
+        !(r = sql_query(c, "SELECT version, checksum FROM seed_ledger", 0, NULL,
+                        &res->err)) ||
+        sql_exec(c, "COMMIT", &res->err) < 0)
         goto fail;
     for (int i = 0; i < PQntuples(r); i++) {
         int v = atoi(PQgetvalue(r, i, 0));
@@ -126,68 +128,85 @@ static int seed_one(struct seeder *sd, PGconn *c, const struct tenant_row *row,
         struct vm_error verr;
         char version[16];
         if (strcmp(applied[st->version], st->checksum) == 0) {
+            res->steps[i].outcome = SEED_UNCHANGED;
             res->skipped++;
             continue;
         }
+        res->steps[i].outcome = SEED_FAILED; /* until it is recorded */
         snprintf(version, sizeof version, "%d", st->version);
         const char *v[] = {version, st->name, st->checksum};
-        if (begin_scoped(c, schema, id, res->error, sizeof res->error) < 0)
+        if (begin_scoped(c, schema, id, &res->err) < 0)
             goto fail;
         if (vm_run_step(sd->vm, st->version, "run", &m, &verr) < 0) {
-            snprintf(res->error, sizeof res->error, "%04d_%.64s: %.900s", st->version,
-                     st->name, verr.msg);
+            rt_err_set(&res->err, "%04d_%.64s: %.900s", st->version, st->name, verr.msg);
             goto fail;
         }
-        if (x(c,
-              "INSERT INTO seed_ledger (version, name, checksum) VALUES ($1, $2, $3) "
-              "ON CONFLICT (tenant_id, version) DO UPDATE SET name = EXCLUDED.name, "
-              "checksum = EXCLUDED.checksum, applied_at = now()",
-              3, v, NULL, res->error, sizeof res->error) < 0 ||
-            x(c, "COMMIT", 0, NULL, NULL, res->error, sizeof res->error) < 0)
+        if (sql_run(c,
+                    "INSERT INTO seed_ledger (version, name, checksum) VALUES ($1, $2, $3) "
+                    "ON CONFLICT (tenant_id, version) DO UPDATE SET name = EXCLUDED.name, "
+                    "checksum = EXCLUDED.checksum, applied_at = now()",
+                    3, v, &res->err) < 0 ||
+            sql_exec(c, "COMMIT", &res->err) < 0)
             goto fail;
+        res->steps[i].outcome = SEED_APPLIED;
         res->applied++;
     }
     free(applied);
     return 0;
 fail:
     PQclear(r);
-    PQclear(PQexec(c, "ROLLBACK"));
+    rollback(c);
     free(applied);
     return -1;
 }
 
+/* An owner connection to the tenant's storage (its database in database
+ * mode). Returns NULL with err filled. */
 static PGconn *tenant_connect(const struct config *cfg, const struct tenant_row *row,
-                              char *err, size_t len)
+                              struct rt_err *err)
 {
     const struct config_server *srv = config_server(cfg, row->server);
     bool own_db = strcmp(row->isolation, "database") == 0;
     char why[400];
 
     if (!srv) {
-        snprintf(err, len, "unknown server '%s' (not in config servers)", row->server);
+        rt_err_set(err, "unknown server '%s' (not in config servers)", row->server);
         return NULL;
     }
     PGconn *c = db_connect(srv->owner_url, own_db ? row->database_name : NULL,
                            "runtime-seed", cfg->database_connect_timeout, why, sizeof why);
     if (!c) {
-        snprintf(err, len, "cannot connect: %s", why);
+        rt_err_set(err, "cannot connect: %s", why);
         return NULL;
     }
     /* Seeds are idempotent and their ledger commits with them: a crash can
-     * only lose the last ones, which the next run applies again. */
-    PQclear(PQexec(c, "SET synchronous_commit = off"));
+     * only lose the last ones, which the next run applies again. A refusal
+     * only costs that speed. */
+    struct rt_err serr;
+    (void)sql_exec(c, "SET synchronous_commit = off", &serr);
     return c;
 }
 
 static int seed_with(struct seeder *sd, const struct tenant_row *row,
                      struct seed_result *res)
 {
-    PGconn *c = tenant_connect(sd->cfg, row, res->error, sizeof res->error);
+    if (outcomes_init(sd, res) < 0)
+        return -1;
+    PGconn *c = tenant_connect(sd->cfg, row, &res->err);
     if (!c)
         return -1;
     int rc = seed_one(sd, c, row, res);
     PQfinish(c);
     return rc;
+}
+
+void seed_result_free(struct seed_result *res)
+{
+    if (!res)
+        return;
+    free(res->steps);
+    res->steps = NULL;
+    res->nsteps = 0;
 }
 
 int seed_tenant(const struct config *cfg, const struct tenant_row *row,
@@ -196,149 +215,110 @@ int seed_tenant(const struct config *cfg, const struct tenant_row *row,
     struct seeder sd;
 
     memset(res, 0, sizeof *res);
-    if (seeder_init(&sd, cfg, res->error, sizeof res->error) < 0)
+    if (seeder_init(&sd, cfg, &res->err) < 0)
         return -1;
     int rc = seed_with(&sd, row, res);
     seeder_free(&sd);
     return rc;
 }
 
-static void usage(FILE *out)
+void seed_report_free(struct seed_report *rep)
 {
-    fprintf(out,
-            "usage: runtime seed (--tenant CODE | --all) [--json] [--config PATH]\n"
-            "\n"
-            "Runs scripts/seeds/NNNN_name.lua for a tenant or for every active,\n"
-            "suspended or provisioning tenant. A seed whose file is unchanged since it\n"
-            "last ran for that tenant is skipped; a changed one runs again (seeds are\n"
-            "idempotent upserts). Exit status 1 if any tenant failed.\n");
+    if (!rep)
+        return;
+    for (size_t i = 0; i < rep->n; i++)
+        seed_result_free(&rep->tenants[i].res);
+    free(rep->tenants);
+    memset(rep, 0, sizeof *rep);
 }
 
-int seed_main(int argc, char **argv)
+int seed_run(const struct config *cfg, const char *code, struct seed_report *rep,
+             struct rt_err *err)
 {
-    const char *config_file = NULL, *code = NULL;
-    bool all = false, json = false;
     struct seeder sd;
-    char err[1024];
-    int rc = 0;
-
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            usage(stdout);
-            return 0;
-        } else if (strcmp(a, "--all") == 0) {
-            all = true;
-        } else if (strcmp(a, "--json") == 0) {
-            json = true;
-        } else if (next && strcmp(a, "--tenant") == 0) {
-            code = argv[++i];
-        } else if (next && strcmp(a, "--config") == 0) {
-            config_file = argv[++i];
-        } else {
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (all == (code != NULL) || (code && !tenant_code_valid(code))) {
-        usage(stderr);
-        return 2;
-    }
-    struct config *cfg = config_load_cli(config_file);
-    if (!cfg)
-        return 1;
-    if (seeder_init(&sd, cfg, err, sizeof err) < 0) {
-        fprintf(stderr, "runtime seed: %s\n", err);
-        config_free(cfg);
-        return 1;
-    }
-    PGconn *c = db_connect(cfg->database_owner_url, NULL, "runtime-seed",
-                           cfg->database_connect_timeout, err, sizeof err);
+    char why[400];
     PGresult *r = NULL;
+    int rc = -1;
+
+    memset(rep, 0, sizeof *rep);
+    if (seeder_init(&sd, cfg, err) < 0)
+        return -1;
+    PGconn *c = db_connect(cfg->database_owner_url, NULL, "runtime-seed",
+                           cfg->database_connect_timeout, why, sizeof why);
     const char *v[] = {code};
-    if (!c ||
-        x(c,
-          code ? "SELECT code FROM core.tenants WHERE code = $1"
-               : "SELECT code FROM core.tenants WHERE status IN ('active', 'suspended', "
-                 "'provisioning') ORDER BY code",
-          code ? 1 : 0, code ? v : NULL, &r, err, sizeof err) < 0) {
-        fprintf(stderr, "runtime seed: %s\n", err);
-        rc = 1;
+    if (!c) {
+        rt_err_set(err, "%s", why);
         goto done;
     }
-    if (code && PQntuples(r) == 0) {
-        fprintf(stderr, "runtime seed: no tenant '%s'\n", code);
+    r = sql_query(c,
+                  code ? "SELECT code FROM core.tenants WHERE code = $1"
+                       : "SELECT code FROM core.tenants WHERE status IN ('active', "
+                         "'suspended', 'provisioning') ORDER BY code",
+                  code ? 1 : 0, code ? v : NULL, err);
+    if (!r)
+        goto done;
+    size_t n = (size_t)PQntuples(r);
+    rep->tenants = calloc(n ? n : 1, sizeof *rep->tenants);
+    if (!rep->tenants) {
+        rt_err_set(err, "out of memory");
+        goto done;
+    }
+    rc = 0;
+    rep->unknown = code && n == 0;
+    if (rep->unknown)
         rc = 1;
-    }
-    if (json)
-        printf("{\"tenants\":[");
-    for (int i = 0; i < PQntuples(r); i++) {
+    for (size_t i = 0; i < n; i++) {
+        struct seed_tenant_outcome *t = &rep->tenants[i];
         struct tenant_row row;
-        struct tenant_error terr;
-        struct seed_result res;
-        memset(&res, 0, sizeof res);
-        if (tenant_row_get(c, PQgetvalue(r, i, 0), &row, &terr) < 1)
-            snprintf(res.error, sizeof res.error, "%s", terr.msg);
-        else
-            (void)seed_with(&sd, &row, &res);
-        if (res.error[0])
+        snprintf(t->code, sizeof t->code, "%s", PQgetvalue(r, (int)i, 0));
+        rep->n = i + 1;
+        int found = tenant_row_get(c, t->code, &row, &t->res.err);
+        if (found == 0)
+            rt_err_set(&t->res.err, "no tenant '%s'", t->code);
+        t->ok = found == 1 && seed_with(&sd, &row, &t->res) == 0;
+        if (!t->ok)
             rc = 1;
-        if (json) {
-            printf("%s{\"code\":\"%s\",\"applied\":%d,\"skipped\":%d,\"ok\":%s}",
-                   i ? "," : "", PQgetvalue(r, i, 0), res.applied, res.skipped,
-                   res.error[0] ? "false" : "true");
-        } else if (res.error[0]) {
-            fprintf(stderr, "tenant %s: %s\n", PQgetvalue(r, i, 0), res.error);
-        } else {
-            printf("tenant %s: %d applied, %d unchanged\n", PQgetvalue(r, i, 0),
-                   res.applied, res.skipped);
-        }
     }
-    if (json)
-        printf("],\"ok\":%s}\n", rc == 0 ? "true" : "false");
 done:
     PQclear(r);
     PQfinish(c);
     seeder_free(&sd);
-    config_free(cfg);
     return rc;
 }
 
 int seed_owner(const struct config *cfg, const struct tenant_row *row,
-               const struct seed_owner *o, char *err, size_t len)
+               const struct seed_owner *o, struct rt_err *err)
 {
-    const char *schema = strcmp(row->isolation, "database") == 0 ? "public"
-                         : strcmp(row->isolation, "shared") == 0 ? "shared"
-                                                                 : row->schema_name;
     char id[32];
     PGresult *r = NULL;
-    PGconn *c = tenant_connect(cfg, row, err, len);
+    PGconn *c = tenant_connect(cfg, row, err);
 
     if (!c)
         return -1;
     snprintf(id, sizeof id, "%lld", row->id);
     const char *v[] = {o->username, o->email, o->password_hash, o->full_name};
     int rc = -1;
-    if (begin_scoped(c, schema, id, err, len) == 0 &&
-        x(c,
-          "INSERT INTO users (username, email, password_hash, full_name, email_verified) "
-          "VALUES ($1, lower($2), $3, $4, true) RETURNING id::text",
-          4, v, &r, err, len) == 0) {
+    if (begin_scoped(c, tenant_schema(row), id, err) == 0 &&
+        (r = sql_query(c,
+                       "INSERT INTO users (username, email, password_hash, full_name, "
+                       "email_verified) VALUES ($1, lower($2), $3, $4, true) "
+                       "RETURNING id::text",
+                       4, v, err))) {
         const char *uid[] = {PQgetvalue(r, 0, 0)};
-        if (x(c,
-              "INSERT INTO user_roles (user_id, role_id) "
-              "SELECT $1::bigint, id FROM roles WHERE code = 'super_admin'",
-              1, uid, NULL, err, len) == 0 &&
-            x(c,
-              "INSERT INTO user_group_members (user_id, group_id) "
-              "SELECT $1::bigint, id FROM user_groups WHERE code = 'all_members'",
-              1, uid, NULL, err, len) == 0 &&
-            x(c, "COMMIT", 0, NULL, NULL, err, len) == 0)
+        if (sql_run(c,
+                    "INSERT INTO user_roles (user_id, role_id) "
+                    "SELECT $1::bigint, id FROM roles WHERE code = 'super_admin'",
+                    1, uid, err) == 0 &&
+            sql_run(c,
+                    "INSERT INTO user_group_members (user_id, group_id) "
+                    "SELECT $1::bigint, id FROM user_groups WHERE code = 'all_members'",
+                    1, uid, err) == 0 &&
+            sql_exec(c, "COMMIT", err) == 0)
             rc = 0;
     }
     PQclear(r);
     if (rc < 0)
-        PQclear(PQexec(c, "ROLLBACK"));
+        rollback(c);
     PQfinish(c);
     return rc;
 }

@@ -115,11 +115,7 @@ static enum take take_once(PGconn *c, const struct tenant_row *row, const char *
     out = PQntuples(r) == 1 ? TAKE_DONE : TAKE_GONE;
     PQclear(r);
     if (out == TAKE_DONE) {
-        /* tenant.c still reports through struct tenant_error. */
-        struct tenant_error terr;
-        memset(&terr, 0, sizeof terr);
-        if (tenant_storage_create(c, row, name, &terr) < 0) {
-            rt_err_set(err, "%s", terr.msg);
+        if (tenant_storage_create(c, row, name, err) < 0) {
             out = TAKE_FAILED;
         } else if (sql_exec(c, "COMMIT", err) < 0) {
             out = TAKE_FAILED;

@@ -1,7 +1,9 @@
-/* tenant: directory rows and storage per isolation mode (see tenant.h). */
+/* tenant: directory rows and storage per isolation mode, the snapshot and
+ * resolution (see tenant.h). */
 #include "tenant.h"
 
 #include "hash.h"
+#include "sql.h"
 #include "ticker.h"
 
 #include <ctype.h>
@@ -45,44 +47,11 @@ bool tenant_isolation_valid(const char *isolation)
             strcmp(isolation, "database") == 0);
 }
 
-static void pg_err(PGconn *c, const PGresult *r, struct tenant_error *err)
-{
-    const char *m = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-    snprintf(err->msg, sizeof err->msg, "%s", m ? m : PQerrorMessage(c));
-    size_t n = strlen(err->msg);
-    while (n && err->msg[n - 1] == '\n')
-        err->msg[--n] = '\0';
-    err->conflict = state && strcmp(state, "23505") == 0;
-}
-
-/* Runs one statement; returns its result (caller clears) or NULL. */
-static PGresult *run(PGconn *c, const char *sql, int n, const char *const *v,
-                     struct tenant_error *err)
-{
-    PGresult *r = n ? PQexecParams(c, sql, n, NULL, v, NULL, NULL, 0) : PQexec(c, sql);
-    ExecStatusType st = PQresultStatus(r);
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
-        return r;
-    pg_err(c, r, err);
-    PQclear(r);
-    return NULL;
-}
-
-static int run_ok(PGconn *c, const char *sql, int n, const char *const *v,
-                  struct tenant_error *err)
-{
-    PGresult *r = run(c, sql, n, v, err);
-    PQclear(r);
-    return r ? 0 : -1;
-}
-
 int tenant_row_create(PGconn *c, const struct tenant_spec *spec, long long *id,
-                      struct tenant_error *err)
+                      struct rt_err *err)
 {
     char store[64];
 
-    memset(err, 0, sizeof *err);
     snprintf(store, sizeof store, "t_%s", spec->code);
     const char *v[] = {
         spec->code,
@@ -97,26 +66,28 @@ int tenant_row_create(PGconn *c, const struct tenant_spec *spec, long long *id,
     /* A row left 'failed' by an earlier attempt is taken over: provisioning
      * compensated for it, so a retry starts from clean storage. */
     PGresult *r =
-        run(c,
-            "INSERT INTO core.tenants (code, name, isolation, server, schema_name, "
-            "database_name, domain, subdomain, status) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'provisioning') "
-            "ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, "
-            "isolation = EXCLUDED.isolation, server = EXCLUDED.server, "
-            "schema_name = EXCLUDED.schema_name, "
-            "database_name = EXCLUDED.database_name, domain = EXCLUDED.domain, "
-            "subdomain = EXCLUDED.subdomain, status = 'provisioning', "
-            "status_reason = NULL, schema_version = 0, fingerprint = NULL, "
-            "migration_status = 'ok', last_migration_error = NULL, "
-            "deleted_at = NULL, updated_at = now() "
-            "WHERE core.tenants.status = 'failed' RETURNING id",
-            8, v, err);
+        sql_query(c,
+                  "INSERT INTO core.tenants (code, name, isolation, server, schema_name, "
+                  "database_name, domain, subdomain, status) "
+                  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'provisioning') "
+                  "ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, "
+                  "isolation = EXCLUDED.isolation, server = EXCLUDED.server, "
+                  "schema_name = EXCLUDED.schema_name, "
+                  "database_name = EXCLUDED.database_name, domain = EXCLUDED.domain, "
+                  "subdomain = EXCLUDED.subdomain, status = 'provisioning', "
+                  "status_reason = NULL, schema_version = 0, fingerprint = NULL, "
+                  "migration_status = 'ok', last_migration_error = NULL, "
+                  "deleted_at = NULL, updated_at = now() "
+                  "WHERE core.tenants.status = 'failed' RETURNING id",
+                  8, v, err);
     if (!r)
         return -1;
     if (PQntuples(r) == 0) {
+        /* The code is taken by a tenant that did not fail: the same
+         * refusal as a duplicate domain's, which the server reports. */
         PQclear(r);
-        err->conflict = true;
-        snprintf(err->msg, sizeof err->msg, "tenant '%s' already exists", spec->code);
+        rt_err_set(err, "tenant '%s' already exists", spec->code);
+        snprintf(err->sqlstate, sizeof err->sqlstate, "23505");
         return -1;
     }
     *id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
@@ -125,44 +96,38 @@ int tenant_row_create(PGconn *c, const struct tenant_spec *spec, long long *id,
 }
 
 int tenant_set_status(PGconn *c, const char *code, const char *status, const char *reason,
-                      struct tenant_error *err)
+                      struct rt_err *err)
 {
     const char *v[] = {code, status, reason};
-    memset(err, 0, sizeof *err);
-    PGresult *r = run(c,
-                      "UPDATE core.tenants SET status = $2, status_reason = $3, "
-                      "deleted_at = CASE WHEN $2 = 'deleted' THEN now() END, "
-                      "updated_at = now() WHERE code = $1",
-                      3, v, err);
+    PGresult *r = sql_query(c,
+                            "UPDATE core.tenants SET status = $2, status_reason = $3, "
+                            "deleted_at = CASE WHEN $2 = 'deleted' THEN now() END, "
+                            "updated_at = now() WHERE code = $1",
+                            3, v, err);
     if (!r)
         return -1;
     bool found = strcmp(PQcmdTuples(r), "1") == 0;
     PQclear(r);
-    if (!found) {
-        snprintf(err->msg, sizeof err->msg, "no tenant '%s'", code);
-        return -1;
-    }
+    if (!found)
+        return rt_err_set(err, "no tenant '%s'", code);
     return 0;
 }
 
-int tenant_row_delete(PGconn *c, const char *code, struct tenant_error *err)
+int tenant_row_delete(PGconn *c, const char *code, struct rt_err *err)
 {
     const char *v[] = {code};
-    memset(err, 0, sizeof *err);
-    return run_ok(c, "DELETE FROM core.tenants WHERE code = $1", 1, v, err);
+    return sql_run(c, "DELETE FROM core.tenants WHERE code = $1", 1, v, err);
 }
 
-int tenant_row_get(PGconn *c, const char *code, struct tenant_row *row,
-                   struct tenant_error *err)
+int tenant_row_get(PGconn *c, const char *code, struct tenant_row *row, struct rt_err *err)
 {
     const char *v[] = {code};
-    memset(err, 0, sizeof *err);
     memset(row, 0, sizeof *row);
-    PGresult *r = run(c,
-                      "SELECT id, code, isolation, server, status, "
-                      "coalesce(schema_name, ''), coalesce(database_name, '') "
-                      "FROM core.tenants WHERE code = $1",
-                      1, v, err);
+    PGresult *r = sql_query(c,
+                            "SELECT id, code, isolation, server, status, "
+                            "coalesce(schema_name, ''), coalesce(database_name, '') "
+                            "FROM core.tenants WHERE code = $1",
+                            1, v, err);
     if (!r)
         return -1;
     if (PQntuples(r) == 0) {
@@ -180,31 +145,15 @@ int tenant_row_get(PGconn *c, const char *code, struct tenant_row *row,
     return 1;
 }
 
-/* Writes the quoted identifier of name into out. */
-static int ident(PGconn *c, const char *name, char *out, size_t cap,
-                 struct tenant_error *err)
-{
-    char *q = PQescapeIdentifier(c, name, strlen(name));
-    if (!q || strlen(q) >= cap) {
-        PQfreemem(q);
-        snprintf(err->msg, sizeof err->msg, "bad identifier");
-        return -1;
-    }
-    strcpy(out, q);
-    PQfreemem(q);
-    return 0;
-}
-
 int tenant_storage_create(PGconn *c, const struct tenant_row *row, const char *from,
-                          struct tenant_error *err)
+                          struct rt_err *err)
 {
     char q[96], qfrom[96], sql[512];
 
-    memset(err, 0, sizeof *err);
-    if (from && ident(c, from, qfrom, sizeof qfrom, err) < 0)
+    if (from && sql_ident(c, from, qfrom, sizeof qfrom, err) < 0)
         return -1;
     if (strcmp(row->isolation, "schema") == 0) {
-        if (ident(c, row->schema_name, q, sizeof q, err) < 0)
+        if (sql_ident(c, row->schema_name, q, sizeof q, err) < 0)
             return -1;
         if (from)
             snprintf(sql, sizeof sql,
@@ -213,49 +162,48 @@ int tenant_storage_create(PGconn *c, const struct tenant_row *row, const char *f
         else
             snprintf(sql, sizeof sql,
                      "CREATE SCHEMA %s; GRANT USAGE ON SCHEMA %s TO rt_app", q, q);
-        return run_ok(c, sql, 0, NULL, err);
+        return sql_exec(c, sql, err);
     }
     if (strcmp(row->isolation, "database") == 0) {
-        if (ident(c, row->database_name, q, sizeof q, err) < 0)
+        if (sql_ident(c, row->database_name, q, sizeof q, err) < 0)
             return -1;
         /* CREATE DATABASE cannot run inside a transaction block: one
          * statement per call. A clone does not copy the template's
          * database-level privileges: they are set here either way. */
         snprintf(sql, sizeof sql, "CREATE DATABASE %s%s%s", q, from ? " TEMPLATE " : "",
                  from ? qfrom : "");
-        if (run_ok(c, sql, 0, NULL, err) < 0)
+        if (sql_exec(c, sql, err) < 0)
             return -1;
         snprintf(sql, sizeof sql,
                  "REVOKE ALL ON DATABASE %s FROM PUBLIC; "
                  "GRANT CONNECT ON DATABASE %s TO rt_app",
                  q, q);
-        if (run_ok(c, sql, 0, NULL, err) == 0)
+        if (sql_exec(c, sql, err) == 0)
             return 0;
         /* Not made, as far as the caller knows: leave nothing behind. */
-        struct tenant_error derr;
+        struct rt_err derr;
         snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s", q);
-        (void)run_ok(c, sql, 0, NULL, &derr);
+        (void)sql_exec(c, sql, &derr);
         return -1;
     }
     return 0; /* shared: the rows live in the shared tables */
 }
 
-int tenant_storage_drop(PGconn *c, const struct tenant_row *row, struct tenant_error *err)
+int tenant_storage_drop(PGconn *c, const struct tenant_row *row, struct rt_err *err)
 {
     char q[96], sql[512];
 
-    memset(err, 0, sizeof *err);
     if (strcmp(row->isolation, "schema") == 0) {
-        if (ident(c, row->schema_name, q, sizeof q, err) < 0)
+        if (sql_ident(c, row->schema_name, q, sizeof q, err) < 0)
             return -1;
         snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE", q);
-        return run_ok(c, sql, 0, NULL, err);
+        return sql_exec(c, sql, err);
     }
     if (strcmp(row->isolation, "database") == 0) {
-        if (ident(c, row->database_name, q, sizeof q, err) < 0)
+        if (sql_ident(c, row->database_name, q, sizeof q, err) < 0)
             return -1;
         snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", q);
-        return run_ok(c, sql, 0, NULL, err);
+        return sql_exec(c, sql, err);
     }
     /* Shared mode: the tenant's rows in every shared table that has a
      * tenant_id, seen through its own RLS scope (the policies are FORCE'd,
@@ -264,15 +212,15 @@ int tenant_storage_drop(PGconn *c, const struct tenant_row *row, struct tenant_e
     char id[32];
     snprintf(id, sizeof id, "%lld", row->id);
     const char *v[] = {id};
-    if (run_ok(c, "BEGIN", 0, NULL, err) < 0)
+    if (sql_exec(c, "BEGIN", err) < 0)
         return -1;
     PGresult *r =
-        run(c,
-            "SELECT set_config('app.tenant_id', $1, true), "
-            "(SELECT string_agg(format('DELETE FROM shared.%I', table_name), '; ') "
-            " FROM information_schema.columns "
-            " WHERE table_schema = 'shared' AND column_name = 'tenant_id')",
-            1, v, err);
+        sql_query(c,
+                  "SELECT set_config('app.tenant_id', $1, true), "
+                  "(SELECT string_agg(format('DELETE FROM shared.%I', table_name), '; ') "
+                  " FROM information_schema.columns "
+                  " WHERE table_schema = 'shared' AND column_name = 'tenant_id')",
+                  1, v, err);
     if (!r)
         goto rollback;
     if (!PQgetisnull(r, 0, 1)) {
@@ -280,17 +228,21 @@ int tenant_storage_drop(PGconn *c, const struct tenant_row *row, struct tenant_e
          * and RLS limits each DELETE to this tenant's rows. */
         char *stmts = strdup(PQgetvalue(r, 0, 1));
         PQclear(r);
-        if (!stmts || run_ok(c, stmts, 0, NULL, err) < 0) {
-            free(stmts);
+        if (!stmts) {
+            rt_err_set(err, "out of memory");
             goto rollback;
         }
+        int rc = sql_exec(c, stmts, err);
         free(stmts);
+        if (rc < 0)
+            goto rollback;
     } else {
         PQclear(r);
     }
-    return run_ok(c, "COMMIT", 0, NULL, err);
-rollback:
-    PQclear(PQexec(c, "ROLLBACK"));
+    return sql_exec(c, "COMMIT", err);
+rollback:;
+    struct rt_err rerr;
+    (void)sql_exec(c, "ROLLBACK", &rerr);
     return -1;
 }
 

@@ -8,7 +8,12 @@
  *
  * For the server: a snapshot of the directory (refcounted, swapped whole when
  * the directory changes, checked every refresh_ms by a background thread) and the
- * resolution of a request's tenant from its sources. Uses: libpq, db.c. */
+ * resolution of a request's tenant from its sources.
+ *
+ * The directory's writes and the storage functions report failure in a
+ * struct rt_err (err.h): a duplicate code, domain or subdomain is
+ * rt_err_duplicate(err) (SQLSTATE 23505). Uses: err.c, sql.c (the writes),
+ * db.c (the server's reads), hash.h, ticker.c, libpq. */
 #ifndef RT_TENANT_H
 #define RT_TENANT_H
 
@@ -18,13 +23,9 @@
 #include <libpq-fe.h>
 
 #include "db.h"
+#include "err.h"
 
 #define TENANT_CODE_MAX 40
-
-struct tenant_error {
-    char msg[1024];
-    bool conflict; /* a duplicate code, domain or subdomain */
-};
 
 /* ^[a-z][a-z0-9_]{1,39}$ (DESIGN.md section 2). */
 bool tenant_code_valid(const char *code);
@@ -46,17 +47,18 @@ struct tenant_spec {
 
 /* Inserts the directory row with status 'provisioning' and returns its id.
  * A row of the same code whose provisioning failed is taken over (retry).
- * Duplicates set err->conflict. */
+ * A duplicate (code, domain or subdomain) fills err with SQLSTATE 23505, so
+ * rt_err_duplicate(err) holds. */
 int tenant_row_create(PGconn *c, const struct tenant_spec *spec, long long *id,
-                      struct tenant_error *err) __attribute__((warn_unused_result));
+                      struct rt_err *err) __attribute__((warn_unused_result));
 
 /* Sets status (and status_reason; NULL clears it). Fails when no row has
  * that code. */
 int tenant_set_status(PGconn *c, const char *code, const char *status, const char *reason,
-                      struct tenant_error *err) __attribute__((warn_unused_result));
+                      struct rt_err *err) __attribute__((warn_unused_result));
 
 /* Deletes the directory row. */
-int tenant_row_delete(PGconn *c, const char *code, struct tenant_error *err)
+int tenant_row_delete(PGconn *c, const char *code, struct rt_err *err)
     __attribute__((warn_unused_result));
 
 /* What tenant_storage_* need to know about a row. */
@@ -71,8 +73,7 @@ struct tenant_row {
 };
 
 /* Reads the row of code; returns 1 when found, 0 when not, -1 on error. */
-int tenant_row_get(PGconn *c, const char *code, struct tenant_row *row,
-                   struct tenant_error *err);
+int tenant_row_get(PGconn *c, const char *code, struct tenant_row *row, struct rt_err *err);
 
 /* Creates the tenant's storage: the schema, or the database (owned by the
  * connection's role, CONNECT for rt_app only); nothing for shared mode.
@@ -80,11 +81,11 @@ int tenant_row_get(PGconn *c, const char *code, struct tenant_row *row,
  * (spare.h): a spare schema renamed into place, or a template database
  * cloned. from must be a name the runtime made, not client input. */
 int tenant_storage_create(PGconn *c, const struct tenant_row *row, const char *from,
-                          struct tenant_error *err) __attribute__((warn_unused_result));
+                          struct rt_err *err) __attribute__((warn_unused_result));
 
 /* Drops the tenant's storage: the schema or database, or in shared mode the
  * tenant's rows in every shared table. Missing storage is not an error. */
-int tenant_storage_drop(PGconn *c, const struct tenant_row *row, struct tenant_error *err)
+int tenant_storage_drop(PGconn *c, const struct tenant_row *row, struct rt_err *err)
     __attribute__((warn_unused_result));
 
 /* ---- the directory cache and resolution (server side) -------------------- */

@@ -11,26 +11,13 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Carries a struct tenant_error (provision.c, tenant.c) over to err. */
-static int from_tenant_error(const struct tenant_error *te, struct rt_err *err)
-{
-    rt_err_set(err, "%s", te->msg);
-    if (te->conflict)
-        snprintf(err->sqlstate, sizeof err->sqlstate, "23505");
-    return -1;
-}
-
 /* The directory row of code: 1, 0 (err says "no tenant"), or -1. */
 static int row_of(const struct config *cfg, const char *code, struct tenant_row *row,
                   struct rt_err *err)
 {
-    struct tenant_error te;
-    memset(&te, 0, sizeof te);
-    PGconn *c = provision_connect(cfg, "main", &te);
-    int found = c ? tenant_row_get(c, code, row, &te) : -1;
+    PGconn *c = provision_connect(cfg, "main", err);
+    int found = c ? tenant_row_get(c, code, row, err) : -1;
     PQfinish(c);
-    if (found < 0)
-        return from_tenant_error(&te, err);
     if (found == 0)
         rt_err_set(err, "no tenant '%s'", code);
     return found;
@@ -45,25 +32,23 @@ static int te_create(const struct config *cfg, const struct rt_tenant_create *s,
                                .server = s->server,
                                .domain = s->domain,
                                .subdomain = s->subdomain};
-    struct tenant_error te;
+    struct provision_result res;
 
-    memset(&te, 0, sizeof te);
-    if (provision_tenant(cfg, &spec, s->force, id, &te) < 0)
-        return from_tenant_error(&te, err);
+    if (provision_tenant(cfg, &spec, s->force, &res, err) < 0)
+        return -1;
+    *id = res.id;
     if (s->owner) {
         struct seed_owner owner = {.username = s->owner->username,
                                    .email = s->owner->email,
                                    .full_name = s->owner->full_name,
                                    .password_hash = s->owner->password_hash};
         struct tenant_row row;
-        int found = row_of(cfg, s->code, &row, err);
-        char msg[sizeof err->msg];
-        bool owned = found == 1 && seed_owner(cfg, &row, &owner, msg, sizeof msg) == 0;
-        if (found == 1 && !owned)
-            rt_err_set(err, "%s", msg);
-        if (!owned) {
-            /* No tenant without its owner: undo the whole creation. */
-            struct tenant_error perr;
+        if (row_of(cfg, s->code, &row, err) != 1 ||
+            seed_owner(cfg, &row, &owner, err) < 0) {
+            /* No tenant without its owner: undo the whole creation. A
+             * refused owner is a failure, not a conflict of the tenant's. */
+            err->sqlstate[0] = '\0';
+            struct rt_err perr;
             if (provision_purge(cfg, s->code, &perr) < 0) {
                 size_t n = strlen(err->msg);
                 snprintf(err->msg + n, sizeof err->msg - n,
@@ -80,33 +65,26 @@ static int te_create(const struct config *cfg, const struct rt_tenant_create *s,
 static int te_set_status(const struct config *cfg, const char *code, const char *status,
                          struct rt_err *err)
 {
-    struct tenant_error te;
-    memset(&te, 0, sizeof te);
-    return provision_set_status(cfg, code, status, &te) < 0 ? from_tenant_error(&te, err)
-                                                            : 0;
+    return provision_set_status(cfg, code, status, err);
 }
 
 static int te_purge(const struct config *cfg, const char *code, struct rt_err *err)
 {
-    struct tenant_error te;
-    memset(&te, 0, sizeof te);
-    return provision_purge(cfg, code, &te) < 0 ? from_tenant_error(&te, err) : 0;
+    return provision_purge(cfg, code, err);
 }
 
 static int te_update(const struct config *cfg, const char *code,
                      const struct rt_tenant_update *u, struct rt_err *err)
 {
-    struct tenant_error te;
     const char *v[9] = {code};
 
     for (int i = 0; i < 4; i++) {
         v[1 + 2 * i] = u->set[i] ? "t" : "f";
         v[2 + 2 * i] = u->value[i];
     }
-    memset(&te, 0, sizeof te);
-    PGconn *c = provision_connect(cfg, "main", &te);
+    PGconn *c = provision_connect(cfg, "main", err);
     if (!c)
-        return from_tenant_error(&te, err);
+        return -1;
     PGresult *r = sql_query(
         c,
         "UPDATE core.tenants SET "
@@ -152,11 +130,13 @@ static int te_seed(const struct config *cfg, const char *code, int *applied, int
 
     if (row_of(cfg, code, &row, err) != 1)
         return -1;
-    if (seed_tenant(cfg, &row, &res) < 0)
-        return rt_err_set(err, "%s", res.error);
+    int rc = seed_tenant(cfg, &row, &res);
+    if (rc < 0)
+        *err = res.err;
     *applied = res.applied;
     *skipped = res.skipped;
-    return 0;
+    seed_result_free(&res);
+    return rc < 0 ? -1 : 0;
 }
 
 const struct rt_tenant_engine tenant_engine = {
