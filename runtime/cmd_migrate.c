@@ -1,12 +1,13 @@
 /* cmd_migrate: `runtime migrate` (see cmd_migrate.h). */
 #include "cmd_migrate.h"
 
+#include "cli.h"
+
 #include "config.h"
 #include "migrate.h"
 #include "tenant.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -68,6 +69,13 @@ enum {
     OPT_VERSION,
 };
 
+static int refuse(const char *word)
+{
+    fprintf(stderr, "runtime migrate: unknown or incomplete option '%s'\n",
+            word ? word : "?");
+    return -1;
+}
+
 /* Fills c, *config and *json from argv. Returns 0, 1 for --help (printed),
  * or -1 (the reason printed, usage not). */
 static int parse(int argc, char **argv, struct migrate_request *c, const char **config,
@@ -91,6 +99,7 @@ static int parse(int argc, char **argv, struct migrate_request *c, const char **
         {"version", required_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
     };
+    const char *word;
     int o;
 
     memset(c, 0, sizeof *c);
@@ -98,9 +107,9 @@ static int parse(int argc, char **argv, struct migrate_request *c, const char **
     c->jobs = -1;
     c->version = -1;
     c->steps = -1;
-    opterr = 0;
-    optind = 1;
-    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    bool have_cmd = false;
+    cli_start();
+    while ((o = cli_next(argc, argv, "-:h", opts, &word)) != -1) {
         int bad = 0;
         switch (o) {
         case 'h': usage(stdout); return 1;
@@ -121,25 +130,23 @@ static int parse(int argc, char **argv, struct migrate_request *c, const char **
         case OPT_STEPS: bad = parse_int(optarg, &c->steps); break;
         case OPT_JOBS: bad = parse_int(optarg, &c->jobs) < 0 || c->jobs < 1 ? -1 : 0; break;
         case OPT_VERSION: bad = parse_int(optarg, &c->version); break;
-        default:
-            fprintf(stderr, "runtime migrate: unknown or incomplete option '%s'\n",
-                    argv[optind - 1]);
-            return -1;
+        case 1:
+            /* The first word is the command, wherever it stands; new takes
+             * a NAME. */
+            if (!have_cmd) {
+                c->cmd = word;
+                have_cmd = true;
+                break;
+            }
+            if (strcmp(c->cmd, "new") == 0 && !c->name) {
+                c->name = word;
+                break;
+            }
+            return refuse(word); /* any other word */
+        default: return refuse(word);
         }
         if (bad)
             return -1;
-    }
-    /* The first word is the command, wherever it stands; new takes a NAME. */
-    for (int i = optind; i < argc; i++) {
-        if (i == optind) {
-            c->cmd = argv[i];
-        } else if (strcmp(c->cmd, "new") == 0 && !c->name) {
-            c->name = argv[i];
-        } else {
-            fprintf(stderr, "runtime migrate: unknown or incomplete option '%s'\n",
-                    argv[i]);
-            return -1;
-        }
     }
     if (c->tenant && !tenant_code_valid(c->tenant)) {
         fprintf(stderr,
