@@ -2,7 +2,9 @@
  *
  * Used for response bodies, error bodies and log lines. Pure: no I/O, no
  * globals. Allocation failure is sticky: once an append fails, buf->failed is
- * set and every later append is a no-op, so callers check once at the end. */
+ * set and every later append is a no-op, so callers check once at the end.
+ *
+ * Uses: nothing of the runtime. */
 #ifndef RT_BUF_H
 #define RT_BUF_H
 

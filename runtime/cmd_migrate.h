@@ -5,7 +5,7 @@
  * request's errors and the fleet's progress go to stderr (a progress bar
  * when stderr is a terminal). See docs/MIGRATIONS.md.
  *
- * Uses: migrate.c (the engine), report.c, config.c, tenant.c (codes). */
+ * Uses: cli.c, migrate.c (the engine), report.c, config.c, tenant.c (codes). */
 #ifndef RT_CMD_MIGRATE_H
 #define RT_CMD_MIGRATE_H
 

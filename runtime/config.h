@@ -5,7 +5,9 @@
  * its type, default, bounds and environment variable (RUNTIME_<SECTION>_<KEY>,
  * e.g. RUNTIME_DATABASE_URL). Unknown sections or keys, wrong types and
  * out-of-range values are errors naming the key. The file is evaluated in an
- * empty Lua state: no libraries, text chunks only. */
+ * empty Lua state: no libraries, text chunks only.
+ *
+ * Uses: nothing of the runtime (Lua, to read config.lua). */
 #ifndef RT_CONFIG_H
 #define RT_CONFIG_H
 

@@ -13,7 +13,9 @@
  * When the server cannot be reached the pool is marked down for a second so
  * requests fail fast (503) instead of each waiting for a connect timeout; the
  * next checkout after that tries again, so the pool recovers by itself.
- * Broken connections are discarded at check-in. Thread-safe. */
+ * Broken connections are discarded at check-in. Thread-safe.
+ *
+ * Uses: crypto.c (scope keys and tags), log.c, hash.h, libpq. */
 #ifndef RT_DB_H
 #define RT_DB_H
 

@@ -15,7 +15,8 @@
  *
  * Uses: luastate.c, scripts.c, authz.c, tenant.c (tenant_scope), db.c,
  * log.c, errors.c, lua/sandbox.c (environments), lua/limits.c, lua/keys.h,
- * lua/rt_db.c and lua/rt_auth.c (binding a request to the state). */
+ * lua/rt_db.c and lua/rt_auth.c (binding a request to the state),
+ * lua/rt_json.c, router.c, lane.c, auth.c, crypto.c. */
 #ifndef RT_DISPATCH_H
 #define RT_DISPATCH_H
 

@@ -8,7 +8,9 @@
  * (23505) from the rest without parsing messages.
  *
  * The request path keeps its own richer struct db_error (db.h): it carries
- * the status a handler maps to HTTP. Pure: no I/O. */
+ * the status a handler maps to HTTP. Pure: no I/O.
+ *
+ * Uses: nothing of the runtime. */
 #ifndef RT_ERR_H
 #define RT_ERR_H
 

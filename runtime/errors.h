@@ -5,7 +5,9 @@
  * 4xx bodies say what to fix. 5xx bodies never carry internal detail: for a
  * status >= 500 the message given is ignored and a fixed one is used, so a
  * caller cannot leak SQL, paths or tracebacks by accident (those go to the
- * log with the request id). Pure: no I/O. */
+ * log with the request id). Pure: no I/O.
+ *
+ * Uses: buf.c. */
 #ifndef RT_ERRORS_H
 #define RT_ERRORS_H
 

@@ -1,4 +1,6 @@
-/* hash: the FNV-1a hash of strings, for the runtime's small hash tables. */
+/* hash: the FNV-1a hash of strings, for the runtime's small hash tables.
+ *
+ * Uses: nothing. */
 #ifndef RT_HASH_H
 #define RT_HASH_H
 

@@ -9,7 +9,7 @@
  * afterwards run it, requests already running finish on theirs (each holds
  * a reference).
  *
- * Uses: scripts.c, watch.c, log.c. */
+ * Uses: scripts.c, watch.c, log.c, config.c. */
 #ifndef RT_HOST_H
 #define RT_HOST_H
 

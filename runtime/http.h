@@ -10,8 +10,10 @@
  * any database work: 404, 405 with Allow, 413 from Content-Length.
  * Every response carries X-Request-Id; one access-log line per request.
  *
- * Uses: host.c, dispatch.c, bindings.c, lua/rt_tenant.c (handed to the Lua host),
- * router.c, db.c, errors.c, log.c, config.c. */
+ * Uses: host.c, dispatch.c, bindings.c, lua/rt_tenant.c and tenant_engine.c
+ * (rt.tenant and its context, handed to the Lua host), tenant.c (resolution),
+ * auth.c (tokens, revocations), crypto.c, pools.c, lane.c, router.c, db.c,
+ * errors.c, buf.c, log.c, config.c. */
 #ifndef RT_HTTP_H
 #define RT_HTTP_H
 

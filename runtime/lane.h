@@ -2,7 +2,9 @@
  * pools that run the two offload lanes. A route on a lane is handed over by
  * its HTTP thread (the connection suspended) and answered from the lane, so
  * slow work never holds up an HTTP thread; the two lanes are apart so a long
- * provisioning or fleet migration never queues a login. */
+ * provisioning or fleet migration never queues a login.
+ *
+ * Uses: log.c. */
 #ifndef RT_LANE_H
 #define RT_LANE_H
 

@@ -2,7 +2,9 @@
  *
  * Every line carries a timestamp and level, and the request id when there is
  * one, so a 500 seen by a client can be found in the log. Thread-safe: a line
- * is formatted into a private buffer and written with one write(2). */
+ * is formatted into a private buffer and written with one write(2).
+ *
+ * Uses: buf.c. */
 #ifndef RT_LOG_H
 #define RT_LOG_H
 

@@ -15,7 +15,7 @@
  * using only the ones after it.
  *
  * Uses: migrate_fleet.c, migrate_target.c, migrate_request.h, report.c,
- * err.c, config.c, vm.c (steps); migrations use dedicated connections
+ * err.c, sql.c, config.c, steps.c (step files); migrations use dedicated connections
  * (db_connect), not the request pools. */
 #ifndef RT_MIGRATE_H
 #define RT_MIGRATE_H

@@ -1,7 +1,7 @@
 /* migrate_fleet: up and down over core, shared and the tenants (the tenants
  * fanned out over worker threads), and pre-made storage for spare.c.
  *
- * Uses: migrate_target.c, report.c, err.c, sql.c, vm.c. */
+ * Uses: migrate_target.c, report.c, err.c, sql.c, steps.c. */
 #ifndef RT_MIGRATE_FLEET_H
 #define RT_MIGRATE_FLEET_H
 

@@ -3,9 +3,9 @@
  * (targets, workers, the run's state). Only migrate_fleet.c and migrate.c
  * include it.
  *
- * Uses: migrate_request.h, report.c, err.c, sql.c, vm.c (step files, the
- * `m` object), crypto.c (fingerprints), db.c (db_connect), config.c, log.c,
- * libpq. */
+ * Uses: migrate_request.h, report.c, err.c, sql.c, steps.c (step files),
+ * lua/rt_migrate.c (the `m` object), crypto.c (fingerprints), db.c (db_connect), config.c,
+ * log.c, libpq. */
 #ifndef RT_MIGRATE_TARGET_H
 #define RT_MIGRATE_TARGET_H
 

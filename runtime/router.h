@@ -5,7 +5,9 @@
  * the same position, so "/tenants/code" wins over "/tenants/:id". One trailing
  * slash on a request path is ignored. HEAD is served by a GET route when no
  * HEAD route exists. The router is built once and then only read, so it can
- * be shared by every worker thread without locks. */
+ * be shared by every worker thread without locks.
+ *
+ * Uses: nothing. */
 #ifndef RT_ROUTER_H
 #define RT_ROUTER_H
 

@@ -12,7 +12,8 @@
  * with overrides: the tenant's files shadow those of api/ and events/ with
  * the same relative path and add the others. Each view has its own router.
  *
- * Uses: luastate.c, router.c, config.c, tenant.c (the code rule), lua/limits.c. */
+ * Uses: luastate.c, router.c, config.c, tenant.c (the code rule), lua/limits.c,
+ * lane.c (route lanes). */
 #ifndef RT_SCRIPTS_H
 #define RT_SCRIPTS_H
 

@@ -10,7 +10,7 @@
  * An engine: it returns what happened (per tenant, per step) and prints
  * nothing; `runtime seed` (cmd_seed.c) and rt.tenant.seed are its callers.
  *
- * Uses: vm.c (steps), lua/rt_migrate.h (the step object), tenant.c (rows),
+ * Uses: steps.c (step files), lua/rt_migrate.h (the step object), tenant.c (rows),
  * db.c (connections), sql.c, err.c, config.c. */
 #ifndef RT_SEED_H
 #define RT_SEED_H

@@ -24,7 +24,7 @@
  * Every function takes an owner-role connection to the server concerned
  * (rt_owner) and reports problems without raising; callers fall back to
  * empty storage. Uses: migrate_fleet.c (migrate_storage), tenant.c, crypto.c,
- * sql.c and err.c (libpq helpers, errors). */
+ * sql.c and err.c (libpq helpers, errors), config.c. */
 #ifndef RT_SPARE_H
 #define RT_SPARE_H
 

@@ -1,6 +1,8 @@
 /* ticker: a background thread that calls a function every interval until
  * stopped. Used for the caches that follow database state (the tenant
- * directory, revocations), so a request never waits for a refresh. */
+ * directory, revocations), so a request never waits for a refresh.
+ *
+ * Uses: nothing of the runtime. */
 #ifndef RT_TICKER_H
 #define RT_TICKER_H
 

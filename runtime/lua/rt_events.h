@@ -11,7 +11,9 @@
  * number of handlers called.
  *
  * The handler lists come from the registry function RT_KEY_EVENTS_HANDLERS (lua/keys.h)
- * (dispatch.c), which exists only while a request runs. */
+ * (dispatch.c), which exists only while a request runs.
+ *
+ * Uses: lua/keys.h (the handler lists dispatch.c keeps). */
 #ifndef RT_LUA_RT_EVENTS_H
 #define RT_LUA_RT_EVENTS_H
 

@@ -30,7 +30,9 @@
  * The encoder and the raw decoder (which raises on bad input) are left in
  * the registry as RT_KEY_JSON_ENCODE / RT_KEY_JSON_DECODE for other bindings
  * and the prelude; the array metatable is the registry entry
- * "rt.json.array". */
+ * "rt.json.array".
+ *
+ * Uses: buf.c, lua/limits.c. */
 #ifndef RT_LUA_RT_JSON_H
 #define RT_LUA_RT_JSON_H
 

@@ -7,7 +7,9 @@
  *
  * Without parameters m:exec uses the simple protocol, so one string may hold
  * several statements. Transaction control is refused: the engine owns the
- * transaction. */
+ * transaction.
+ *
+ * Uses: db.c, sqlguard.c (the migration policy), lua/rt_db.c. */
 #ifndef RT_LUA_RT_MIGRATE_H
 #define RT_LUA_RT_MIGRATE_H
 
