@@ -26,15 +26,9 @@ static int row_of(const struct config *cfg, const char *code, struct tenant_row 
 static int te_create(const struct config *cfg, const struct rt_tenant_create *s,
                      long long *id, struct rt_err *err)
 {
-    struct tenant_spec spec = {.code = s->code,
-                               .name = s->name,
-                               .isolation = s->isolation,
-                               .server = s->server,
-                               .domain = s->domain,
-                               .subdomain = s->subdomain};
     struct provision_result res;
 
-    if (provision_tenant(cfg, &spec, s->force, &res, err) < 0)
+    if (provision_tenant(cfg, &s->tenant, s->force, &res, err) < 0)
         return -1;
     *id = res.id;
     if (s->owner) {
@@ -43,13 +37,16 @@ static int te_create(const struct config *cfg, const struct rt_tenant_create *s,
                                    .full_name = s->owner->full_name,
                                    .password_hash = s->owner->password_hash};
         struct tenant_row row;
-        if (row_of(cfg, s->code, &row, err) != 1 ||
-            seed_owner(cfg, &row, &owner, err) < 0) {
+        int found = row_of(cfg, s->tenant.code, &row, err);
+        if (found == 0)
+            rt_err_set(err, "tenant '%s' was gone before its first user was made",
+                       s->tenant.code);
+        if (found != 1 || seed_owner(cfg, &row, &owner, err) < 0) {
             /* No tenant without its owner: undo the whole creation. A
              * refused owner is a failure, not a conflict of the tenant's. */
             err->sqlstate[0] = '\0';
             struct rt_err perr;
-            if (provision_purge(cfg, s->code, &perr) < 0) {
+            if (provision_purge(cfg, s->tenant.code, &perr) < 0) {
                 size_t n = strlen(err->msg);
                 snprintf(err->msg + n, sizeof err->msg - n,
                          "; and purging it failed: %.200s", perr.msg);
@@ -58,7 +55,7 @@ static int te_create(const struct config *cfg, const struct rt_tenant_create *s,
         }
     }
     /* The next tenant's pre-made storage, without holding up this answer. */
-    provision_replenish_later(cfg, s->server, s->isolation);
+    provision_replenish_later(cfg, s->tenant.server, s->tenant.isolation);
     return 0;
 }
 

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "err.h"
 #include "report.h"
+#include "tenant.h"
 
 struct rt_tenant_owner {
     const char *email, *username, *full_name, *password_hash;
@@ -22,12 +23,7 @@ struct rt_tenant_owner {
 
 /* create's arguments; strings borrowed for the call. */
 struct rt_tenant_create {
-    const char *code;
-    const char *name;      /* NULL: the code */
-    const char *isolation; /* shared, schema or database */
-    const char *server;    /* NULL: main */
-    const char *domain;    /* NULL: none */
-    const char *subdomain; /* NULL: none */
+    struct tenant_spec tenant; /* code, name, isolation, server, domains */
     bool force;
     const struct rt_tenant_owner *owner; /* NULL: no first user */
 };

@@ -50,6 +50,28 @@ module_of() {
     return 0
 }
 
+# The headers of runtime/ that bring in Lua's, directly or through another.
+lua_re='^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"](lua|lauxlib|lualib)\.h[>"]'
+declare -A lua_header
+mapfile -t headers < <(find "$src" -name '*.h' | sort)
+changed=1
+while ((changed)); do
+    changed=0
+    for h in "${headers[@]}"; do
+        rel=${h#"$src"/}
+        [[ -n ${lua_header[$rel]:-} ]] && continue
+        hit=0
+        grep -qE "$lua_re" "$h" && hit=1
+        while IFS= read -r inc; do
+            [[ -n ${lua_header[$inc]:-} || -n ${lua_header[$(dirname "$rel")/$inc]:-} ]] && hit=1
+        done < <(sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"\([^"]*\)".*/\1/p' "$h")
+        if ((hit)); then
+            lua_header[$rel]=1
+            changed=1
+        fi
+    done
+done
+
 edges=$(mktemp)
 trap 'rm -f "$edges"' EXIT
 
@@ -73,13 +95,18 @@ while IFS= read -r f; do
         fi
         printf '%s %s\n' "$from" "$to" >>"$edges"
     done < <(sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"\([^"]*\)".*/\1/p' "$f")
-    if grep -qE '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"](lua|lauxlib|lualib)\.h[>"]' "$f"; then
+    uses_lua=0
+    grep -qE "$lua_re" "$f" && uses_lua=1
+    while IFS= read -r inc; do
+        [[ -n ${lua_header[$inc]:-} || -n ${lua_header[$(dirname "$rel")/$inc]:-} ]] && uses_lua=1
+    done < <(sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"\([^"]*\)".*/\1/p' "$f")
+    if ((uses_lua)); then
         ok=0
         for m in "${lua_ok[@]}"; do
             # shellcheck disable=SC2053 # "lua/*" is a pattern
             [[ $from == $m ]] && ok=1
         done
-        ((ok)) || problem "runtime/$rel includes Lua headers but is not in the Lua host, the bindings or config"
+        ((ok)) || problem "runtime/$rel includes Lua headers (itself or through a header) but is not in the Lua host, the bindings or config"
     fi
 done < <(find "$src" -name '*.[ch]' | sort)
 

@@ -320,10 +320,14 @@ static void push_session(lua_State *L, const struct config *cfg,
  * failed rt.db call would (503 + Retry-After, 504) when the script passes
  * the nil on or raises; a failure that is not the database's has kind
  * "internal". */
-static int fail(lua_State *L, const struct db_error *err)
+static int fail(lua_State *L, const char *what, const struct db_error *err)
 {
+    struct db_error named = *err;
+
     (void)auth_db_failure(); /* err carries the status; reset the thread's copy */
-    return rt_db_push_error(L, err, "internal");
+    snprintf(named.message, sizeof named.message, "rt.auth.%s: %.*s", what,
+             (int)(sizeof named.message - 40), err->message);
+    return rt_db_push_error(L, &named, "internal");
 }
 
 /* issue_token{sub=, scope=, tid=} -> token, exp | nil, message, err_t */
@@ -338,7 +342,7 @@ static int l_issue_token(lua_State *L)
     if (check_subject(L, "issue_token", scope, tid, sub) < 0)
         return 3;
     if (auth_issue_access(bound(L)->auth, scope, tid, sub, NULL, &s, &err) < 0)
-        return fail(L, &err);
+        return fail(L, "issue_token", &err);
     lua_pushstring(L, s.access);
     lua_pushinteger(L, (lua_Integer)s.claims.exp);
     auth_session_clear(&s);
@@ -358,7 +362,7 @@ static int l_login(lua_State *L)
     if (check_subject(L, "login", scope, tid, sub) < 0)
         return 3;
     if (auth_session_start(bound(L)->auth, scope, tid, sub, &s, &err) < 0)
-        return fail(L, &err);
+        return fail(L, "login", &err);
     push_session(L, config_of(L), &s);
     auth_session_clear(&s);
     return 1;
@@ -377,7 +381,7 @@ static int l_refresh(lua_State *L)
      * is unknown to it, and stays unspent. */
     int rc = auth_session_refresh(b->auth, token, b->confined ? b->tid : -1, &s, &err);
     if (rc < 0)
-        return fail(L, &err);
+        return fail(L, "refresh", &err);
     if (rc == 0) {
         lua_pushnil(L);
         return 1;
@@ -405,7 +409,7 @@ static int l_logout(lua_State *L)
         return luaL_error(L, "rt.auth.logout: the request has no user token");
     check_caller(L, b, "logout");
     if (auth_session_end(b->auth, b->claims, refresh, &err) < 0)
-        return fail(L, &err);
+        return fail(L, "logout", &err);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -423,7 +427,7 @@ static int l_logout_others(lua_State *L)
     check_caller(L, b, "logout_others");
     int n = auth_session_end_others(b->auth, b->claims, &err);
     if (n < 0)
-        return fail(L, &err);
+        return fail(L, "logout_others", &err);
     lua_pushinteger(L, n);
     return 1;
 }
@@ -457,7 +461,7 @@ static int defer(lua_State *L, bool revoke, const char *sub, long long tid,
     if (b->npending < MAX_PENDING) {
         b->pending[b->npending++] = p;
     } else if (apply(b, &p, &err) < 0) {
-        return fail(L, &err);
+        return fail(L, what, &err);
     }
     lua_pushboolean(L, 1);
     return 1;
@@ -522,7 +526,7 @@ static int l_revoke_tenant(lua_State *L)
     if (b->tid > 0 && b->tid != (long long)tid)
         return luaL_error(L, "rt.auth.revoke_tenant: not another tenant's sessions");
     if (auth_revoke_tenant(b->auth, (long long)tid, &err) < 0)
-        return fail(L, &err);
+        return fail(L, "revoke_tenant", &err);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -540,7 +544,7 @@ static int l_create_api_key(lua_State *L)
     long long id = auth_api_key_create(bound(L)->auth, name, (long long)creator, key, &err);
     if (id < 0) {
         crypto_wipe(key, sizeof key);
-        return fail(L, &err);
+        return fail(L, "create_api_key", &err);
     }
     lua_pushstring(L, key);
     crypto_wipe(key, sizeof key);
@@ -558,7 +562,7 @@ static int l_revoke_api_key(lua_State *L)
     not_confined(L, "revoke_api_key");
     int rc = auth_api_key_revoke(bound(L)->auth, (long long)id, &err);
     if (rc < 0)
-        return fail(L, &err);
+        return fail(L, "revoke_api_key", &err);
     lua_pushboolean(L, rc == 1);
     return 1;
 }

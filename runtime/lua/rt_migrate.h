@@ -16,7 +16,10 @@
 #include <stdbool.h>
 
 #include <libpq-fe.h>
-#include <lua.h>
+
+/* Named, not included: the engines fill a struct rt_migrate_ctx without
+ * seeing the Lua API. */
+struct lua_State;
 
 struct rt_migrate_ctx {
     PGconn *conn;            /* borrowed */
@@ -32,10 +35,10 @@ struct rt_migrate_ctx {
 };
 
 /* Pushes a new `m` object for ctx. ctx is borrowed until rt_migrate_close. */
-void rt_migrate_push(lua_State *L, struct rt_migrate_ctx *ctx);
+void rt_migrate_push(struct lua_State *L, struct rt_migrate_ctx *ctx);
 
 /* Detaches the `m` object at idx from its ctx: a script that kept it gets an
  * error if it uses it after its step. */
-void rt_migrate_close(lua_State *L, int idx);
+void rt_migrate_close(struct lua_State *L, int idx);
 
 #endif

@@ -8,6 +8,7 @@
 #include "lua/sandbox.h"
 #include "tenant.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,16 +72,16 @@ static int l_create(lua_State *L)
     long long id = 0;
 
     luaL_checktype(L, 1, LUA_TTABLE);
-    spec.code = opt_string(L, 1, "code");
-    if (!spec.code || !tenant_code_valid(spec.code))
+    spec.tenant.code = opt_string(L, 1, "code");
+    if (!spec.tenant.code || !tenant_code_valid(spec.tenant.code))
         return luaL_argerror(L, 1, "code must match ^[a-z][a-z0-9_]{1,39}$");
-    spec.name = opt_string(L, 1, "name");
-    spec.isolation = opt_string(L, 1, "isolation");
-    if (!spec.isolation)
-        spec.isolation = cfg->tenancy_default_isolation;
-    spec.server = opt_string(L, 1, "server");
-    spec.domain = opt_string(L, 1, "domain");
-    spec.subdomain = opt_string(L, 1, "subdomain");
+    spec.tenant.name = opt_string(L, 1, "name");
+    spec.tenant.isolation = opt_string(L, 1, "isolation");
+    if (!spec.tenant.isolation)
+        spec.tenant.isolation = cfg->tenancy_default_isolation;
+    spec.tenant.server = opt_string(L, 1, "server");
+    spec.tenant.domain = opt_string(L, 1, "domain");
+    spec.tenant.subdomain = opt_string(L, 1, "subdomain");
     lua_getfield(L, 1, "force");
     spec.force = lua_toboolean(L, -1);
     lua_pop(L, 1);
@@ -205,7 +206,8 @@ static void push_target(lua_State *L, const struct report_target *t)
         set_int(L, "version", t->applied[i].version);
         lua_pushstring(L, t->applied[i].name);
         lua_setfield(L, -2, "name");
-        lua_pushnumber(L, t->applied[i].ms);
+        /* one decimal, as `runtime migrate --json` prints it */
+        lua_pushnumber(L, floor(t->applied[i].ms * 10 + 0.5) / 10);
         lua_setfield(L, -2, "duration_ms");
         lua_rawseti(L, -2, i + 1);
     }
@@ -421,7 +423,8 @@ static int l_migrate(lua_State *L)
     lua_pushstring(L, err.msg);
     push_report(L, rep);
     report_free(rep);
-    return 3;
+    lua_pushinteger(L, rc);
+    return 4;
 }
 
 /* seed(code) -> {applied=, skipped=} */

@@ -11,7 +11,8 @@
  *
  * Misuse raises. A failure returns nil, message, kind ("conflict",
  * "not_found", "failed"); a migration that ran but failed returns nil, the
- * first failure's message, and its report (a table: see docs/SCRIPTS.md).
+ * first failure's message, its report (a table: see docs/SCRIPTS.md) and the
+ * exit status of `runtime migrate` (1 failed, 2 a request it refused).
  * They connect as the owner role (database.owner_url), so the server needs
  * it for these endpoints. create, purge, migrate and seed take long: they
  * raise unless the route runs on the admin lane (offload = "admin"). With

@@ -170,14 +170,15 @@ local function per_tenant_migrations(row)
   end
 end
 
--- rt.tenant.migrate answers report, or nil, message, report when the run
--- failed: returns the report and the run's status (0 ok, 1 failed).
+-- rt.tenant.migrate answers report, or nil, message, report, status when
+-- the run failed: returns the report and the run's exit status (0 ok, 1
+-- failed, 2 refused).
 local function migrate(spec)
-  local report, _, failed_report = tenant.migrate(spec)
+  local report, _, failed_report, status = tenant.migrate(spec)
   if report then
     return report, 0
   end
-  return failed_report, 1
+  return failed_report, status
 end
 
 -- The engine's report arrives without array marks, so an empty list
