@@ -183,7 +183,7 @@ static void check(const struct router *rt, const char *method, const char *path)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct router *rt = router_new();
-    struct router_error err;
+    struct rt_err err;
     char *in = malloc(size + 1);
 
     if (!rt || !in)
@@ -204,7 +204,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (*line && ntable < (int)(NFIXED + MAX_FUZZ)) {
             const char *method = methods[(unsigned char)line[0] % NMETHODS];
             const char *pattern = line + 1;
-            struct router_error err2;
+            struct rt_err err2;
             int ok = router_pattern_check(pattern, &err2) == 0;
             if (router_add(rt, method, pattern, ntable, "fuzz", &err) == 0) {
                 if (!ok)

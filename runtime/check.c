@@ -53,7 +53,7 @@ static void routes_usage(FILE *out)
 static int start(int argc, char **argv, void (*usage)(FILE *), struct opts *o,
                  struct config **cfg, char **dir)
 {
-    struct config_error cerr;
+    struct rt_err cerr;
 
     memset(o, 0, sizeof *o);
     for (int i = 1; i < argc; i++) {
@@ -157,7 +157,7 @@ int check_main(int argc, char **argv)
     };
     struct opts o;
     struct problems p = {BUF_INIT, BUF_INIT, 0};
-    struct vm_error err;
+    struct rt_err err;
     size_t nroutes = 0, nsteps[3] = {0, 0, 0};
     struct config *cfg = NULL;
     char *dir = NULL;
@@ -334,7 +334,7 @@ static int print_routes(const struct vm_scripts *s, const char *dir, bool json)
 int routes_main(int argc, char **argv)
 {
     struct opts o;
-    struct vm_error err;
+    struct rt_err err;
     struct config *cfg = NULL;
     char *dir = NULL;
     int rc = start(argc, argv, routes_usage, &o, &cfg, &dir);

@@ -214,12 +214,12 @@ static bool section_known(const char *section)
 }
 
 static int set_string(struct config *c, const struct key *k, const char *v,
-                      struct config_error *err)
+                      struct rt_err *err)
 {
     char **slot = (char **)((char *)c + k->offset);
     char *copy = strdup(v);
     if (!copy) {
-        snprintf(err->msg, sizeof err->msg, "out of memory");
+        rt_err_set(err, "out of memory");
         return -1;
     }
     free(*slot);
@@ -228,11 +228,11 @@ static int set_string(struct config *c, const struct key *k, const char *v,
 }
 
 static int set_int(struct config *c, const struct key *k, long long v, const char *origin,
-                   struct config_error *err)
+                   struct rt_err *err)
 {
     if (v < k->min || v > k->max) {
-        snprintf(err->msg, sizeof err->msg, "%s: %s must be between %ld and %ld (got %lld)",
-                 origin, k->info.name, k->min, k->max, v);
+        rt_err_set(err, "%s: %s must be between %ld and %ld (got %lld)", origin,
+                   k->info.name, k->min, k->max, v);
         return -1;
     }
     if (k->type == KEY_BOOL)
@@ -244,7 +244,7 @@ static int set_int(struct config *c, const struct key *k, long long v, const cha
 
 /* Parses a textual value (default or environment) into its slot. */
 static int set_text(struct config *c, const struct key *k, const char *v,
-                    const char *origin, struct config_error *err)
+                    const char *origin, struct rt_err *err)
 {
     char *end;
     long long n;
@@ -259,15 +259,14 @@ static int set_text(struct config *c, const struct key *k, const char *v,
         if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0 || strcmp(v, "no") == 0 ||
             strcmp(v, "off") == 0)
             return set_int(c, k, 0, origin, err);
-        snprintf(err->msg, sizeof err->msg, "%s: %s must be true or false (got '%s')",
-                 origin, k->info.name, v);
+        rt_err_set(err, "%s: %s must be true or false (got '%s')", origin, k->info.name, v);
         return -1;
     case KEY_INT:
         errno = 0;
         n = strtoll(v, &end, 10);
         if (errno || end == v || *end) {
-            snprintf(err->msg, sizeof err->msg, "%s: %s must be an integer (got '%s')",
-                     origin, k->info.name, v);
+            rt_err_set(err, "%s: %s must be an integer (got '%s')", origin, k->info.name,
+                       v);
             return -1;
         }
         return set_int(c, k, n, origin, err);
@@ -279,7 +278,7 @@ static int set_text(struct config *c, const struct key *k, const char *v,
  * environment variable would give ("a=1,b=2"), so one parser reads both.
  * Stack: [..., list] -> unchanged. */
 static int set_list(struct config *c, const struct key *k, lua_State *L, const char *origin,
-                    struct config_error *err)
+                    struct rt_err *err)
 {
     lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
     luaL_Buffer b;
@@ -289,9 +288,8 @@ static int set_list(struct config *c, const struct key *k, lua_State *L, const c
         lua_Integer i = lua_isinteger(L, -2) ? lua_tointeger(L, -2) : 0;
         if (i < 1 || i > n || lua_type(L, -1) != LUA_TSTRING ||
             strchr(lua_tostring(L, -1), ',')) {
-            snprintf(err->msg, sizeof err->msg,
-                     "%s: %s must be a list of strings without commas", origin,
-                     k->info.name);
+            rt_err_set(err, "%s: %s must be a list of strings without commas", origin,
+                       k->info.name);
             return -1;
         }
         lua_pop(L, 1);
@@ -311,7 +309,7 @@ static int set_list(struct config *c, const struct key *k, lua_State *L, const c
 
 /* Reads one value from the Lua stack top into its slot. */
 static int set_lua(struct config *c, const struct key *k, lua_State *L, const char *origin,
-                   struct config_error *err)
+                   struct rt_err *err)
 {
     int t = lua_type(L, -1);
 
@@ -335,8 +333,8 @@ static int set_lua(struct config *c, const struct key *k, lua_State *L, const ch
             break;
         return set_list(c, k, L, origin, err);
     }
-    snprintf(err->msg, sizeof err->msg, "%s: %s must be a%s %s (got %s)", origin,
-             k->info.name, k->type == KEY_INT ? "n" : "", k->info.type, lua_typename(L, t));
+    rt_err_set(err, "%s: %s must be a%s %s (got %s)", origin, k->info.name,
+               k->type == KEY_INT ? "n" : "", k->info.type, lua_typename(L, t));
     return -1;
 }
 
@@ -354,31 +352,30 @@ static bool server_name_valid(const char *s)
 /* Reads servers = { name = { url = "...", owner_url = "..." }, ... }.
  * Stack: [..., servers table] -> unchanged. */
 static int apply_servers(struct config *c, lua_State *L, const char *origin,
-                         struct config_error *err)
+                         struct rt_err *err)
 {
     if (!lua_istable(L, -1)) {
-        snprintf(err->msg, sizeof err->msg, "%s: servers must be a table", origin);
+        rt_err_set(err, "%s: servers must be a table", origin);
         return -1;
     }
     lua_pushnil(L);
     while (lua_next(L, -2)) {
         const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
         if (!server_name_valid(name) || strcmp(name, "main") == 0) {
-            snprintf(err->msg, sizeof err->msg,
-                     "%s: servers.%s: server names are [a-z][a-z0-9_]* and 'main' is "
-                     "database.url",
-                     origin, name);
+            rt_err_set(err,
+                       "%s: servers.%s: server names are [a-z][a-z0-9_]* and 'main' is "
+                       "database.url",
+                       origin, name);
             return -1;
         }
         if (!lua_istable(L, -1)) {
-            snprintf(err->msg, sizeof err->msg, "%s: servers.%s must be a table", origin,
-                     name);
+            rt_err_set(err, "%s: servers.%s must be a table", origin, name);
             return -1;
         }
         struct config_server *v =
             realloc(c->servers, sizeof *v * (size_t)(c->nservers + 1));
         if (!v) {
-            snprintf(err->msg, sizeof err->msg, "out of memory");
+            rt_err_set(err, "out of memory");
             return -1;
         }
         c->servers = v;
@@ -392,9 +389,8 @@ static int apply_servers(struct config *c, lua_State *L, const char *origin,
                           : strcmp(k, "owner_url") == 0 ? &sv->owner_url
                                                         : NULL;
             if (!slot || lua_type(L, -1) != LUA_TSTRING) {
-                snprintf(err->msg, sizeof err->msg,
-                         "%s: servers.%s.%s: expected url and owner_url strings", origin,
-                         name, k);
+                rt_err_set(err, "%s: servers.%s.%s: expected url and owner_url strings",
+                           origin, name, k);
                 return -1;
             }
             free(*slot);
@@ -402,8 +398,7 @@ static int apply_servers(struct config *c, lua_State *L, const char *origin,
             lua_pop(L, 1);
         }
         if (!sv->name || !sv->url || !sv->owner_url) {
-            snprintf(err->msg, sizeof err->msg, "%s: servers.%s needs url and owner_url",
-                     origin, name);
+            rt_err_set(err, "%s: servers.%s needs url and owner_url", origin, name);
             return -1;
         }
         lua_pop(L, 1);
@@ -413,13 +408,12 @@ static int apply_servers(struct config *c, lua_State *L, const char *origin,
 
 /* Walks the table returned by config.lua. Stack: [table] -> [table]. */
 static int apply_table(struct config *c, lua_State *L, const char *origin,
-                       struct config_error *err)
+                       struct rt_err *err)
 {
     lua_pushnil(L);
     while (lua_next(L, -2)) {
         if (lua_type(L, -2) != LUA_TSTRING) {
-            snprintf(err->msg, sizeof err->msg, "%s: top-level keys must be section names",
-                     origin);
+            rt_err_set(err, "%s: top-level keys must be section names", origin);
             return -1;
         }
         const char *section = lua_tostring(L, -2);
@@ -430,26 +424,23 @@ static int apply_table(struct config *c, lua_State *L, const char *origin,
             continue;
         }
         if (!section_known(section)) {
-            snprintf(err->msg, sizeof err->msg, "%s: unknown section '%s'", origin,
-                     section);
+            rt_err_set(err, "%s: unknown section '%s'", origin, section);
             return -1;
         }
         if (!lua_istable(L, -1)) {
-            snprintf(err->msg, sizeof err->msg, "%s: section '%s' must be a table", origin,
-                     section);
+            rt_err_set(err, "%s: section '%s' must be a table", origin, section);
             return -1;
         }
         lua_pushnil(L);
         while (lua_next(L, -2)) {
             if (lua_type(L, -2) != LUA_TSTRING) {
-                snprintf(err->msg, sizeof err->msg, "%s: keys in '%s' must be names",
-                         origin, section);
+                rt_err_set(err, "%s: keys in '%s' must be names", origin, section);
                 return -1;
             }
             const struct key *k = key_find(section, lua_tostring(L, -2));
             if (!k) {
-                snprintf(err->msg, sizeof err->msg, "%s: unknown key '%s.%s'", origin,
-                         section, lua_tostring(L, -2));
+                rt_err_set(err, "%s: unknown key '%s.%s'", origin, section,
+                           lua_tostring(L, -2));
                 return -1;
             }
             if (set_lua(c, k, L, origin, err) < 0)
@@ -461,23 +452,22 @@ static int apply_table(struct config *c, lua_State *L, const char *origin,
     return 0;
 }
 
-static int load_file(struct config *c, const char *path, struct config_error *err)
+static int load_file(struct config *c, const char *path, struct rt_err *err)
 {
     lua_State *L = luaL_newstate();
     int rc = -1;
 
     if (!L) {
-        snprintf(err->msg, sizeof err->msg, "out of memory");
+        rt_err_set(err, "out of memory");
         return -1;
     }
     /* No libraries are opened: the config is data, not a program. */
     if (luaL_loadfilex(L, path, "t") != LUA_OK || lua_pcall(L, 0, 1, 0) != LUA_OK) {
-        snprintf(err->msg, sizeof err->msg, "%s", lua_tostring(L, -1));
+        rt_err_set(err, "%s", lua_tostring(L, -1));
         goto done;
     }
     if (!lua_istable(L, -1)) {
-        snprintf(err->msg, sizeof err->msg, "%s: must return a table (got %s)", path,
-                 luaL_typename(L, -1));
+        rt_err_set(err, "%s: must return a table (got %s)", path, luaL_typename(L, -1));
         goto done;
     }
     rc = apply_table(c, L, path, err);
@@ -496,14 +486,14 @@ static char *dir_of(const char *path)
     return strndup(path, (size_t)(slash - path));
 }
 
-struct config *config_load(const char *path, struct config_error *err)
+struct config *config_load(const char *path, struct rt_err *err)
 {
     struct config *c = calloc(1, sizeof *c);
     bool must_exist = path != NULL;
 
     env_names_init();
     if (!c) {
-        snprintf(err->msg, sizeof err->msg, "out of memory");
+        rt_err_set(err, "out of memory");
         return NULL;
     }
     for (size_t i = 0; i < NKEYS; i++)
@@ -520,14 +510,13 @@ struct config *config_load(const char *path, struct config_error *err)
             goto fail;
         c->base_dir = dir_of(path);
     } else if (must_exist) {
-        snprintf(err->msg, sizeof err->msg, "cannot read config file '%s': %s", path,
-                 strerror(errno));
+        rt_err_set(err, "cannot read config file '%s': %s", path, strerror(errno));
         goto fail;
     } else {
         c->base_dir = strdup(".");
     }
     if (!c->base_dir) {
-        snprintf(err->msg, sizeof err->msg, "out of memory");
+        rt_err_set(err, "out of memory");
         goto fail;
     }
     for (size_t i = 0; i < NKEYS; i++) {
@@ -538,7 +527,7 @@ struct config *config_load(const char *path, struct config_error *err)
     /* "main" goes first: it is the database.* keys after their overrides. */
     struct config_server *v = realloc(c->servers, sizeof *v * (size_t)(c->nservers + 1));
     if (!v) {
-        snprintf(err->msg, sizeof err->msg, "out of memory");
+        rt_err_set(err, "out of memory");
         goto fail;
     }
     c->servers = v;
@@ -548,7 +537,7 @@ struct config *config_load(const char *path, struct config_error *err)
     c->servers[0].url = strdup(c->database_url);
     c->servers[0].owner_url = strdup(c->database_owner_url);
     if (!c->servers[0].name || !c->servers[0].url || !c->servers[0].owner_url) {
-        snprintf(err->msg, sizeof err->msg, "out of memory");
+        rt_err_set(err, "out of memory");
         goto fail;
     }
     return c;
@@ -559,7 +548,7 @@ fail:
 
 struct config *config_load_cli(const char *path)
 {
-    struct config_error err;
+    struct rt_err err;
     struct config *c = config_load(path, &err);
     if (!c)
         fprintf(stderr, "runtime: config: %s\n", err.msg);

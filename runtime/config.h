@@ -7,12 +7,14 @@
  * out-of-range values are errors naming the key. The file is evaluated in an
  * empty Lua state: no libraries, text chunks only.
  *
- * Uses: nothing of the runtime (Lua, to read config.lua). */
+ * Uses: err.c (and Lua, to read config.lua). */
 #ifndef RT_CONFIG_H
 #define RT_CONFIG_H
 
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "err.h"
 
 struct config {
     char *http_host;
@@ -92,15 +94,11 @@ struct config {
     int nservers;
 };
 
-struct config_error {
-    char msg[512];
-};
-
 /* Loads path (NULL: $RUNTIME_CONFIG, else ./config.lua if it exists, else
  * defaults only). A path that was named explicitly must exist. Environment
  * overrides are applied after the file. Returns NULL and fills err on
  * failure. The result is freed with config_free. */
-struct config *config_load(const char *path, struct config_error *err);
+struct config *config_load(const char *path, struct rt_err *err);
 
 /* config_load for a command: a failure is printed to stderr as
  * "runtime: config: ..." and gives NULL. */

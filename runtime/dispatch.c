@@ -372,7 +372,7 @@ static int setup_worker(lua_State *L)
 
 /* Builds vm->L for vm->scripts: sandbox, prelude, no environment yet.
  * Returns 0, or -1 with err filled and vm->L NULL. */
-static int vm_build(struct vm_worker *vm, struct vm_error *err)
+static int vm_build(struct vm_worker *vm, struct rt_err *err)
 {
     const struct vm_scripts *s = vm->scripts;
 
@@ -390,14 +390,14 @@ static int vm_build(struct vm_worker *vm, struct vm_error *err)
 }
 
 struct vm_worker *vm_worker_new(struct vm_scripts *s, struct vm_board *board,
-                                struct vm_error *err)
+                                struct rt_err *err)
 {
     struct vm_worker *vm = calloc(1, sizeof *vm);
     int max_envs = vm_scripts_max_envs(s);
     size_t cap = max_envs > 0 ? (size_t)max_envs : 1;
 
     if (!vm || !(vm->slots = calloc(cap, sizeof *vm->slots))) {
-        snprintf(err->msg, sizeof err->msg, "out of memory");
+        rt_err_set(err, "out of memory");
         free(vm);
         return NULL;
     }
@@ -700,7 +700,7 @@ static void limit_setting(const struct limits *lim, enum limits_kind k, char *ou
  * old one may hold (in module-level tables) what made it full. */
 static void vm_rebuild(struct vm_worker *vm, const char *request_id)
 {
-    struct vm_error err;
+    struct rt_err err;
 
     lua_close(vm->L);
     vm->L = NULL;
@@ -719,7 +719,7 @@ void vm_handle(struct vm_worker *vm, const struct vm_request *req, struct vm_res
 
     memset(resp, 0, sizeof *resp);
     if (!vm->L) {
-        struct vm_error err;
+        struct rt_err err;
         if (vm_build(vm, &err) < 0) {
             log_msg(LOG_LEVEL_ERROR, req->id, "no Lua state for this worker: %s", err.msg);
             vm_response_error(resp, 500, NULL, NULL, req->id);

@@ -16,7 +16,7 @@
  * Uses: luastate.c, scripts.c, authz.c, tenant.c (tenant_scope), db.c,
  * log.c, errors.c, lua/sandbox.c (environments), lua/limits.c, lua/keys.h,
  * lua/rt_db.c and lua/rt_auth.c (binding a request to the state),
- * lua/rt_json.c, router.c, lane.c, auth.c, crypto.c. */
+ * lua/rt_json.c, router.c, lane.c, auth.c, crypto.c, err.c. */
 #ifndef RT_DISPATCH_H
 #define RT_DISPATCH_H
 
@@ -37,7 +37,7 @@ struct vm_worker;
  * vm_worker_free). board (borrowed, may be NULL) backs rt.scripts_status().
  * NULL with err filled. */
 struct vm_worker *vm_worker_new(struct vm_scripts *s, struct vm_board *board,
-                                struct vm_error *err);
+                                struct rt_err *err);
 /* The set the worker runs; borrowed. */
 const struct vm_scripts *vm_worker_scripts(const struct vm_worker *w);
 /* NULL is fine. */

@@ -5,7 +5,8 @@
  * alone. msg is one line a person can act on, without a trailing newline.
  * sqlstate is the PostgreSQL SQLSTATE when the database refused ("" when
  * the failure was not the database's), so callers can tell a duplicate
- * (23505) from the rest without parsing messages.
+ * (23505) from the rest without parsing messages. msg is as long as the
+ * Lua host's script load errors need (a file, a line and a traceback).
  *
  * The request path keeps its own richer struct db_error (db.h): it carries
  * the status a handler maps to HTTP. Pure: no I/O.
@@ -18,7 +19,7 @@
 #include <string.h>
 
 struct rt_err {
-    char msg[1024];
+    char msg[2048];
     char sqlstate[6];
 };
 

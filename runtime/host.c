@@ -36,7 +36,7 @@ static size_t count_overrides(const struct vm_scripts *s)
 
 int host_reload(struct host *h)
 {
-    struct vm_error err;
+    struct rt_err err;
     struct timespec t0, t1;
 
     pthread_mutex_lock(&h->reload_mu);
@@ -83,12 +83,12 @@ static void on_change(void *ud)
 }
 
 struct host *host_start(const struct config *cfg, const char *dir,
-                        const struct rt_module *const *modules, struct vm_error *err)
+                        const struct rt_module *const *modules, struct rt_err *err)
 {
     struct host *h = calloc(1, sizeof *h);
 
     if (!h || !(h->dir = strdup(dir))) {
-        snprintf(err->msg, sizeof err->msg, "out of memory");
+        rt_err_set(err, "out of memory");
         free(h);
         return NULL;
     }

@@ -9,7 +9,7 @@
  * afterwards run it, requests already running finish on theirs (each holds
  * a reference).
  *
- * Uses: scripts.c, watch.c, log.c, config.c. */
+ * Uses: scripts.c, watch.c, log.c, config.c, err.c. */
 #ifndef RT_HOST_H
 #define RT_HOST_H
 
@@ -23,7 +23,7 @@ struct host;
  * modules of its states, see vm_scripts_load). cfg and modules are borrowed
  * and must outlive the host. NULL with err filled. */
 struct host *host_start(const struct config *cfg, const char *dir,
-                        const struct rt_module *const *modules, struct vm_error *err);
+                        const struct rt_module *const *modules, struct rt_err *err);
 /* The current set, retained: release it with vm_scripts_release. */
 struct vm_scripts *host_acquire(struct host *h);
 /* The reload status every worker state shows (rt.scripts_status()). */

@@ -164,7 +164,7 @@ static double ms_since(const struct timespec *t0)
 static struct vm_worker *worker_vm(struct http_server *s, struct vm_scripts *scripts,
                                    const char *rid)
 {
-    struct vm_error err;
+    struct rt_err err;
     struct vm_worker *vm;
 
     if (tls_vm && vm_worker_scripts(tls_vm) == scripts)

@@ -104,22 +104,21 @@ static int state_init(lua_State *L)
 }
 
 lua_State *luastate_new(const struct luastate_opts *o, struct limits *lim, int *prelude_ref,
-                        struct vm_error *err)
+                        struct rt_err *err)
 {
     lua_State *L = limits_newstate(lim);
     struct init_args a = {o, LUA_NOREF};
 
     if (!L) {
-        snprintf(err->msg, sizeof err->msg,
-                 "cannot create a Lua state: out of memory (or scripts.memory_limit_mb "
-                 "too small)");
+        rt_err_set(err,
+                   "cannot create a Lua state: out of memory (or scripts.memory_limit_mb "
+                   "too small)");
         return NULL;
     }
     lua_pushcfunction(L, state_init);
     lua_pushlightuserdata(L, &a);
     if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-        snprintf(err->msg, sizeof err->msg, "cannot set up a Lua state: %s",
-                 lua_tostring(L, -1));
+        rt_err_set(err, "cannot set up a Lua state: %s", lua_tostring(L, -1));
         lua_close(L);
         return NULL;
     }
@@ -136,37 +135,36 @@ int luastate_load_run(lua_State *L, const char *path, const char *src, size_t le
     return rc == LUA_OK ? lua_pcall(L, 0, 1, 0) : rc;
 }
 
-int luastate_end_load(lua_State *L, int rc, const char *path, struct vm_error *err)
+int luastate_end_load(lua_State *L, int rc, const char *path, struct rt_err *err)
 {
     enum limits_kind hit = limits_end(L);
 
     if (rc == LUA_OK)
         return 0;
     if (hit != LIMITS_NONE)
-        snprintf(err->msg, sizeof err->msg, "%s: %s limit exceeded while loading: %s", path,
-                 limits_kind_name(hit), lua_tostring(L, -1));
+        rt_err_set(err, "%s: %s limit exceeded while loading: %s", path,
+                   limits_kind_name(hit), lua_tostring(L, -1));
     else
-        snprintf(err->msg, sizeof err->msg, "%s", lua_tostring(L, -1));
+        rt_err_set(err, "%s", lua_tostring(L, -1));
     lua_settop(L, 0);
     return -1;
 }
 
-int luastate_protected(lua_State *L, lua_CFunction fn, void *ud, struct vm_error *err)
+int luastate_protected(lua_State *L, lua_CFunction fn, void *ud, struct rt_err *err)
 {
     int rc = -1;
 
     lua_pushcfunction(L, fn);
     lua_pushlightuserdata(L, ud);
     if (lua_pcall(L, 1, 1, 0) != LUA_OK)
-        snprintf(err->msg, sizeof err->msg, "cannot load the scripts: %s",
-                 lua_tostring(L, -1));
+        rt_err_set(err, "cannot load the scripts: %s", lua_tostring(L, -1));
     else
         rc = (int)lua_tointeger(L, -1);
     lua_pop(L, 1);
     return rc;
 }
 
-int luastate_read_file(const char *path, char **src, size_t *len, struct vm_error *err)
+int luastate_read_file(const char *path, char **src, size_t *len, struct rt_err *err)
 {
     FILE *fp = fopen(path, "rb");
     long size;
@@ -174,14 +172,14 @@ int luastate_read_file(const char *path, char **src, size_t *len, struct vm_erro
     *src = NULL;
     if (!fp || fseek(fp, 0, SEEK_END) != 0 || (size = ftell(fp)) < 0 ||
         fseek(fp, 0, SEEK_SET) != 0) {
-        snprintf(err->msg, sizeof err->msg, "cannot read %s: %s", path, strerror(errno));
+        rt_err_set(err, "cannot read %s: %s", path, strerror(errno));
         if (fp)
             fclose(fp);
         return -1;
     }
     char *p = malloc((size_t)size + 1);
     if (!p || fread(p, 1, (size_t)size, fp) != (size_t)size) {
-        snprintf(err->msg, sizeof err->msg, "cannot read %s", path);
+        rt_err_set(err, "cannot read %s", path);
         free(p);
         fclose(fp);
         return -1;

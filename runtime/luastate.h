@@ -13,22 +13,20 @@
  * Declared without Lua headers (lua_State is only named), so that headers
  * above (scripts.h, dispatch.h, steps.h) stay free of the Lua API.
  *
- * Uses: lua/sandbox.c, lua/limits.c, lua/prelude.lua, lua/keys.h. */
+ * Failures fill a struct rt_err (err.h): a message with file and line where
+ * there is one.
+ *
+ * Uses: lua/sandbox.c, lua/limits.c, lua/prelude.lua, lua/keys.h, err.c. */
 #ifndef RT_LUASTATE_H
 #define RT_LUASTATE_H
 
 #include <stddef.h>
 
+#include "err.h"
 #include "lua/module.h"
 
 struct lua_State;
 struct limits;
-
-/* The one error value of the Lua host: a message with file and line where
- * there is one. */
-struct vm_error {
-    char msg[2048];
-};
 
 struct luastate_opts {
     int json_max_depth; /* rt.json's nesting limit */
@@ -45,7 +43,7 @@ struct luastate_opts {
  * reference of the prelude's table {dispatch=, collect=, step_check=,
  * events_collect=}. Returns NULL with err filled. */
 struct lua_State *luastate_new(const struct luastate_opts *o, struct limits *lim,
-                               int *prelude_ref, struct vm_error *err);
+                               int *prelude_ref, struct rt_err *err);
 
 /* Loads and runs a script file's chunk (text only, named "@path").
  * Stack: [] -> [result] on success, [..., error] on failure. Returns a Lua
@@ -55,17 +53,17 @@ int luastate_load_run(struct lua_State *L, const char *path, const char *src, si
 /* Ends the limited run (limits_begin) around the loading of path. On
  * failure (rc not LUA_OK) fills err from the error on the stack top, naming
  * the limit when one was hit, and empties the stack. Returns 0 or -1. */
-int luastate_end_load(struct lua_State *L, int rc, const char *path, struct vm_error *err);
+int luastate_end_load(struct lua_State *L, int rc, const char *path, struct rt_err *err);
 
 /* Calls fn(L) under lua_pcall with ud as its one argument (a light
  * userdata); fn returns one integer, 0 or -1 (and then has filled err). A
  * Lua error (out of memory) is -1 too, with err filled. Stack unchanged. */
 int luastate_protected(struct lua_State *L, int (*fn)(struct lua_State *L), void *ud,
-                       struct vm_error *err);
+                       struct rt_err *err);
 
 /* Reads the file at path whole: *src is malloc'd (NUL-terminated; the
  * caller frees it), *len its length. Returns 0, or -1 with err filled and
  * *src NULL. */
-int luastate_read_file(const char *path, char **src, size_t *len, struct vm_error *err);
+int luastate_read_file(const char *path, char **src, size_t *len, struct rt_err *err);
 
 #endif

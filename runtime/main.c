@@ -55,7 +55,7 @@ static void serve_usage(FILE *out)
 static int cmd_serve(int argc, char **argv)
 {
     const char *cfg_file = NULL;
-    struct vm_error verr;
+    struct rt_err verr;
     struct config *cfg = NULL;
     struct host *host = NULL;
     struct db_pool *pool = NULL;

@@ -33,7 +33,7 @@ static int cmd_new(struct engine *eng, const struct migrate_request *c)
 {
     struct migrate_report *rep = eng->rep;
     char *dir = migrate_steps_dir(eng->cfg, c->core ? "core" : "tenant");
-    struct vm_error verr;
+    struct rt_err verr;
     struct vm_steps *s = NULL;
     int rc = 1;
 
@@ -354,7 +354,7 @@ static int run(struct engine *eng, const struct migrate_request *c)
 {
     const struct config *cfg = eng->cfg;
     struct migrate_report *rep = eng->rep;
-    struct vm_error verr;
+    struct rt_err verr;
     char *core_dir = migrate_steps_dir(cfg, "core");
     char *tenant_dir = migrate_steps_dir(cfg, "tenant");
     int rc = 1;

@@ -72,7 +72,7 @@ static int fleet_run(struct engine *eng, int jobs, struct rt_err *err)
     }
     int started = 0;
     for (int i = 0; i < nw; i++) {
-        struct vm_error verr;
+        struct rt_err verr;
         ws[i].eng = eng;
         ws[i].vm = vm_new_steps(eng->tenant_steps, &verr);
         if (!ws[i].vm) {
@@ -265,7 +265,7 @@ int migrate_up_down(struct engine *eng, const struct migrate_request *c)
     target_core(&tcore);
     target_shared(&tshared);
     if (do_core) {
-        struct vm_error verr;
+        struct rt_err verr;
         int to = c->core ? c->to : 0;
         w0.vm = vm_new_steps(eng->core_steps, &verr);
         if (!w0.vm) {
@@ -282,7 +282,7 @@ int migrate_up_down(struct engine *eng, const struct migrate_request *c)
      * target and the tenants are independent of each other. */
     bool core_ok = rc == 0;
     if (core_ok && (do_shared || do_fleet)) {
-        struct vm_error verr;
+        struct rt_err verr;
         w0.vm = vm_new_steps(eng->tenant_steps, &verr);
         if (!w0.vm) {
             report_error(rep, "runtime migrate: %s", verr.msg);
@@ -365,7 +365,7 @@ int migrate_storage(const struct config *cfg, const char *server, const char *db
     struct worker w = {.eng = &eng};
     struct target t;
     struct report_target r;
-    struct vm_error verr;
+    struct rt_err verr;
     int rc = -1;
 
     memset(&rep, 0, sizeof rep);

@@ -106,7 +106,7 @@ char *migrate_steps_dir(const struct config *cfg, const char *which)
 
 struct vm_steps *migrate_tenant_steps(const struct config *cfg, struct rt_err *err)
 {
-    struct vm_error verr;
+    struct rt_err verr;
     char *dir = migrate_steps_dir(cfg, "tenant");
     if (!dir) {
         rt_err_set(err, "out of memory");
@@ -315,7 +315,8 @@ static int tx_begin(PGconn *c, const struct target *t, const char *qschema,
 static int target_failed(struct report_target *r, const struct rt_err *err)
 {
     r->status = REPORT_FAILED;
-    snprintf(r->error, sizeof r->error, "%s", err->msg);
+    /* report.h's error holds what rt_err held before it grew to 2048. */
+    snprintf(r->error, sizeof r->error, "%.*s", (int)sizeof r->error - 1, err->msg);
     return -1;
 }
 
@@ -353,7 +354,7 @@ static int run_step(struct worker *w, PGconn *c, const struct target *t,
 {
     struct rt_migrate_ctx m;
     struct echo e = {w->eng, t, st, r};
-    struct vm_error verr;
+    struct rt_err verr;
 
     mctx_init(&m, t, &e, c);
     if (vm_run_step(w->vm, st->version, up ? "up" : "down", &m, &verr) < 0) {
@@ -771,7 +772,7 @@ void migrate_ledger_status(struct worker *w, const struct target *t,
     rl->head = (int)s->n;
     if (!c || sql_ident(c, t->schema, qschema, sizeof qschema, &err) < 0 ||
         ledger_read(c, qschema, &l, &err) < 0) {
-        snprintf(rl->error, sizeof rl->error, "%s", err.msg);
+        snprintf(rl->error, sizeof rl->error, "%.*s", (int)sizeof rl->error - 1, err.msg);
         ledger_free(&l);
         return;
     }

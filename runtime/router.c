@@ -75,14 +75,13 @@ static bool name_char(char c, bool first)
 }
 
 /* Splits a pattern into segments. With out == NULL it only validates. */
-static int pattern_split(const char *pattern, struct route *out, struct router_error *err)
+static int pattern_split(const char *pattern, struct route *out, struct rt_err *err)
 {
     const char *p = pattern;
     int n = 0;
 
     if (!pattern || pattern[0] != '/') {
-        snprintf(err->msg, sizeof err->msg, "route pattern '%s' must start with '/'",
-                 pattern ? pattern : "");
+        rt_err_set(err, "route pattern '%s' must start with '/'", pattern ? pattern : "");
         return -1;
     }
     if (strcmp(pattern, "/") == 0)
@@ -94,37 +93,34 @@ static int pattern_split(const char *pattern, struct route *out, struct router_e
         size_t len = (size_t)(p - s);
         bool param = len > 0 && s[0] == ':';
         if (len == 0) {
-            snprintf(err->msg, sizeof err->msg, "route pattern '%s' has an empty segment",
-                     pattern);
+            rt_err_set(err, "route pattern '%s' has an empty segment", pattern);
             return -1;
         }
         if (n == ROUTER_MAX_SEGMENTS) {
-            snprintf(err->msg, sizeof err->msg,
-                     "route pattern '%s' has more than %d segments", pattern,
-                     ROUTER_MAX_SEGMENTS);
+            rt_err_set(err, "route pattern '%s' has more than %d segments", pattern,
+                       ROUTER_MAX_SEGMENTS);
             return -1;
         }
         if (param) {
             if (len < 2 || !name_char(s[1], true)) {
-                snprintf(err->msg, sizeof err->msg,
-                         "route pattern '%s': parameter names start with a letter "
-                         "or '_'",
-                         pattern);
+                rt_err_set(err,
+                           "route pattern '%s': parameter names start with a letter "
+                           "or '_'",
+                           pattern);
                 return -1;
             }
             for (size_t i = 2; i < len; i++)
                 if (!name_char(s[i], false)) {
-                    snprintf(err->msg, sizeof err->msg,
-                             "route pattern '%s': bad character in parameter name",
-                             pattern);
+                    rt_err_set(err, "route pattern '%s': bad character in parameter name",
+                               pattern);
                     return -1;
                 }
         } else {
             for (size_t i = 0; i < len; i++)
                 if (s[i] == ':' || s[i] == '?' || s[i] == '#' ||
                     (unsigned char)s[i] <= ' ') {
-                    snprintf(err->msg, sizeof err->msg,
-                             "route pattern '%s': bad character in segment", pattern);
+                    rt_err_set(err, "route pattern '%s': bad character in segment",
+                               pattern);
                     return -1;
                 }
         }
@@ -134,7 +130,7 @@ static int pattern_split(const char *pattern, struct route *out, struct router_e
             sg->len = param ? len - 1 : len;
             sg->text = strndup(param ? s + 1 : s, sg->len);
             if (!sg->text) {
-                snprintf(err->msg, sizeof err->msg, "out of memory");
+                rt_err_set(err, "out of memory");
                 out->nseg = n;
                 return -1;
             }
@@ -145,7 +141,7 @@ static int pattern_split(const char *pattern, struct route *out, struct router_e
         n++;
     }
     if (*p) { /* cannot happen: the loop only stops at NUL */
-        snprintf(err->msg, sizeof err->msg, "route pattern '%s' is malformed", pattern);
+        rt_err_set(err, "route pattern '%s' is malformed", pattern);
         return -1;
     }
     if (out) {
@@ -154,16 +150,14 @@ static int pattern_split(const char *pattern, struct route *out, struct router_e
             if (!out->seg[i].param)
                 continue;
             if (++nparams > ROUTER_MAX_PARAMS) {
-                snprintf(err->msg, sizeof err->msg,
-                         "route pattern '%s' has more than %d parameters", pattern,
-                         ROUTER_MAX_PARAMS);
+                rt_err_set(err, "route pattern '%s' has more than %d parameters", pattern,
+                           ROUTER_MAX_PARAMS);
                 return -1;
             }
             for (int j = 0; j < i; j++)
                 if (out->seg[j].param && strcmp(out->seg[j].text, out->seg[i].text) == 0) {
-                    snprintf(err->msg, sizeof err->msg,
-                             "route pattern '%s' repeats parameter ':%s'", pattern,
-                             out->seg[i].text);
+                    rt_err_set(err, "route pattern '%s' repeats parameter ':%s'", pattern,
+                               out->seg[i].text);
                     return -1;
                 }
         }
@@ -171,7 +165,7 @@ static int pattern_split(const char *pattern, struct route *out, struct router_e
     return n;
 }
 
-int router_pattern_check(const char *pattern, struct router_error *err)
+int router_pattern_check(const char *pattern, struct rt_err *err)
 {
     struct route tmp;
     memset(&tmp, 0, sizeof tmp);
@@ -193,15 +187,15 @@ static bool same_shape(const struct route *a, const struct route *b)
 }
 
 int router_add(struct router *r, const char *method, const char *pattern, int route_id,
-               const char *source, struct router_error *err)
+               const char *source, struct rt_err *err)
 {
     struct route rt;
 
     if (!method_known(method)) {
-        snprintf(err->msg, sizeof err->msg,
-                 "unknown HTTP method '%s' for route '%s' (expected GET, HEAD, "
-                 "POST, PUT, PATCH, DELETE or OPTIONS)",
-                 method, pattern);
+        rt_err_set(err,
+                   "unknown HTTP method '%s' for route '%s' (expected GET, HEAD, "
+                   "POST, PUT, PATCH, DELETE or OPTIONS)",
+                   method, pattern);
         return -1;
     }
     memset(&rt, 0, sizeof rt);
@@ -212,9 +206,8 @@ int router_add(struct router *r, const char *method, const char *pattern, int ro
     for (size_t i = 0; i < r->n; i++) {
         const struct route *o = &r->routes[i];
         if (strcmp(o->method, method) == 0 && same_shape(o, &rt)) {
-            snprintf(err->msg, sizeof err->msg,
-                     "duplicate route %s %s: declared in %s (as %s) and in %s", method,
-                     pattern, o->source, o->pattern, source);
+            rt_err_set(err, "duplicate route %s %s: declared in %s (as %s) and in %s",
+                       method, pattern, o->source, o->pattern, source);
             route_clear(&rt);
             return -1;
         }
@@ -223,7 +216,7 @@ int router_add(struct router *r, const char *method, const char *pattern, int ro
         size_t cap = r->cap ? r->cap * 2 : 16;
         struct route *p = realloc(r->routes, cap * sizeof *p);
         if (!p) {
-            snprintf(err->msg, sizeof err->msg, "out of memory");
+            rt_err_set(err, "out of memory");
             route_clear(&rt);
             return -1;
         }
@@ -235,7 +228,7 @@ int router_add(struct router *r, const char *method, const char *pattern, int ro
     rt.source = strdup(source ? source : "?");
     rt.id = route_id;
     if (!rt.method || !rt.pattern || !rt.source) {
-        snprintf(err->msg, sizeof err->msg, "out of memory");
+        rt_err_set(err, "out of memory");
         route_clear(&rt);
         return -1;
     }

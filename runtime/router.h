@@ -7,20 +7,18 @@
  * HEAD route exists. The router is built once and then only read, so it can
  * be shared by every worker thread without locks.
  *
- * Uses: nothing. */
+ * Uses: err.c. */
 #ifndef RT_ROUTER_H
 #define RT_ROUTER_H
 
 #include <stddef.h>
 
+#include "err.h"
+
 #define ROUTER_MAX_PARAMS   16
 #define ROUTER_MAX_SEGMENTS 32
 
 struct router;
-
-struct router_error {
-    char msg[512];
-};
 
 enum router_result {
     ROUTER_MATCH,
@@ -45,15 +43,14 @@ struct router *router_new(void);
 void router_free(struct router *r);
 
 /* Checks a pattern's shape; fills err and returns -1 if it is invalid. */
-int router_pattern_check(const char *pattern, struct router_error *err);
+int router_pattern_check(const char *pattern, struct rt_err *err);
 
 /* Adds a route. method is upper case (GET, POST, PUT, PATCH, DELETE, HEAD,
  * OPTIONS). source names the file that declared it; both strings are copied.
  * Fails (-1, err filled) on a bad method or pattern, or when the same method
  * and pattern shape was already added: the message names both sources. */
 int router_add(struct router *r, const char *method, const char *pattern, int route_id,
-               const char *source, struct router_error *err)
-    __attribute__((warn_unused_result));
+               const char *source, struct rt_err *err) __attribute__((warn_unused_result));
 
 /* Matches path (no query string). On ROUTER_MATCH, m->params point into path,
  * which must outlive their use. On ROUTER_METHOD_NOT_ALLOWED, m->allow lists

@@ -43,14 +43,14 @@ struct vm_scripts {
 struct load_ctx {
     struct vm_scripts *s;
     int prelude_ref;
-    struct vm_error *err;
+    struct rt_err *err;
 };
 
 /* Runs a route file and validates what it returns, as one limited run (a
  * route table's __pairs is script code too).
  * Stack: [] -> [routes list] on success, [] on failure (err filled). */
 static int file_routes(lua_State *L, int prelude_ref, const struct vm_script_file *f,
-                       struct vm_error *err)
+                       struct rt_err *err)
 {
     limits_begin(L);
     int rc = luastate_load_run(L, f->path, f->source, f->len);
@@ -96,14 +96,14 @@ static int path_push(struct path_list *l, char *p)
 }
 
 /* Collects *.lua under dir, recursively. */
-static int list_lua(const char *dir, struct path_list *out, struct vm_error *err)
+static int list_lua(const char *dir, struct path_list *out, struct rt_err *err)
 {
     DIR *d = opendir(dir);
     struct dirent *e;
     int rc = 0;
 
     if (!d) {
-        snprintf(err->msg, sizeof err->msg, "cannot open %s: %s", dir, strerror(errno));
+        rt_err_set(err, "cannot open %s: %s", dir, strerror(errno));
         return -1;
     }
     while (rc == 0 && (e = readdir(d)) != NULL) {
@@ -126,7 +126,7 @@ static int list_lua(const char *dir, struct path_list *out, struct vm_error *err
             free(p);
         } else if (S_ISREG(st.st_mode) && n > 4 && strcmp(e->d_name + n - 4, ".lua") == 0) {
             if (path_push(out, p) < 0) {
-                snprintf(err->msg, sizeof err->msg, "out of memory");
+                rt_err_set(err, "out of memory");
                 rc = -1;
             }
         } else {
@@ -188,7 +188,7 @@ static size_t view_files(const struct vm_scripts *s, const struct vm_view *v,
 /* Registers, in view v, the routes of file fi listed on the stack top (from
  * collect). Stack unchanged. */
 static int register_routes(lua_State *L, struct vm_view *v, const struct vm_scripts *s,
-                           int fi, struct vm_error *err)
+                           int fi, struct rt_err *err)
 {
     const char *file = s->files[fi].path;
     lua_Integer n = luaL_len(L, -1);
@@ -196,12 +196,12 @@ static int register_routes(lua_State *L, struct vm_view *v, const struct vm_scri
         realloc(v->routes, (v->nroutes + (size_t)n + 1) * sizeof *routes);
 
     if (!routes) {
-        snprintf(err->msg, sizeof err->msg, "out of memory");
+        rt_err_set(err, "out of memory");
         return -1;
     }
     v->routes = routes;
     for (lua_Integer i = 1; i <= n; i++) {
-        struct router_error rerr;
+        struct rt_err rerr;
         struct vm_route *r = &v->routes[v->nroutes];
         memset(r, 0, sizeof *r);
         lua_rawgeti(L, -1, i);
@@ -228,16 +228,15 @@ static int register_routes(lua_State *L, struct vm_view *v, const struct vm_scri
         lua_pop(L, 5);
         v->nroutes++;
         if (!r->method || !r->pattern || !r->scope || !r->file) {
-            snprintf(err->msg, sizeof err->msg, "out of memory");
+            rt_err_set(err, "out of memory");
             return -1;
         }
         if (router_add(v->router, r->method, r->pattern, (int)v->nroutes - 1, file, &rerr) <
             0) {
             if (v->code)
-                snprintf(err->msg, sizeof err->msg, "%s (routes of tenant %s): %s", file,
-                         v->code, rerr.msg);
+                rt_err_set(err, "%s (routes of tenant %s): %s", file, v->code, rerr.msg);
             else
-                snprintf(err->msg, sizeof err->msg, "%s: %s", file, rerr.msg);
+                rt_err_set(err, "%s: %s", file, rerr.msg);
             return -1;
         }
     }
@@ -247,7 +246,7 @@ static int register_routes(lua_State *L, struct vm_view *v, const struct vm_scri
 /* Runs an events file and validates what it returns, as one limited run.
  * Stack: [] -> [name -> handlers] on success, [] on failure (err filled). */
 static int file_events(lua_State *L, int prelude_ref, const struct vm_script_file *f,
-                       struct vm_error *err)
+                       struct rt_err *err)
 {
     limits_begin(L);
     int rc = luastate_load_run(L, f->path, f->source, f->len);
@@ -310,7 +309,7 @@ static int join_path(char *out, size_t cap, const char *a, const char *b)
 /* Appends the *.lua files under <root>/api or <root>/events (sorted by
  * path) to s. A missing folder adds nothing. */
 static int add_files(struct vm_scripts *s, const char *root, enum vm_file_kind kind,
-                     const char *code, struct vm_error *err)
+                     const char *code, struct rt_err *err)
 {
     struct path_list paths = {NULL, 0, 0};
     char dir[4096];
@@ -329,7 +328,7 @@ static int add_files(struct vm_scripts *s, const char *root, enum vm_file_kind k
     struct vm_script_file *files =
         realloc(s->files, (s->nfiles + paths.n + 1) * sizeof *files);
     if (!files) {
-        snprintf(err->msg, sizeof err->msg, "out of memory");
+        rt_err_set(err, "out of memory");
         path_list_free(&paths);
         return -1;
     }
@@ -344,7 +343,7 @@ static int add_files(struct vm_scripts *s, const char *root, enum vm_file_kind k
             f->rel = strdup(paths.v[i] + strlen(dir) + 1);
             f->code = opt_strdup(code);
             if (!f->path || !f->rel || (code && !f->code)) {
-                snprintf(err->msg, sizeof err->msg, "out of memory");
+                rt_err_set(err, "out of memory");
                 rc = -1;
             }
         }
@@ -355,7 +354,7 @@ static int add_files(struct vm_scripts *s, const char *root, enum vm_file_kind k
 
 /* Adds the override folders under <dir>/tenants: one view per tenant code,
  * its files appended to s. */
-static int add_overrides(struct vm_scripts *s, struct vm_error *err)
+static int add_overrides(struct vm_scripts *s, struct rt_err *err)
 {
     struct path_list codes = {NULL, 0, 0};
     char root[4096];
@@ -374,15 +373,15 @@ static int add_overrides(struct vm_scripts *s, struct vm_error *err)
             !S_ISDIR(st.st_mode))
             continue;
         if (!tenant_code_valid(e->d_name)) {
-            snprintf(err->msg, sizeof err->msg,
-                     "%.1900s: not a tenant code (override folders are named by tenant "
-                     "code: ^[a-z][a-z0-9_]{1,39}$)",
-                     sub);
+            rt_err_set(err,
+                       "%.1900s: not a tenant code (override folders are named by tenant "
+                       "code: ^[a-z][a-z0-9_]{1,39}$)",
+                       sub);
             rc = -1;
         } else {
             char *c = strdup(e->d_name);
             if (!c || path_push(&codes, c) < 0) {
-                snprintf(err->msg, sizeof err->msg, "out of memory");
+                rt_err_set(err, "out of memory");
                 rc = -1;
             }
         }
@@ -393,7 +392,7 @@ static int add_overrides(struct vm_scripts *s, struct vm_error *err)
     struct vm_view *views =
         rc == 0 ? realloc(s->views, (1 + codes.n) * sizeof *views) : NULL;
     if (rc == 0 && !views) {
-        snprintf(err->msg, sizeof err->msg, "out of memory");
+        rt_err_set(err, "out of memory");
         rc = -1;
     }
     if (views)
@@ -405,7 +404,7 @@ static int add_overrides(struct vm_scripts *s, struct vm_error *err)
         v->code = codes.v[i];
         codes.v[i] = NULL; /* the view owns it now */
         if (join_path(sub, sizeof sub, root, v->code) < 0 || !(v->router = router_new())) {
-            snprintf(err->msg, sizeof err->msg, "out of memory");
+            rt_err_set(err, "out of memory");
             rc = -1;
         } else if (add_files(s, sub, VM_FILE_API, v->code, err) < 0 ||
                    add_files(s, sub, VM_FILE_EVENTS, v->code, err) < 0) {
@@ -417,12 +416,12 @@ static int add_overrides(struct vm_scripts *s, struct vm_error *err)
 }
 
 /* Lists each view's event files. */
-static int index_events(struct vm_scripts *s, struct vm_error *err)
+static int index_events(struct vm_scripts *s, struct rt_err *err)
 {
     for (size_t v = 0; v < s->nviews; v++) {
         struct vm_view *view = &s->views[v];
         if (!(view->events = calloc(s->nfiles + 1, sizeof *view->events))) {
-            snprintf(err->msg, sizeof err->msg, "out of memory");
+            rt_err_set(err, "out of memory");
             return -1;
         }
         view->nevents = view_files(s, view, VM_FILE_EVENTS, view->events);
@@ -432,7 +431,7 @@ static int index_events(struct vm_scripts *s, struct vm_error *err)
 
 struct vm_scripts *vm_scripts_load(const char *scripts_dir, const struct config *cfg,
                                    const struct rt_module *const *modules,
-                                   struct vm_error *err)
+                                   struct rt_err *err)
 {
     struct vm_scripts *s = calloc(1, sizeof *s);
     struct stat st;
@@ -441,7 +440,7 @@ struct vm_scripts *vm_scripts_load(const char *scripts_dir, const struct config 
 
     if (!s || !(s->dir = strdup(scripts_dir)) ||
         !(s->views = calloc(1, sizeof *s->views)) || !(s->views[0].router = router_new())) {
-        snprintf(err->msg, sizeof err->msg, "out of memory");
+        rt_err_set(err, "out of memory");
         goto fail;
     }
     atomic_init(&s->refs, 1);
@@ -453,8 +452,7 @@ struct vm_scripts *vm_scripts_load(const char *scripts_dir, const struct config 
     s->limits.max_instructions = cfg->scripts_instruction_limit;
     s->limits.time_ms = cfg->scripts_time_limit_ms;
     if (stat(scripts_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        snprintf(err->msg, sizeof err->msg, "scripts directory '%s' not found",
-                 scripts_dir);
+        rt_err_set(err, "scripts directory '%s' not found", scripts_dir);
         goto fail;
     }
     if (add_files(s, scripts_dir, VM_FILE_API, NULL, err) < 0 ||
@@ -598,7 +596,7 @@ static bool path_under(const char *path, const char *dir, const char *sub)
 }
 
 long vm_scripts_compile(const char *scripts_dir, void (*report)(void *ud, const char *msg),
-                        void *ud, struct vm_error *err)
+                        void *ud, struct rt_err *err)
 {
     struct path_list paths = {NULL, 0, 0};
     struct limits lim = {0};
@@ -608,7 +606,7 @@ long vm_scripts_compile(const char *scripts_dir, void (*report)(void *ud, const 
     if (list_lua(scripts_dir, &paths, err) < 0)
         goto done;
     if (!(L = limits_newstate(&lim))) {
-        snprintf(err->msg, sizeof err->msg, "out of memory");
+        rt_err_set(err, "out of memory");
         goto done;
     }
     if (paths.n > 1)

@@ -13,7 +13,7 @@
  * the same relative path and add the others. Each view has its own router.
  *
  * Uses: luastate.c, router.c, config.c, tenant.c (the code rule), lua/limits.c,
- * lane.c (route lanes). */
+ * lane.c (route lanes), err.c. */
 #ifndef RT_SCRIPTS_H
 #define RT_SCRIPTS_H
 
@@ -70,7 +70,7 @@ struct vm_view;
  * set holding one reference, or NULL with err filled. */
 struct vm_scripts *vm_scripts_load(const char *scripts_dir, const struct config *cfg,
                                    const struct rt_module *const *modules,
-                                   struct vm_error *err);
+                                   struct rt_err *err);
 void vm_scripts_retain(struct vm_scripts *s);
 /* Drops a reference; the last one frees the set. NULL is fine. */
 void vm_scripts_release(struct vm_scripts *s);
@@ -109,7 +109,7 @@ const int *vm_view_events(const struct vm_view *v, size_t *n);
  * Returns the number of files compiled, or -1 with err filled when the
  * directory cannot be read. */
 long vm_scripts_compile(const char *scripts_dir, void (*report)(void *ud, const char *msg),
-                        void *ud, struct vm_error *err);
+                        void *ud, struct rt_err *err);
 
 /* What rt.scripts_status() shows (the admin view of reloads): written by
  * the script host, read by requests, both under mu. */

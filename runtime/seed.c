@@ -21,7 +21,7 @@ struct seeder {
 
 static int seeder_init(struct seeder *sd, const struct config *cfg, struct rt_err *err)
 {
-    struct vm_error verr;
+    struct rt_err verr;
     char *root = config_path(cfg, cfg->scripts_dir);
     char *dir = root ? malloc(strlen(root) + 8) : NULL;
 
@@ -125,7 +125,7 @@ static int seed_one(struct seeder *sd, PGconn *c, const struct tenant_row *row,
                                    .tenant_id = row->id,
                                    .tenant_code = row->code,
                                    .isolation = row->isolation};
-        struct vm_error verr;
+        struct rt_err verr;
         char version[16];
         if (strcmp(applied[st->version], st->checksum) == 0) {
             res->steps[i].outcome = SEED_UNCHANGED;

@@ -77,7 +77,7 @@ static int cmp_step(const void *a, const void *b)
 }
 
 /* Runs a step file's chunk in L. Stack: [] -> [step table], or [] on failure. */
-static int step_table(lua_State *L, const struct vm_step *st, struct vm_error *err)
+static int step_table(lua_State *L, const struct vm_step *st, struct rt_err *err)
 {
     limits_begin(L);
     return luastate_end_load(L, luastate_load_run(L, st->path, st->source, st->len),
@@ -85,10 +85,10 @@ static int step_table(lua_State *L, const struct vm_step *st, struct vm_error *e
 }
 
 /* Appends one problem to err (one per line). */
-static void err_add(struct vm_error *err, int *n, const char *fmt, ...)
+static void err_add(struct rt_err *err, int *n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static void err_add(struct vm_error *err, int *n, const char *fmt, ...)
+static void err_add(struct rt_err *err, int *n, const char *fmt, ...)
 {
     size_t len = *n ? strlen(err->msg) : 0;
     va_list ap;
@@ -105,10 +105,10 @@ static void err_add(struct vm_error *err, int *n, const char *fmt, ...)
 
 /* Validates every step in a scratch state; records has_down/transactional.
  * Returns the number of problems added to err. */
-static int steps_check(struct vm_steps *s, enum vm_step_kind kind, struct vm_error *err,
+static int steps_check(struct vm_steps *s, enum vm_step_kind kind, struct rt_err *err,
                        int nerr)
 {
-    struct vm_error one;
+    struct rt_err one;
     struct limits lim = {.time_ms = STEP_LOAD_TIME_MS};
     int prelude_ref;
     lua_State *L = luastate_new(&step_opts, &lim, &prelude_ref, &one);
@@ -146,7 +146,7 @@ static int steps_check(struct vm_steps *s, enum vm_step_kind kind, struct vm_err
 }
 
 struct vm_steps *vm_steps_load(const char *dir, const char *label, enum vm_step_kind kind,
-                               struct vm_error *err)
+                               struct rt_err *err)
 {
     struct vm_steps *s = calloc(1, sizeof *s);
     DIR *d;
@@ -156,14 +156,14 @@ struct vm_steps *vm_steps_load(const char *dir, const char *label, enum vm_step_
 
     err->msg[0] = '\0';
     if (!s) {
-        snprintf(err->msg, sizeof err->msg, "out of memory");
+        rt_err_set(err, "out of memory");
         return NULL;
     }
     d = opendir(dir);
     if (!d) {
         if (errno == ENOENT)
             return s; /* no steps yet */
-        snprintf(err->msg, sizeof err->msg, "cannot open %s: %s", dir, strerror(errno));
+        rt_err_set(err, "cannot open %s: %s", dir, strerror(errno));
         free(s);
         return NULL;
     }
@@ -176,7 +176,7 @@ struct vm_steps *vm_steps_load(const char *dir, const char *label, enum vm_step_
             struct vm_step *v = realloc(s->v, cap * sizeof *v);
             if (!v) {
                 closedir(d);
-                snprintf(err->msg, sizeof err->msg, "out of memory");
+                rt_err_set(err, "out of memory");
                 vm_steps_free(s);
                 return NULL;
             }
@@ -187,7 +187,7 @@ struct vm_steps *vm_steps_load(const char *dir, const char *label, enum vm_step_
         st->path = malloc(strlen(label) + n + 2);
         if (!st->path) {
             closedir(d);
-            snprintf(err->msg, sizeof err->msg, "out of memory");
+            rt_err_set(err, "out of memory");
             vm_steps_free(s);
             return NULL;
         }
@@ -217,7 +217,7 @@ struct vm_steps *vm_steps_load(const char *dir, const char *label, enum vm_step_
         /* Read from the real directory; st->path is the label. */
         const char *base = strrchr(st->path, '/') + 1;
         char *real = malloc(strlen(dir) + strlen(base) + 2);
-        struct vm_error one;
+        struct rt_err one;
         if (!real) {
             err_add(err, &nerr, "out of memory");
             continue;
@@ -240,12 +240,12 @@ struct vm_steps *vm_steps_load(const char *dir, const char *label, enum vm_step_
     return s;
 }
 
-struct vm *vm_new_steps(const struct vm_steps *s, struct vm_error *err)
+struct vm *vm_new_steps(const struct vm_steps *s, struct rt_err *err)
 {
     struct vm *vm = calloc(1, sizeof *vm);
 
     if (!vm) {
-        snprintf(err->msg, sizeof err->msg, "out of memory");
+        rt_err_set(err, "out of memory");
         return NULL;
     }
     vm->limits = (struct limits){.time_ms = STEP_LOAD_TIME_MS};
@@ -267,7 +267,7 @@ struct vm *vm_new_steps(const struct vm_steps *s, struct vm_error *err)
 }
 
 int vm_run_step(struct vm *vm, int version, const char *fn, struct rt_migrate_ctx *ctx,
-                struct vm_error *err)
+                struct rt_err *err)
 {
     lua_State *L = vm->L;
     int rc = 0;
@@ -277,7 +277,7 @@ int vm_run_step(struct vm *vm, int version, const char *fn, struct rt_migrate_ct
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->steps_ref);
     if (lua_rawgeti(L, -1, version) != LUA_TTABLE ||
         lua_getfield(L, -1, fn) != LUA_TFUNCTION) {
-        snprintf(err->msg, sizeof err->msg, "step %04d has no %s function", version, fn);
+        rt_err_set(err, "step %04d has no %s function", version, fn);
         lua_settop(L, 0);
         return -1;
     }
@@ -287,8 +287,7 @@ int vm_run_step(struct vm *vm, int version, const char *fn, struct rt_migrate_ct
     if (lua_pcall(L, 1, 0, 1) != LUA_OK) {
         /* The first line is the message; the traceback is for the log. */
         const char *msg = lua_tostring(L, -1);
-        snprintf(err->msg, sizeof err->msg, "%s",
-                 msg ? msg : "error object is not a string");
+        rt_err_set(err, "%s", msg ? msg : "error object is not a string");
         char *nl = strstr(err->msg, "\nstack traceback:");
         if (nl)
             *nl = '\0';

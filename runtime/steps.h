@@ -10,7 +10,7 @@
  * rt.scripts_status.
  *
  * Uses: luastate.c, bindings.c, crypto.c (checksums), lua/rt_migrate.c,
- * lua/limits.c. */
+ * lua/limits.c, err.c. */
 #ifndef RT_STEPS_H
 #define RT_STEPS_H
 
@@ -53,19 +53,19 @@ int vm_step_name_parse(const char *base, int *version, char **name);
  * messages and tracebacks. Returns NULL with err filled with every problem
  * found (one per line, with file and line). */
 struct vm_steps *vm_steps_load(const char *dir, const char *label, enum vm_step_kind kind,
-                               struct vm_error *err);
+                               struct rt_err *err);
 void vm_steps_free(struct vm_steps *s);
 
 struct vm;
 
 /* Creates a state that runs the steps of s (borrowed: s must outlive it). */
-struct vm *vm_new_steps(const struct vm_steps *s, struct vm_error *err);
+struct vm *vm_new_steps(const struct vm_steps *s, struct rt_err *err);
 /* NULL is fine. */
 void vm_free(struct vm *vm);
 
 /* Runs function fn ("up", "down" or "run") of step `version` with an `m`
  * object for ctx. Returns 0, or -1 with the error (file:line: message). */
 int vm_run_step(struct vm *vm, int version, const char *fn, struct rt_migrate_ctx *ctx,
-                struct vm_error *err);
+                struct rt_err *err);
 
 #endif

@@ -16,7 +16,7 @@ static void write_config(const char *text)
     fclose(f);
 }
 
-static struct config *load(const char *text, struct config_error *err)
+static struct config *load(const char *text, struct rt_err *err)
 {
     write_config(text);
     return config_load(path, err);
@@ -24,7 +24,7 @@ static struct config *load(const char *text, struct config_error *err)
 
 static void test_defaults_and_file(void)
 {
-    struct config_error err;
+    struct rt_err err;
     struct config *c = load("return { http = { port = 9000, threads = 3 }, "
                             "log = { access = false } }",
                             &err);
@@ -45,7 +45,7 @@ static void test_defaults_and_file(void)
 
 static void test_env_overrides(void)
 {
-    struct config_error err;
+    struct rt_err err;
     setenv("RUNTIME_HTTP_PORT", "9100", 1);
     setenv("RUNTIME_DATABASE_URL", "postgresql://x@127.0.0.1/db", 1);
     setenv("RUNTIME_LOG_ACCESS", "off", 1);
@@ -65,7 +65,7 @@ static void test_env_overrides(void)
 
 static void test_errors(void)
 {
-    struct config_error err;
+    struct rt_err err;
     CHECK(load("return { http = { prot = 1 } }", &err) == NULL);
     CHECK(strstr(err.msg, "unknown key 'http.prot'") != NULL);
     CHECK(load("return { htp = {} }", &err) == NULL);
@@ -85,7 +85,7 @@ static void test_errors(void)
 
 static void test_servers(void)
 {
-    struct config_error err;
+    struct rt_err err;
     setenv("RUNTIME_DATABASE_URL", "postgresql://app@main/db", 1);
     struct config *c = load("return { servers = { eu = { url = 'postgresql://app@eu/db', "
                             "owner_url = 'postgresql://owner@eu/db' } } }",
@@ -114,7 +114,7 @@ static void test_servers(void)
 /* A list setting is a Lua list or comma-separated text; both read the same. */
 static void test_lists(void)
 {
-    struct config_error err;
+    struct rt_err err;
     struct config *c =
         load("return { auth = { jwt_public_keys = { 'a=a.pem', 'b=/k/b.pem' }, "
              "jwt_previous_secrets = 'old=x' } }",

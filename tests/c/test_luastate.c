@@ -55,7 +55,7 @@ int main(void)
     static const struct rt_module *const lists[] = {fake, bare, NULL};
     struct luastate_opts o = {64, NULL, lists};
     struct limits lim = {.time_ms = 1000};
-    struct vm_error err;
+    struct rt_err err;
     int prelude_ref = -1;
 
     lua_State *L = luastate_new(&o, &lim, &prelude_ref, &err);

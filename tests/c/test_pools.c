@@ -13,7 +13,7 @@ static char path[] = "/tmp/rt_test_pools_XXXXXX";
 
 static struct config *load(const char *text)
 {
-    struct config_error err;
+    struct rt_err err;
     FILE *f = fopen(path, "w");
     fputs(text, f);
     fclose(f);

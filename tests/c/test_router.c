@@ -8,7 +8,7 @@ static struct router *r;
 
 static void add(const char *method, const char *pattern, int id)
 {
-    struct router_error err;
+    struct rt_err err;
     int rc = router_add(r, method, pattern, id, "test.lua", &err);
     if (rc != 0)
         fprintf(stderr, "router_add %s %s: %s\n", method, pattern, err.msg);
@@ -66,7 +66,7 @@ static void test_not_found_and_405(void)
 
 static void test_bad_and_duplicate(void)
 {
-    struct router_error err;
+    struct rt_err err;
 
     CHECK(router_add(r, "GET", "/api/v1/users/:key", 9, "other.lua", &err) != 0);
     CHECK(strstr(err.msg, "test.lua") && strstr(err.msg, "other.lua"));
@@ -85,7 +85,7 @@ static void test_bad_and_duplicate(void)
 static struct router *router_of(const char *const *routes, size_t n)
 {
     struct router *rr = router_new();
-    struct router_error err;
+    struct rt_err err;
     CHECK(rr != NULL);
     for (size_t i = 0; rr && i < n; i += 2) {
         int rc = router_add(rr, routes[i], routes[i + 1], (int)(i / 2) + 1, "t.lua", &err);
@@ -186,7 +186,7 @@ static void test_not_decoded(void)
 static void test_limits(void)
 {
     char pattern[512] = "", path[512] = "";
-    struct router_error err;
+    struct rt_err err;
     struct router_match m;
     struct router *rr = router_new();
 
