@@ -26,7 +26,8 @@ int account_check(const struct config *cfg, const char *email, const char *passw
 int account_create(const struct config *cfg, const struct account_spec *spec,
                    struct account_user *out, struct rt_err *err)
 {
-    char hash[CRYPTO_HASH_MAX], why[400];
+    char hash[CRYPTO_HASH_MAX];
+    struct rt_err why;
     struct crypto_argon2 p = {(uint32_t)cfg->auth_argon2_iterations,
                               (uint32_t)cfg->auth_argon2_memory_kib,
                               (uint32_t)cfg->auth_argon2_parallelism};
@@ -39,10 +40,9 @@ int account_create(const struct config *cfg, const struct account_spec *spec,
         return rt_err_set(err, "hashing failed");
     const char *url =
         cfg->database_owner_url[0] ? cfg->database_owner_url : cfg->database_url;
-    PGconn *c = db_connect(url, NULL, "runtime-user", cfg->database_connect_timeout, why,
-                           sizeof why);
+    PGconn *c = db_connect(url, NULL, "runtime-user", cfg->database_connect_timeout, &why);
     if (!c)
-        return rt_err_set(err, "cannot connect: %s", why);
+        return rt_err_set(err, "cannot connect: %s", why.msg);
     const char *v[] = {spec->email, hash, spec->name ? spec->name : "",
                        spec->superuser ? "t" : "f"};
     PGresult *r = sql_query(

@@ -116,24 +116,24 @@ bool auth_keys_configured(const struct auth *a)
 /* Reads a key file named in the config (relative to the config file) into
  * a malloc'd buffer the caller frees. Returns NULL with err filled. */
 static char *read_key_file(const struct config *cfg, const char *setting, const char *name,
-                           size_t *len, char *err, size_t errlen)
+                           size_t *len, struct rt_err *err)
 {
     char *path = config_path(cfg, name), *text = NULL;
     FILE *f = path ? fopen(path, "rb") : NULL;
 
     if (!f) {
-        snprintf(err, errlen, "%s: cannot read '%s': %s", setting, path ? path : name,
-                 path ? strerror(errno) : "out of memory");
+        rt_err_set(err, "%s: cannot read '%s': %s", setting, path ? path : name,
+                   path ? strerror(errno) : "out of memory");
         goto done;
     }
     /* Key files are small; a bound keeps a wrong path from reading a disk. */
     text = malloc(65536 + 1);
     *len = text ? fread(text, 1, 65536 + 1, f) : 0;
     if (!text || ferror(f) || *len > 65536) {
-        snprintf(err, errlen, "%s: cannot read '%s': %s", setting, path,
-                 !text       ? "out of memory"
-                 : ferror(f) ? strerror(errno)
-                             : "larger than 64 KiB");
+        rt_err_set(err, "%s: cannot read '%s': %s", setting, path,
+                   !text       ? "out of memory"
+                   : ferror(f) ? strerror(errno)
+                               : "larger than 64 KiB");
         free(text);
         text = NULL;
     }
@@ -147,9 +147,9 @@ done:
 /* Calls fn for each "kid=value" item of a comma-separated list setting.
  * Returns 0, or -1 with err filled (by fn, or for an item without a kid). */
 static int each_kid_item(const char *list, const char *setting,
-                         int (*fn)(void *arg, const char *kid, const char *value, char *err,
-                                   size_t errlen),
-                         void *arg, char *err, size_t errlen)
+                         int (*fn)(void *arg, const char *kid, const char *value,
+                                   struct rt_err *err),
+                         void *arg, struct rt_err *err)
 {
     char item[1024];
 
@@ -161,8 +161,8 @@ static int each_kid_item(const char *list, const char *setting,
         while (m > 0 && (p[m - 1] == ' ' || p[m - 1] == '\t'))
             m--;
         if (m >= sizeof item) {
-            snprintf(err, errlen, "%s: an item is longer than %zu bytes", setting,
-                     sizeof item - 1);
+            rt_err_set(err, "%s: an item is longer than %zu bytes", setting,
+                       sizeof item - 1);
             return -1;
         }
         memcpy(item, p, m);
@@ -170,12 +170,12 @@ static int each_kid_item(const char *list, const char *setting,
         char *eq = strchr(item, '=');
         if (m > 0) {
             if (!eq || eq == item) {
-                snprintf(err, errlen, "%s: items are kid=value (got '%.40s%s')", setting,
-                         item, m > 40 ? "..." : "");
+                rt_err_set(err, "%s: items are kid=value (got '%.40s%s')", setting, item,
+                           m > 40 ? "..." : "");
                 return -1;
             }
             *eq = '\0';
-            if (fn(arg, item, eq + 1, err, errlen) < 0)
+            if (fn(arg, item, eq + 1, err) < 0)
                 return -1;
         }
         p += n;
@@ -190,35 +190,34 @@ struct keys_ctx {
     struct crypto_jwt_keys *keys;
 };
 
-static int add_public_key(void *arg, const char *kid, const char *path, char *err,
-                          size_t errlen)
+static int add_public_key(void *arg, const char *kid, const char *path, struct rt_err *err)
 {
     struct keys_ctx *k = arg;
     char why[200];
     size_t len = 0;
-    char *pem = read_key_file(k->cfg, "auth.jwt_public_keys", path, &len, err, errlen);
+    char *pem = read_key_file(k->cfg, "auth.jwt_public_keys", path, &len, err);
 
     if (!pem)
         return -1;
     int rc = crypto_jwt_keys_add(k->keys, kid, pem, len, why, sizeof why);
     free(pem);
     if (rc < 0)
-        snprintf(err, errlen, "auth.jwt_public_keys: kid '%s' (%s): %s", kid, path, why);
+        rt_err_set(err, "auth.jwt_public_keys: kid '%s' (%s): %s", kid, path, why);
     return rc;
 }
 
-static int add_previous_secret(void *arg, const char *kid, const char *secret, char *err,
-                               size_t errlen)
+static int add_previous_secret(void *arg, const char *kid, const char *secret,
+                               struct rt_err *err)
 {
     struct keys_ctx *k = arg;
     char why[200];
 
     if (!kid[0] || strcmp(kid, k->cfg->auth_jwt_kid) == 0 ||
         crypto_jwt_keys_add(k->keys, kid, secret, strlen(secret), why, sizeof why) < 0) {
-        snprintf(err, errlen, "auth.jwt_previous_secrets: kid '%s': %s", kid,
-                 kid[0] && strcmp(kid, k->cfg->auth_jwt_kid) == 0
-                     ? "is auth.jwt_kid, the current secret's"
-                     : why);
+        rt_err_set(err, "auth.jwt_previous_secrets: kid '%s': %s", kid,
+                   kid[0] && strcmp(kid, k->cfg->auth_jwt_kid) == 0
+                       ? "is auth.jwt_kid, the current secret's"
+                       : why);
         return -1;
     }
     return 0;
@@ -227,21 +226,21 @@ static int add_previous_secret(void *arg, const char *kid, const char *secret, c
 /* HS256: auth.jwt_secret signs (with auth.jwt_kid when set) and verifies
  * tokens without a kid or with that kid; auth.jwt_previous_secrets verify
  * tokens of earlier kids. No secret: no keys (only public routes answer). */
-static int keys_hs256(struct keys_ctx *k, char *err, size_t errlen)
+static int keys_hs256(struct keys_ctx *k, struct rt_err *err)
 {
     const struct config *cfg = k->cfg;
     const char *secret = cfg->auth_jwt_secret;
     char why[200];
 
     if (cfg->auth_jwt_private_key_file[0] || cfg->auth_jwt_public_keys[0]) {
-        snprintf(err, errlen,
-                 "auth.jwt_private_key_file and auth.jwt_public_keys are for RS256 and "
-                 "ES256; auth.jwt_algorithm is HS256");
+        rt_err_set(err,
+                   "auth.jwt_private_key_file and auth.jwt_public_keys are for RS256 and "
+                   "ES256; auth.jwt_algorithm is HS256");
         return -1;
     }
     if (!secret[0]) {
         if (cfg->auth_jwt_previous_secrets[0]) {
-            snprintf(err, errlen, "auth.jwt_previous_secrets needs auth.jwt_secret");
+            rt_err_set(err, "auth.jwt_previous_secrets needs auth.jwt_secret");
             return -1;
         }
         return 0;
@@ -252,16 +251,16 @@ static int keys_hs256(struct keys_ctx *k, char *err, size_t errlen)
         (cfg->auth_jwt_kid[0] &&
          crypto_jwt_keys_add(k->keys, cfg->auth_jwt_kid, secret, strlen(secret), why,
                              sizeof why) < 0)) {
-        snprintf(err, errlen, "auth.jwt_secret, auth.jwt_kid: %s", why);
+        rt_err_set(err, "auth.jwt_secret, auth.jwt_kid: %s", why);
         return -1;
     }
     return each_kid_item(cfg->auth_jwt_previous_secrets, "auth.jwt_previous_secrets",
-                         add_previous_secret, k, err, errlen);
+                         add_previous_secret, k, err);
 }
 
 /* RS256/ES256: the private key file signs with auth.jwt_kid; the public
  * keys verify, each under its kid, and must include auth.jwt_kid's. */
-static int keys_pem(struct keys_ctx *k, char *err, size_t errlen)
+static int keys_pem(struct keys_ctx *k, struct rt_err *err)
 {
     const struct config *cfg = k->cfg;
     const char *alg = crypto_jwt_alg_name(crypto_jwt_keys_alg(k->keys));
@@ -270,17 +269,18 @@ static int keys_pem(struct keys_ctx *k, char *err, size_t errlen)
 
     if (!cfg->auth_jwt_private_key_file[0] || !cfg->auth_jwt_kid[0] ||
         !cfg->auth_jwt_public_keys[0]) {
-        snprintf(err, errlen,
-                 "auth.jwt_algorithm %s needs auth.jwt_private_key_file, auth.jwt_kid and "
-                 "auth.jwt_public_keys",
-                 alg);
+        rt_err_set(
+            err,
+            "auth.jwt_algorithm %s needs auth.jwt_private_key_file, auth.jwt_kid and "
+            "auth.jwt_public_keys",
+            alg);
         return -1;
     }
     if (cfg->auth_jwt_secret[0] || cfg->auth_jwt_previous_secrets[0])
         log_msg(LOG_LEVEL_WARN, NULL,
                 "auth.jwt_secret and auth.jwt_previous_secrets are ignored with %s", alg);
     char *pem = read_key_file(cfg, "auth.jwt_private_key_file",
-                              cfg->auth_jwt_private_key_file, &len, err, errlen);
+                              cfg->auth_jwt_private_key_file, &len, err);
     if (!pem)
         return -1;
     int rc =
@@ -288,37 +288,37 @@ static int keys_pem(struct keys_ctx *k, char *err, size_t errlen)
     crypto_wipe(pem, len);
     free(pem);
     if (rc < 0) {
-        snprintf(err, errlen, "auth.jwt_private_key_file: %s", why);
+        rt_err_set(err, "auth.jwt_private_key_file: %s", why);
         return -1;
     }
     return each_kid_item(cfg->auth_jwt_public_keys, "auth.jwt_public_keys", add_public_key,
-                         k, err, errlen);
+                         k, err);
 }
 
 /* Builds the token keys from the auth.jwt_* settings: any problem (an
  * unknown algorithm, a missing, unreadable or wrong key file, a private key
  * that does not match its kid's public key) is a start-up error. */
-struct crypto_jwt_keys *auth_keys_load(const struct config *cfg, char *err, size_t errlen)
+struct crypto_jwt_keys *auth_keys_load(const struct config *cfg, struct rt_err *err)
 {
     enum crypto_jwt_alg alg;
     char why[300];
 
     if (crypto_jwt_alg_parse(cfg->auth_jwt_algorithm, &alg) < 0) {
-        snprintf(err, errlen, "auth.jwt_algorithm must be HS256, RS256 or ES256 (got '%s')",
-                 cfg->auth_jwt_algorithm);
+        rt_err_set(err, "auth.jwt_algorithm must be HS256, RS256 or ES256 (got '%s')",
+                   cfg->auth_jwt_algorithm);
         return NULL;
     }
     struct keys_ctx k = {cfg, crypto_jwt_keys_new(alg)};
     if (!k.keys) {
-        snprintf(err, errlen, "out of memory");
+        rt_err_set(err, "out of memory");
         return NULL;
     }
     bool hs = alg == CRYPTO_JWT_HS256;
-    if ((hs ? keys_hs256(&k, err, errlen) : keys_pem(&k, err, errlen)) < 0)
+    if ((hs ? keys_hs256(&k, err) : keys_pem(&k, err)) < 0)
         goto fail;
     if ((!hs || cfg->auth_jwt_secret[0]) &&
         crypto_jwt_keys_check(k.keys, why, sizeof why) < 0) {
-        snprintf(err, errlen, "auth: %s", why);
+        rt_err_set(err, "auth: %s", why);
         goto fail;
     }
     return k.keys;
@@ -327,9 +327,9 @@ fail:
     return NULL;
 }
 
-int auth_check_keys(const struct config *cfg, char *err, size_t errlen)
+int auth_check_keys(const struct config *cfg, struct rt_err *err)
 {
-    struct crypto_jwt_keys *k = auth_keys_load(cfg, err, errlen);
+    struct crypto_jwt_keys *k = auth_keys_load(cfg, err);
     crypto_jwt_keys_free(k);
     return k ? 0 : -1;
 }

@@ -30,7 +30,7 @@
  * auth_keys.c (API keys), auth_session.c and auth_module.c (auth_new,
  * auth_free), sharing the private auth_int.h.
  *
- * Uses: config.c, crypto.c, db.c (auth's own pool), log.c, ticker.c. */
+ * Uses: config.c, crypto.c, db.c (auth's own pool), err.c, log.c, ticker.c. */
 #ifndef RT_AUTH_H
 #define RT_AUTH_H
 
@@ -40,6 +40,7 @@
 #include "config.h"
 #include "crypto.h"
 #include "db.h"
+#include "err.h"
 
 struct auth;
 
@@ -49,12 +50,12 @@ struct auth;
  * the state. A bad key setting (unknown algorithm, missing, unreadable or
  * ill-typed key file, a private key that does not match the public key of
  * auth.jwt_kid) fails with err naming the setting. */
-struct auth *auth_new(const struct config *cfg, bool poll, char *err, size_t errlen);
+struct auth *auth_new(const struct config *cfg, bool poll, struct rt_err *err);
 void auth_free(struct auth *a);
 
 /* Loads the token keys the auth.jwt_* settings name, as auth_new does, and
  * drops them: 0, or -1 with the problem in err (for `runtime check`). */
-int auth_check_keys(const struct config *cfg, char *err, size_t errlen);
+int auth_check_keys(const struct config *cfg, struct rt_err *err);
 
 /* Re-reads revocations and API keys now (the background thread does this
  * every auth.revocation_refresh_ms). */

@@ -11,12 +11,13 @@
  * the files share: running statements on auth's own pool, the local list of
  * revocations made here, the permission cache's drop.
  *
- * Uses: db.c, crypto.c. */
+ * Uses: db.c, crypto.c, err.c. */
 #ifndef RT_AUTH_INT_H
 #define RT_AUTH_INT_H
 
 #include "crypto.h"
 #include "db.h"
+#include "err.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -153,7 +154,7 @@ bool auth_keys_configured(const struct auth *a);
  * unknown algorithm, a missing, unreadable or wrong key file, a private key
  * that does not match its kid's public key) is a start-up error (err
  * filled, NULL). The caller frees the keys (crypto_jwt_keys_free). */
-struct crypto_jwt_keys *auth_keys_load(const struct config *cfg, char *err, size_t errlen);
+struct crypto_jwt_keys *auth_keys_load(const struct config *cfg, struct rt_err *err);
 
 /* ---- auth_revoke.c ------------------------------------------------------- */
 

@@ -15,19 +15,19 @@ static void reload_tick(void *arg)
     auth_reload(arg);
 }
 
-struct auth *auth_new(const struct config *cfg, bool poll, char *err, size_t errlen)
+struct auth *auth_new(const struct config *cfg, bool poll, struct rt_err *err)
 {
     struct auth *a = calloc(1, sizeof *a);
 
     if (!a) {
-        snprintf(err, errlen, "out of memory");
+        rt_err_set(err, "out of memory");
         return NULL;
     }
     a->cfg = cfg;
     pthread_mutex_init(&a->mu, NULL);
     for (int i = 0; i < TOKEN_SLOTS; i++)
         pthread_mutex_init(&a->tokens[i].mu, NULL);
-    if (!(a->keys = auth_keys_load(cfg, err, errlen))) {
+    if (!(a->keys = auth_keys_load(cfg, err))) {
         auth_free(a);
         return NULL;
     }
@@ -42,14 +42,14 @@ struct auth *auth_new(const struct config *cfg, bool poll, char *err, size_t err
     a->pool = db_pool_new(&po);
     a->st = calloc(1, sizeof *a->st);
     if (!a->pool || !a->st) {
-        snprintf(err, errlen, "out of memory");
+        rt_err_set(err, "out of memory");
         auth_free(a);
         return NULL;
     }
     auth_reload(a);
     if (poll &&
         !(a->ticker = ticker_start(cfg->auth_revocation_refresh_ms, reload_tick, a))) {
-        snprintf(err, errlen, "cannot start the revocation reloader");
+        rt_err_set(err, "cannot start the revocation reloader");
         auth_free(a);
         return NULL;
     }

@@ -166,9 +166,9 @@ int check_main(int argc, char **argv)
     if (rc >= 0)
         return rc;
 
-    char kerr[512];
-    if (auth_check_keys(cfg, kerr, sizeof kerr) < 0)
-        problem_add(&p, kerr);
+    struct rt_err kerr;
+    if (auth_check_keys(cfg, &kerr) < 0)
+        problem_add(&p, kerr.msg);
     long nfiles = vm_scripts_compile(dir, problem_add, &p, &err);
     if (nfiles < 0)
         problem_add(&p, err.msg);

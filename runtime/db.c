@@ -181,7 +181,7 @@ static void ignore_notice(void *arg, const char *message)
 }
 
 PGconn *db_connect(const char *conninfo, const char *dbname, const char *application,
-                   int connect_timeout_s, char *err, size_t errlen)
+                   int connect_timeout_s, struct rt_err *err)
 {
     char timeout[16];
     /* The URL is expanded from the first dbname (expand_dbname = 1); a second
@@ -193,10 +193,10 @@ PGconn *db_connect(const char *conninfo, const char *dbname, const char *applica
     snprintf(timeout, sizeof timeout, "%d", connect_timeout_s);
     PGconn *pg = PQconnectdbParams(keys, vals, 1);
     if (!pg || PQstatus(pg) != CONNECTION_OK) {
-        snprintf(err, errlen, "%s", pg ? PQerrorMessage(pg) : "out of memory");
-        size_t n = strlen(err);
-        while (n && (err[n - 1] == '\n' || err[n - 1] == ' '))
-            err[--n] = '\0';
+        rt_err_set(err, "%s", pg ? PQerrorMessage(pg) : "out of memory");
+        size_t n = err ? strlen(err->msg) : 0;
+        while (n && (err->msg[n - 1] == '\n' || err->msg[n - 1] == ' '))
+            err->msg[--n] = '\0';
         PQfinish(pg);
         return NULL;
     }
@@ -293,17 +293,17 @@ static const char *scope_value(struct db_conn *c, long long tid)
 
 static struct db_conn *conn_open(struct db_pool *p, struct db_error *err)
 {
-    char why[400];
+    struct rt_err why;
     struct db_conn *c = calloc(1, sizeof *c);
 
     if (!c) {
         err_set(err, DB_ERR_UNAVAILABLE, NULL, "out of memory");
         return NULL;
     }
-    c->pg = db_connect(p->conninfo, p->dbname, "runtime", p->connect_timeout_s, why,
-                       sizeof why);
+    c->pg = db_connect(p->conninfo, p->dbname, "runtime", p->connect_timeout_s, &why);
     if (!c->pg) {
-        err_set(err, DB_ERR_UNAVAILABLE, NULL, "cannot connect to %s: %s", p->name, why);
+        err_set(err, DB_ERR_UNAVAILABLE, NULL, "cannot connect to %s: %s", p->name,
+                why.msg);
         free(c);
         return NULL;
     }

@@ -15,7 +15,8 @@
  * next checkout after that tries again, so the pool recovers by itself.
  * Broken connections are discarded at check-in. Thread-safe.
  *
- * Uses: crypto.c (scope keys and tags), log.c, hash.h, libpq. */
+ * Uses: crypto.c (scope keys and tags), log.c, err.c (db_connect), hash.h,
+ * libpq. */
 #ifndef RT_DB_H
 #define RT_DB_H
 
@@ -23,6 +24,8 @@
 #include <stddef.h>
 
 #include <libpq-fe.h>
+
+#include "err.h"
 
 enum db_status {
     DB_OK,
@@ -62,9 +65,9 @@ struct db_conn;
  * dbname (NULL: none) overrides its database without any string pasting,
  * application names it in pg_stat_activity, connect_timeout_s (>= 1) bounds
  * the wait. Server notices are dropped. Returns NULL with a
- * one-line message in err on failure. */
+ * one-line message in err on failure (sqlstate ""). */
 PGconn *db_connect(const char *conninfo, const char *dbname, const char *application,
-                   int connect_timeout_s, char *err, size_t errlen);
+                   int connect_timeout_s, struct rt_err *err);
 
 struct db_pool *db_pool_new(const struct db_pool_options *opt);
 /* Closes every idle connection. All connections must be checked in. */

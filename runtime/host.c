@@ -104,12 +104,11 @@ struct host *host_start(const struct config *cfg, const char *dir,
     h->board.generation = 1;
     h->board.loaded_at = (long long)time(NULL);
     if (cfg->scripts_reload) {
-        char why[256];
-        h->watch =
-            watch_start(dir, cfg->scripts_reload_delay_ms, on_change, h, why, sizeof why);
+        struct rt_err why;
+        h->watch = watch_start(dir, cfg->scripts_reload_delay_ms, on_change, h, &why);
         if (!h->watch) /* serving without reloads beats not serving */
             log_msg(LOG_LEVEL_WARN, NULL, "scripts: not watching %s for changes: %s", dir,
-                    why);
+                    why.msg);
     }
     return h;
 }

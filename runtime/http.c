@@ -851,7 +851,7 @@ const struct rt_module *const *http_modules(void)
 }
 
 struct http_server *http_start(const struct config *cfg, struct host *host,
-                               struct db_pool *pool, char *err, size_t errlen)
+                               struct db_pool *pool, struct rt_err *err)
 {
     struct http_server *s = calloc(1, sizeof *s);
     struct sockaddr_in a4;
@@ -862,7 +862,7 @@ struct http_server *http_start(const struct config *cfg, struct host *host,
     pthread_condattr_t ca;
 
     if (!s) {
-        snprintf(err, errlen, "out of memory");
+        rt_err_set(err, "out of memory");
         return NULL;
     }
     s->cfg = cfg;
@@ -871,15 +871,14 @@ struct http_server *http_start(const struct config *cfg, struct host *host,
     pthread_mutex_init(&s->mu, NULL);
     s->sources.base_domain = cfg->tenancy_base_domain;
     if (tenant_sources_parse(cfg->tenancy_sources, &s->sources) < 0) {
-        snprintf(err, errlen, "tenancy.sources: unknown source in '%s'",
-                 cfg->tenancy_sources);
+        rt_err_set(err, "tenancy.sources: unknown source in '%s'", cfg->tenancy_sources);
         http_stop(s);
         return NULL;
     }
     s->dir = tenant_dir_new(pool, cfg->tenancy_refresh_ms);
     s->pools = pools_new(cfg, pool);
     if (!s->dir || !s->pools) {
-        snprintf(err, errlen, "out of memory");
+        rt_err_set(err, "out of memory");
         http_stop(s);
         return NULL;
     }
@@ -887,7 +886,7 @@ struct http_server *http_start(const struct config *cfg, struct host *host,
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->idle, &ca);
     pthread_condattr_destroy(&ca);
-    if (!(s->auth = auth_new(cfg, true, err, errlen))) {
+    if (!(s->auth = auth_new(cfg, true, err))) {
         http_stop(s);
         return NULL;
     }
@@ -898,12 +897,11 @@ struct http_server *http_start(const struct config *cfg, struct host *host,
     }
     /* Hashing is all CPU: it yields to every other thread. Admin work mostly
      * waits on PostgreSQL while holding its locks, so it is not starved. */
-    if (!(s->lanes[LANE_OFFLOAD] =
-              lane_pool_start("offload", noffload, cfg->http_offload_queue, true,
-                              run_queued, NULL, err, errlen)) ||
+    if (!(s->lanes[LANE_OFFLOAD] = lane_pool_start(
+              "offload", noffload, cfg->http_offload_queue, true, run_queued, NULL, err)) ||
         !(s->lanes[LANE_ADMIN] =
               lane_pool_start("admin", cfg->http_admin_threads, cfg->http_offload_queue,
-                              false, run_queued, NULL, err, errlen))) {
+                              false, run_queued, NULL, err))) {
         http_stop(s);
         return NULL;
     }
@@ -920,7 +918,7 @@ struct http_server *http_start(const struct config *cfg, struct host *host,
         addr = (struct sockaddr *)&a6;
         flags |= MHD_USE_IPv6;
     } else {
-        snprintf(err, errlen, "http.host '%s' is not an IP address", cfg->http_host);
+        rt_err_set(err, "http.host '%s' is not an IP address", cfg->http_host);
         http_stop(s);
         return NULL;
     }
@@ -936,8 +934,8 @@ struct http_server *http_start(const struct config *cfg, struct host *host,
         (size_t)cfg->http_connection_memory_limit, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, s, MHD_OPTION_END);
     if (!s->d) {
-        snprintf(err, errlen, "cannot listen on %s:%d (in use, or not allowed)",
-                 cfg->http_host, cfg->http_port);
+        rt_err_set(err, "cannot listen on %s:%d (in use, or not allowed)", cfg->http_host,
+                   cfg->http_port);
         http_stop(s);
         return NULL;
     }

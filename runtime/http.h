@@ -13,7 +13,7 @@
  * Uses: host.c, dispatch.c, bindings.c, lua/rt_tenant.c and tenant_engine.c
  * (rt.tenant and its context, handed to the Lua host), tenant.c (resolution),
  * auth.c (tokens, revocations), crypto.c, pools.c, lane.c, router.c, db.c,
- * errors.c, buf.c, log.c, config.c. */
+ * errors.c, err.c, buf.c, log.c, config.c. */
 #ifndef RT_HTTP_H
 #define RT_HTTP_H
 
@@ -33,7 +33,7 @@ const struct rt_module *const *http_modules(void);
 /* Starts serving. cfg, host and pool are borrowed and must outlive the
  * server. Returns NULL with err filled when the daemon cannot start. */
 struct http_server *http_start(const struct config *cfg, struct host *host,
-                               struct db_pool *pool, char *err, size_t errlen);
+                               struct db_pool *pool, struct rt_err *err);
 
 /* Graceful stop: stops accepting, gives in-flight requests up to
  * cfg->http_shutdown_grace seconds to finish, then stops the daemon and frees

@@ -76,7 +76,7 @@ static void *lane_main(void *arg)
 struct lane_pool *lane_pool_start(const char *name, int nthreads, int max_queued,
                                   bool idle_priority,
                                   void (*run)(struct lane_item *, void *), void *arg,
-                                  char *err, size_t errlen)
+                                  struct rt_err *err)
 {
     struct lane_pool *p = calloc(1, sizeof *p);
 
@@ -84,7 +84,7 @@ struct lane_pool *lane_pool_start(const char *name, int nthreads, int max_queued
         p->threads = calloc((size_t)nthreads, sizeof *p->threads);
     if (!p || !p->threads) {
         free(p);
-        snprintf(err, errlen, "out of memory");
+        rt_err_set(err, "out of memory");
         return NULL;
     }
     p->name = name;
@@ -96,7 +96,7 @@ struct lane_pool *lane_pool_start(const char *name, int nthreads, int max_queued
     pthread_cond_init(&p->wake, NULL);
     for (; p->nthreads < nthreads; p->nthreads++)
         if (pthread_create(&p->threads[p->nthreads], NULL, lane_main, p) != 0) {
-            snprintf(err, errlen, "cannot start the %s threads", name);
+            rt_err_set(err, "cannot start the %s threads", name);
             lane_pool_stop(p);
             return NULL;
         }

@@ -4,12 +4,14 @@
  * slow work never holds up an HTTP thread; the two lanes are apart so a long
  * provisioning or fleet migration never queues a login.
  *
- * Uses: log.c. */
+ * Uses: log.c, err.c. */
 #ifndef RT_LANE_H
 #define RT_LANE_H
 
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "err.h"
 
 enum lane {
     LANE_HTTP,    /* on the HTTP thread that read the request */
@@ -32,7 +34,7 @@ struct lane_pool;
 struct lane_pool *lane_pool_start(const char *name, int nthreads, int max_queued,
                                   bool idle_priority,
                                   void (*run)(struct lane_item *, void *), void *arg,
-                                  char *err, size_t errlen);
+                                  struct rt_err *err);
 
 /* Queues item. Returns false when max_queued items are already waiting. */
 bool lane_pool_push(struct lane_pool *p, struct lane_item *item);

@@ -61,7 +61,7 @@ static int cmd_serve(int argc, char **argv)
     struct db_pool *pool = NULL;
     struct http_server *srv = NULL;
     char *scripts_dir = NULL;
-    char herr[256];
+    struct rt_err herr;
     sigset_t sigs;
     int sig, rc = 1;
 
@@ -138,9 +138,9 @@ static int cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    srv = http_start(cfg, host, pool, herr, sizeof herr);
+    srv = http_start(cfg, host, pool, &herr);
     if (!srv) {
-        fprintf(stderr, "runtime: http: %s\n", herr);
+        fprintf(stderr, "runtime: http: %s\n", herr.msg);
         goto done;
     }
     struct vm_scripts *scripts = host_acquire(host);

@@ -51,12 +51,12 @@ PGconn *migrate_conn(struct worker *w, const char *server, const char *dbname,
         memmove(&w->conns[0], &w->conns[1], sizeof w->conns[0] * (MIGRATE_MAX_CONNS - 1));
         w->nconns--;
     }
-    char why[400];
+    struct rt_err why;
     PGconn *pg = db_connect(srv->owner_url, dbname[0] ? dbname : NULL, "runtime-migrate",
-                            w->eng->cfg->database_connect_timeout, why, sizeof why);
+                            w->eng->cfg->database_connect_timeout, &why);
     if (!pg) {
         rt_err_set(err, "cannot connect%s%s: %s", dbname[0] ? " to database " : "", dbname,
-                   why);
+                   why.msg);
         return NULL;
     }
     char lt[32];

@@ -29,11 +29,11 @@ PGconn *provision_connect(const struct config *cfg, const char *server, struct r
         rt_err_set(err, "database.owner_url is not set (set RUNTIME_DATABASE_OWNER_URL)");
         return NULL;
     }
-    char why[400];
+    struct rt_err why;
     PGconn *c = db_connect(srv->owner_url, NULL, "runtime-tenant",
-                           cfg->database_connect_timeout, why, sizeof why);
+                           cfg->database_connect_timeout, &why);
     if (!c)
-        rt_err_set(err, "cannot connect: %s", why);
+        rt_err_set(err, "cannot connect: %s", why.msg);
     return c;
 }
 

@@ -167,16 +167,16 @@ static PGconn *tenant_connect(const struct config *cfg, const struct tenant_row 
 {
     const struct config_server *srv = config_server(cfg, row->server);
     bool own_db = strcmp(row->isolation, "database") == 0;
-    char why[400];
+    struct rt_err why;
 
     if (!srv) {
         rt_err_set(err, "unknown server '%s' (not in config servers)", row->server);
         return NULL;
     }
     PGconn *c = db_connect(srv->owner_url, own_db ? row->database_name : NULL,
-                           "runtime-seed", cfg->database_connect_timeout, why, sizeof why);
+                           "runtime-seed", cfg->database_connect_timeout, &why);
     if (!c) {
-        rt_err_set(err, "cannot connect: %s", why);
+        rt_err_set(err, "cannot connect: %s", why.msg);
         return NULL;
     }
     /* Seeds are idempotent and their ledger commits with them: a crash can
@@ -236,7 +236,7 @@ int seed_run(const struct config *cfg, const char *code, struct seed_report *rep
              struct rt_err *err)
 {
     struct seeder sd;
-    char why[400];
+    struct rt_err why;
     PGresult *r = NULL;
     int rc = -1;
 
@@ -244,10 +244,10 @@ int seed_run(const struct config *cfg, const char *code, struct seed_report *rep
     if (seeder_init(&sd, cfg, err) < 0)
         return -1;
     PGconn *c = db_connect(cfg->database_owner_url, NULL, "runtime-seed",
-                           cfg->database_connect_timeout, why, sizeof why);
+                           cfg->database_connect_timeout, &why);
     const char *v[] = {code};
     if (!c) {
-        rt_err_set(err, "%s", why);
+        rt_err_set(err, "%s", why.msg);
         goto done;
     }
     r = sql_query(c,

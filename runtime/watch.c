@@ -153,12 +153,12 @@ static void *watch_main(void *arg)
 }
 
 struct watch *watch_start(const char *root, int delay_ms, void (*on_change)(void *ud),
-                          void *ud, char *err, size_t errlen)
+                          void *ud, struct rt_err *err)
 {
     struct watch *w = calloc(1, sizeof *w);
 
     if (!w || !(w->root = strdup(root))) {
-        snprintf(err, errlen, "out of memory");
+        rt_err_set(err, "out of memory");
         free(w);
         return NULL;
     }
@@ -168,16 +168,16 @@ struct watch *watch_start(const char *root, int delay_ms, void (*on_change)(void
     w->stop[0] = w->stop[1] = -1;
     w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (w->fd < 0 || pipe(w->stop) != 0) {
-        snprintf(err, errlen, "inotify: %s", strerror(errno));
+        rt_err_set(err, "inotify: %s", strerror(errno));
         goto fail;
     }
     add_tree(w, root);
     if (w->ndirs == 0) {
-        snprintf(err, errlen, "cannot watch %s", root);
+        rt_err_set(err, "cannot watch %s", root);
         goto fail;
     }
     if (pthread_create(&w->thread, NULL, watch_main, w) != 0) {
-        snprintf(err, errlen, "cannot start the watch thread");
+        rt_err_set(err, "cannot start the watch thread");
         goto fail;
     }
     w->running = true;

@@ -7,18 +7,20 @@
  * the kernel's event queue overflows the tree is rescanned and treated as
  * changed.
  *
- * Uses: log.c. */
+ * Uses: log.c, err.c. */
 #ifndef RT_WATCH_H
 #define RT_WATCH_H
 
 #include <stddef.h>
+
+#include "err.h"
 
 struct watch;
 
 /* Starts watching root. Returns NULL with err filled (inotify unavailable,
  * root unreadable). */
 struct watch *watch_start(const char *root, int delay_ms, void (*on_change)(void *ud),
-                          void *ud, char *err, size_t errlen);
+                          void *ud, struct rt_err *err);
 /* Stops the thread (waiting for a running on_change) and frees w. */
 void watch_stop(struct watch *w);
 
