@@ -1,5 +1,6 @@
 /* check: `runtime check` and `runtime routes` (see check.h). */
 #include "check.h"
+#include "cli.h"
 
 #include "auth.h"
 #include "bindings.h"
@@ -55,22 +56,27 @@ static int start(int argc, char **argv, void (*usage)(FILE *), struct opts *o,
 {
     struct rt_err cerr;
 
+    enum { O_JSON = 256, O_CONFIG, O_SCRIPTS };
+    static const struct option longopts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"json", no_argument, NULL, O_JSON},
+        {"config", required_argument, NULL, O_CONFIG},
+        {"scripts", required_argument, NULL, O_SCRIPTS},
+        {NULL, 0, NULL, 0},
+    };
+    const char *word;
+    int ch;
+
     memset(o, 0, sizeof *o);
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            return 0;
-        }
-        if (strcmp(argv[i], "--json") == 0) {
-            o->json = true;
-        } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-            o->config = argv[++i];
-        } else if (strcmp(argv[i], "--scripts") == 0 && i + 1 < argc) {
-            o->scripts = argv[++i];
-        } else {
-            fprintf(stderr, "runtime %s: unknown option '%s'\n", argv[0], argv[i]);
-            usage(stderr);
-            return 2;
+    cli_start();
+    while ((ch = cli_next(argc, argv, "-:h", longopts, &word)) != -1) {
+        switch (ch) {
+        case 'h': usage(stdout); return 0;
+        case O_JSON: o->json = true; break;
+        case O_CONFIG: o->config = optarg; break;
+        case O_SCRIPTS: o->scripts = optarg; break;
+        default: /* a word, or a bad option: neither command takes words */
+            return cli_bad(argv[0], word ? word : "?", usage);
         }
     }
     if (!(*cfg = config_load(o->config, &cerr))) {

@@ -4,6 +4,7 @@
  * pool (connects lazily) -> HTTP. Shutdown on SIGTERM/SIGINT runs it in
  * reverse after in-flight requests finish. */
 #include "check.h"
+#include "cli.h"
 #include "cmd_migrate.h"
 #include "cmd_seed.h"
 #include "cmd_tenant.h"
@@ -65,17 +66,20 @@ static int cmd_serve(int argc, char **argv)
     sigset_t sigs;
     int sig, rc = 1;
 
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            serve_usage(stdout);
-            return 0;
-        }
-        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-            cfg_file = argv[++i];
-        } else {
-            fprintf(stderr, "runtime serve: unknown option '%s'\n", argv[i]);
-            serve_usage(stderr);
-            return 2;
+    static const struct option longopts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"config", required_argument, NULL, 'c'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *word;
+    int ch;
+
+    cli_start();
+    while ((ch = cli_next(argc, argv, "-:h", longopts, &word)) != -1) {
+        switch (ch) {
+        case 'h': serve_usage(stdout); return 0;
+        case 'c': cfg_file = optarg; break;
+        default: return cli_bad("serve", word ? word : "?", serve_usage);
         }
     }
 
